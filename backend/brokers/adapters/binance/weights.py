@@ -1,0 +1,19 @@
+"""Request weight of every call the adapter makes, passed to the limiter as `cost`.
+
+From rest-api.md (per endpoint) and the wallet connector's docstrings (binance-connector-
+python clients/wallet ... capital_api.py, asset_api.py, account_api.py); see
+broker-apis.md §3.3. /api weights count against the egress IP's 6,000 a minute. The
+IP-weighted /sapi endpoints are counted by Binance per endpoint (12,000 a minute each),
+apart from /api, so they cost 0 in the /api budget; withdraw history is UID-weighted
+and is charged to the account's own budget (the "binance-uid" rule).
+"""
+ACCOUNT = 20
+EXCHANGE_INFO = 20
+MY_TRADES = 20                 # 5 with orderId (not used: the adapter pages by fromId)
+ALL_ORDERS = 20
+ORDER = 4
+OPEN_ORDERS_ONE = 6            # with a symbol
+OPEN_ORDERS_ALL = 80           # without
+SERVER_TIME = 1
+SAPI_IP = 0                    # apiRestrictions 1, deposit history 1, assetDividend 10: not /api weight
+WITHDRAW_HISTORY_UID = 18_000  # of 180,000 a minute per account: 10 calls a minute

@@ -1,0 +1,80 @@
+"""The adapter interface: one small class per broker answers four narrow questions.
+
+An adapter never touches the database and never decides when to save. It gets a
+cursor and yields `Page`s: records plus the cursor that covers them. The pipeline
+(backend/sync/pipeline.py) owns step order, saving, and cursor monotonicity.
+"""
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from typing import Any, ClassVar
+
+from .dtos import AccountInfo, CredentialField, Credentials, Order, Page, PositionSnapshot, Transaction
+from .http import BrokerSession
+
+
+class BrokerAdapter(ABC):
+    key: ClassVar[str]                          # "alpaca"; also the queue suffix: sync.alpaca
+    display_name: ClassVar[str]
+    environments: ClassVar[tuple[str, ...]] = ("live",)
+    credential_fields: ClassVar[tuple[CredentialField, ...]]
+    capabilities: ClassVar[frozenset[str]] = frozenset({"positions", "transactions", "orders"})
+    # Documentation for GET /brokers/ and the README table.
+    rate_limit_note: ClassVar[str] = ""
+
+    def __init__(self, *, credentials: Credentials, environment: str, session: BrokerSession):
+        if environment not in self.environments:
+            raise ValueError(f"{self.key} has no environment {environment!r}")
+        self.credentials = credentials
+        self.environment = environment
+        self.session = session
+
+    # -- the four questions -------------------------------------------------------------
+    @abstractmethod
+    def verify_credentials(self) -> AccountInfo:
+        """Check the keys against the broker; return the broker's stable account id.
+
+        Raises AuthError with the broker's reason when the keys are wrong."""
+
+    @abstractmethod
+    def fetch_positions(self) -> PositionSnapshot:
+        """Every position the broker reports now (all of them: absent means closed)."""
+
+    @abstractmethod
+    def fetch_transactions(self, cursor: dict[str, Any] | None) -> Iterator[Page[Transaction]]:
+        """Every activity after `cursor` (None: full history), oldest first, page by page.
+
+        Unknown activity types are returned as TransactionType.OTHER with their raw
+        record, never dropped. The last page's cursor covers everything seen."""
+
+    @abstractmethod
+    def fetch_orders(self, cursor: dict[str, Any] | None,
+                     open_order_ids: Sequence[str] = ()) -> Iterator[Page[Order]]:
+        """Orders submitted after `cursor`, plus the current state of `open_order_ids`
+        (orders we stored as open last time, which may since have filled or been
+        cancelled)."""
+
+    # -- helpers shared by every adapter ------------------------------------------------
+    @classmethod
+    def rate_scope(cls, credentials: Credentials, environment: str) -> str:
+        """The key our shared limiter counts under. Default: per API key, which is
+        what Alpaca (per account = per key), Kraken and Coinbase count. Binance
+        overrides it: its weight is counted per egress IP across all users."""
+        digest = hashlib.sha256(credentials.api_key.encode()).hexdigest()[:16]
+        return f"{cls.key}:{environment}:key:{digest}"
+
+    @classmethod
+    def describe(cls) -> dict[str, Any]:
+        return {
+            "key": cls.key,
+            "name": cls.display_name,
+            "environments": list(cls.environments),
+            "capabilities": sorted(cls.capabilities),
+            "credential_fields": [
+                {"name": f.name, "label": f.label, "secret": f.secret, "help_text": f.help_text}
+                for f in cls.credential_fields
+            ],
+            "rate_limit": cls.rate_limit_note,
+        }

@@ -1,0 +1,164 @@
+"""One rate limiter shared by every worker process, kept in Redis.
+
+Celery's own `rate_limit` counts per worker process, so it cannot hold a broker's
+budget across workers. This limiter is acquired right before every broker request,
+keyed by the scope the broker really counts in (Alpaca: per account/key, Binance: per
+egress IP across all users, Kraken and Coinbase: per key), and it learns from the
+broker's answers: remaining/used-weight headers move it, a 429 or 418 blocks the whole
+scope until the wait is over.
+
+Two algorithms, both exact:
+  window  sliding window of total cost per `period` seconds (Alpaca, Binance, Coinbase).
+          Sliding is never looser than the broker's fixed windows.
+  leaky   a counter that decays `decay` per second and may not pass `limit` (Kraken's
+          documented call counter, where history calls cost 2).
+
+Rules are data (settings.BROKER_RATE_LIMITS); the clock is injectable so tests move it.
+"""
+from __future__ import annotations
+
+import math
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Callable
+
+import redis
+
+_WINDOW_ACQUIRE = """
+local zkey, bkey = KEYS[1], KEYS[2]
+local now, period, limit, cost, member = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
+local blocked = tonumber(redis.call('GET', bkey) or '0')
+if blocked > now then return tostring(blocked - now) end
+redis.call('ZREMRANGEBYSCORE', zkey, '-inf', now - period)
+local entries = redis.call('ZRANGE', zkey, 0, -1, 'WITHSCORES')
+local used = 0
+for i = 1, #entries, 2 do used = used + tonumber(string.match(entries[i], '|([%d%.]+)$')) end
+if used + cost <= limit then
+  redis.call('ZADD', zkey, now, member .. '|' .. cost)
+  redis.call('PEXPIRE', zkey, math.ceil(period * 1000) + 1000)
+  return '0'
+end
+local need, freed = used + cost - limit, 0
+for i = 1, #entries, 2 do
+  freed = freed + tonumber(string.match(entries[i], '|([%d%.]+)$'))
+  if freed >= need then return tostring(math.max(0.001, tonumber(entries[i + 1]) + period - now)) end
+end
+return tostring(period)
+"""
+
+_WINDOW_USED = """
+local zkey, now, period = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', zkey, '-inf', now - period)
+local entries = redis.call('ZRANGE', zkey, 0, -1)
+local used = 0
+for i = 1, #entries do used = used + tonumber(string.match(entries[i], '|([%d%.]+)$')) end
+return tostring(used)
+"""
+
+_LEAKY_ACQUIRE = """
+local hkey, bkey = KEYS[1], KEYS[2]
+local now, limit, decay, cost = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local blocked = tonumber(redis.call('GET', bkey) or '0')
+if blocked > now then return tostring(blocked - now) end
+local v = redis.call('HMGET', hkey, 'c', 't')
+local c, t = tonumber(v[1] or '0'), tonumber(v[2] or ARGV[1])
+c = math.max(0, c - decay * math.max(0, now - t))
+if c + cost <= limit + 1e-9 then
+  redis.call('HSET', hkey, 'c', tostring(c + cost), 't', ARGV[1])
+  redis.call('EXPIRE', hkey, math.ceil(limit / decay) + 5)
+  return '0'
+end
+redis.call('HSET', hkey, 'c', tostring(c), 't', ARGV[1])
+return tostring(math.max(0.001, (c + cost - limit) / decay))
+"""
+
+
+@dataclass(frozen=True)
+class RateRule:
+    algorithm: str            # "window" | "leaky"
+    limit: float              # window: total cost per period; leaky: counter maximum
+    period: float = 60.0      # window only, seconds (pad it a little past the broker's window)
+    decay: float = 1.0        # leaky only, counter units per second
+
+    @classmethod
+    def from_setting(cls, data: dict) -> "RateRule":
+        return cls(**{k: data[k] for k in ("algorithm", "limit", "period", "decay") if k in data})
+
+
+class RateLimiter:
+    """acquire() returns 0.0 when the request may go now, otherwise the seconds to wait
+    (nothing is reserved in that case)."""
+
+    def __init__(self, client: redis.Redis, rules: dict[str, RateRule], *,
+                 clock: Callable[[], float] = time.time, prefix: str = "bs:rl"):
+        self.redis = client
+        self.rules = rules
+        self.clock = clock
+        self.prefix = prefix
+        self._window = client.register_script(_WINDOW_ACQUIRE)
+        self._window_used = client.register_script(_WINDOW_USED)
+        self._leaky = client.register_script(_LEAKY_ACQUIRE)
+
+    def _keys(self, scope: str) -> tuple[str, str]:
+        return f"{self.prefix}:{scope}", f"{self.prefix}:block:{scope}"
+
+    def rule_for(self, broker: str) -> RateRule | None:
+        return self.rules.get(broker)
+
+    def acquire(self, broker: str, scope: str, cost: float = 1) -> float:
+        rule = self.rules.get(broker)
+        if rule is None:
+            return 0.0
+        key, block = self._keys(scope)
+        now = self.clock()
+        if rule.algorithm == "leaky":
+            wait = self._leaky(keys=[key, block], args=[now, rule.limit, rule.decay, cost])
+        else:
+            wait = self._window(keys=[key, block], args=[now, rule.period, rule.limit, cost, uuid.uuid4().hex[:12]])
+        return float(wait)
+
+    def used(self, broker: str, scope: str) -> float:
+        rule = self.rules.get(broker)
+        if rule is None or rule.algorithm != "window":
+            return 0.0
+        key, _ = self._keys(scope)
+        return float(self._window_used(keys=[key], args=[self.clock(), rule.period]))
+
+    def block(self, scope: str, seconds: float) -> None:
+        """Stop every request in `scope` for `seconds` (after a 429, or a Binance 418 ban)."""
+        _, block = self._keys(scope)
+        until = self.clock() + max(0.0, seconds)
+        current = float(self.redis.get(block) or 0)
+        if until > current:
+            self.redis.set(block, repr(until), px=int(math.ceil(seconds * 1000)) + 1000)
+
+    def blocked_for(self, scope: str) -> float:
+        _, block = self._keys(scope)
+        return max(0.0, float(self.redis.get(block) or 0) - self.clock())
+
+    def observe_used(self, broker: str, scope: str, *, used: float, resets_in: float) -> None:
+        """The broker told us how much of the window is spent (Alpaca remaining, Binance
+        used weight). If it counts more than we do (another process or app shares the
+        key or IP), add the difference as phantom cost that expires with its window."""
+        rule = self.rules.get(broker)
+        if rule is None or rule.algorithm != "window":
+            return
+        mine = self.used(broker, scope)
+        extra = used - mine
+        if extra <= 0:
+            return
+        key, _ = self._keys(scope)
+        # Scored so that it leaves our sliding window exactly when the broker's resets.
+        score = self.clock() + max(0.0, resets_in) - rule.period
+        self.redis.zadd(key, {f"phantom-{uuid.uuid4().hex[:12]}|{extra:g}": score})
+
+    def strikes(self, scope: str, *, reset: bool = False) -> int:
+        """Consecutive 429s in a scope, for our own backoff when the broker's wait is 0."""
+        key = f"{self.prefix}:strikes:{scope}"
+        if reset:
+            self.redis.delete(key)
+            return 0
+        n = self.redis.incr(key)
+        self.redis.expire(key, 600)
+        return int(n)

@@ -1,0 +1,3 @@
+from .base import *  # noqa: F401,F403
+from .brokers import *  # noqa: F401,F403
+from .celery import *  # noqa: F401,F403

@@ -1,0 +1,127 @@
+"""Django settings. Values come from backend/config/env.py; see the README's configuration table."""
+from __future__ import annotations
+
+from django.core.exceptions import ImproperlyConfigured
+
+from backend.config.env import BASE_DIR, env
+
+# local (zero-setup defaults), test, or production (refuses to start without real secrets)
+ENVIRONMENT = env("BROKERSYNC_ENV", default="local")
+DEBUG = env.bool("DEBUG", default=ENVIRONMENT == "local")
+
+_DEV_SECRET_KEY = "insecure-dev-only-secret-key-do-not-use-in-production"
+_DEV_FERNET_KEY = "insecure-dev-only-credential-key"
+SECRET_KEY = env("SECRET_KEY", default=_DEV_SECRET_KEY)
+# Credential encryption keys, newest first: the first encrypts, every key decrypts
+# (MultiFernet). Rotate: prepend a new key, run `manage.py rotate_credentials`, drop the old.
+FERNET_KEYS = env.list("FERNET_KEYS", default=[_DEV_FERNET_KEY])
+
+if ENVIRONMENT == "production":
+    if SECRET_KEY == _DEV_SECRET_KEY or len(SECRET_KEY) < 32:
+        raise ImproperlyConfigured("production needs SECRET_KEY (at least 32 characters)")
+    if not env("FERNET_KEYS", default="") or _DEV_FERNET_KEY in FERNET_KEYS:
+        raise ImproperlyConfigured("production needs FERNET_KEYS (comma-separated, newest first)")
+
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["*"] if DEBUG else ["localhost", "127.0.0.1"])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "django_filters",
+    "drf_spectacular",
+    "django_celery_beat",
+    "backend.core",
+    "backend.portfolio",
+    "backend.connections",
+    "backend.sync",
+    "workers",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "backend.config.urls"
+WSGI_APPLICATION = "backend.config.wsgi.application"
+
+TEMPLATES = [{
+    "BACKEND": "django.template.backends.django.DjangoTemplates",
+    "DIRS": [],
+    "APP_DIRS": True,
+    "OPTIONS": {"context_processors": [
+        "django.template.context_processors.request",
+        "django.contrib.auth.context_processors.auth",
+        "django.contrib.messages.context_processors.messages",
+    ]},
+}]
+
+# SQLite file by default so a local run needs no database server; PostgreSQL in production and tests.
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'var' / 'brokersync.sqlite3'}")}
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    (BASE_DIR / "var").mkdir(exist_ok=True)
+    # Web, worker and beat share the file: wait for the lock instead of failing at once.
+    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 30
+else:
+    DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/0")
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "var" / "static"
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "PAGE_SIZE": 50,
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "backend.core.api.exception_handler",
+    "COERCE_DECIMAL_TO_STRING": True,
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "brokersync API",
+    "DESCRIPTION": "Connect brokerage and exchange accounts and keep them in sync.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+}
+
+LOG_LEVEL = env("LOG_LEVEL", default="INFO")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": "WARNING"},
+    "loggers": {
+        "brokersync": {"level": LOG_LEVEL},
+        "celery": {"level": "INFO"},
+    },
+}

@@ -1,0 +1,56 @@
+"""Where each broker lives and how fast we may talk to it. Rates are data, not code."""
+from __future__ import annotations
+
+from backend.config.env import env
+
+# Real hosts. BROKER_SANDBOX=host:port points every broker at the local sandbox instead
+# (python -m sandbox); a per-broker *_BASE_URL variable overrides either.
+_REAL = {
+    "alpaca": {"paper": "https://paper-api.alpaca.markets", "live": "https://api.alpaca.markets"},
+    "coinbase": {"live": "https://api.coinbase.com"},
+    "binance": {"live": "https://api.binance.com"},
+    "kraken": {"live": "https://api.kraken.com"},
+}
+BROKER_SANDBOX = env("BROKER_SANDBOX", default="")
+
+
+def _sandbox_urls(hostport: str) -> dict[str, dict[str, str]]:
+    from sandbox.endpoints import ENDPOINTS
+
+    host, _, port = hostport.rpartition(":")
+    urls: dict[str, dict[str, str]] = {}
+    for broker, environment, offset in ENDPOINTS.values():
+        urls.setdefault(broker, {})[environment] = f"http://{host}:{int(port) + offset}"
+    return urls
+
+
+BROKER_BASE_URLS = _sandbox_urls(BROKER_SANDBOX) if BROKER_SANDBOX else _REAL
+for _broker, _envs in BROKER_BASE_URLS.items():
+    for _env in _envs:
+        _override = env(f"{_broker.upper()}_{_env.upper()}_BASE_URL", default="")
+        if _override:
+            _envs[_env] = _override
+
+# The shared limiter's rules (backend/brokers/ratelimit.py), one per broker, with the scope
+# the broker counts in. Window periods are padded 1 s past the broker's so requests that
+# arrive late never land in the broker's next window twice.
+BROKER_RATE_LIMITS = {
+    # 200 requests/min per account (docs.alpaca.markets "Rate Limit"; alpaca.markets support)
+    "alpaca": {"algorithm": "window", "limit": 200, "period": 61},
+    # 30 requests/s per key on private v3 endpoints (ccxt + third-party summaries; unconfirmed)
+    "coinbase": {"algorithm": "window", "limit": 30, "period": 1.05},
+    # request weight 6,000/min per IP (exchangeInfo REQUEST_WEIGHT; read live value at runtime)
+    "binance": {"algorithm": "window", "limit": 6000, "period": 61},
+    # per-key counter max 15 decaying 0.33/s (starter tier, docs.kraken.com ratelimits)
+    "kraken": {"algorithm": "leaky", "limit": 15, "decay": 0.33},
+}
+# Operators (and the benchmarks) may override rules per broker without a code change:
+# BROKER_RATE_LIMITS_JSON='{"alpaca": {"algorithm": "window", "limit": 1000, "period": 60}}'
+BROKER_RATE_LIMITS.update(env.json("BROKER_RATE_LIMITS_JSON", default={}))
+
+BROKER_SESSION_POLICY = {
+    "connect_timeout": env.float("BROKER_CONNECT_TIMEOUT", default=3.05),
+    "read_timeout": env.float("BROKER_READ_TIMEOUT", default=20.0),
+    "transient_retries": env.int("BROKER_TRANSIENT_RETRIES", default=2),
+    "max_inplace_wait": env.float("BROKER_MAX_INPLACE_WAIT", default=5.0),
+}

@@ -1,0 +1,163 @@
+"""The sync pipeline: positions -> transactions -> orders -> reconcile -> write log.
+
+Each step is a plain function of a run. Every checkpoint saves its rows and its cursor
+in one transaction, so a step that dies keeps what it committed and a re-run resumes
+from the last cursor without writing anything twice (rows are upserted on the broker's
+id). The Celery tasks in workers/tasks.py are doorways to `run_step`.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from backend.brokers.base import BrokerAdapter
+from backend.brokers.dtos import Page
+from backend.brokers.registry import build_adapter
+from backend.connections.models import BrokerConnection
+
+from . import services, writers
+from .models import SyncCursor, SyncRun
+from .reconcile import quantity_differences
+
+log = logging.getLogger("brokersync.sync")
+
+# Commit at least this often: big enough that a 200,000-activity backfill is not 2,000
+# tiny transactions, small enough that a crash loses little work.
+CHECKPOINT_ROWS = 2_000
+CHECKPOINT_SECONDS = 5.0
+MAX_SKIPPED_KEPT = 200
+
+
+def adapter_for(connection: BrokerConnection) -> BrokerAdapter:
+    return build_adapter(connection.broker, environment=connection.environment,
+                         credentials=connection.credentials())
+
+
+def run_step(run: SyncRun, step: str, adapter_factory: Callable[[BrokerConnection], BrokerAdapter] = adapter_for) -> None:
+    """Run one step of a run. Broker errors propagate to the caller (the task decides)."""
+    started = timezone.now()
+    services.sync_step_started(run=run, step=step)
+    connection = run.connection
+    if step == SyncRun.Step.RECONCILE:
+        _reconcile(run)
+    elif step == SyncRun.Step.WRITE_LOG:
+        services.sync_step_finished(run=run, step=step, started=started)
+        services.sync_finish(run=run)
+        return
+    elif step not in connection.enabled_streams():
+        services.sync_step_finished(run=run, step=step, started=started, extra={"skipped": "stream disabled"})
+        return
+    else:
+        adapter = adapter_factory(connection)
+        try:
+            STREAM_STEPS[step](run, adapter)
+        finally:
+            run.steps.setdefault(step, {})["requests"] = run.steps.get(step, {}).get("requests", 0) + \
+                adapter.session.requests_made
+    services.sync_step_finished(run=run, step=step, started=started)
+
+
+def _positions(run: SyncRun, adapter: BrokerAdapter) -> None:
+    snapshot = adapter.fetch_positions()
+    with transaction.atomic():
+        counts = writers.positions_replace(run.connection, snapshot.positions, timezone.now())
+        counts["skipped"] = len(snapshot.skipped)
+        _keep_skipped(run, "positions", snapshot.skipped)
+        run.steps.setdefault("positions", {})["cash"] = {k: str(v) for k, v in snapshot.cash.items()}
+        services.sync_step_progress(run=run, step="positions", counts=counts)
+
+
+def _transactions(run: SyncRun, adapter: BrokerAdapter) -> None:
+    cursor = _cursor(run.connection, "transactions")
+    _consume(run, "transactions", adapter.fetch_transactions(cursor.cursor or None), writers.transactions_upsert)
+
+
+def _orders(run: SyncRun, adapter: BrokerAdapter) -> None:
+    cursor = _cursor(run.connection, "orders")
+    open_ids = writers.open_order_ids(run.connection)
+    _consume(run, "orders", adapter.fetch_orders(cursor.cursor or None, open_ids), writers.orders_upsert)
+
+
+def _consume(run: SyncRun, stream: str, pages: Iterator[Page], upsert) -> None:
+    """Save pages in checkpoints: rows and the newest page's cursor in one transaction."""
+    batch: list[Page] = []
+    rows, last_commit = 0, time.monotonic()
+    for page in pages:
+        batch.append(page)
+        rows += len(page.items)
+        if rows >= CHECKPOINT_ROWS or time.monotonic() - last_commit >= CHECKPOINT_SECONDS:
+            _checkpoint(run, stream, batch, upsert)
+            batch, rows, last_commit = [], 0, time.monotonic()
+    if batch:
+        _checkpoint(run, stream, batch, upsert)
+
+
+def _checkpoint(run: SyncRun, stream: str, batch: list[Page], upsert) -> None:
+    items = [item for page in batch for item in page.items]
+    skipped = [s for page in batch for s in page.skipped]
+    with transaction.atomic():
+        counts = upsert(run.connection, items, timezone.now()) if items else {"fetched": 0, "created": 0, "updated": 0}
+        counts["skipped"] = len(skipped)
+        _keep_skipped(run, stream, skipped)
+        _advance_cursor(run.connection, stream, batch[-1].cursor, _merge_coverage(batch))
+        services.sync_step_progress(run=run, step=stream, counts=counts)
+
+
+def _cursor(connection: BrokerConnection, stream: str) -> SyncCursor:
+    cursor, _ = SyncCursor.objects.get_or_create(connection=connection, stream=stream)
+    return cursor
+
+
+def _advance_cursor(connection: BrokerConnection, stream: str, new: dict[str, Any], coverage: dict) -> None:
+    """Store the new cursor unless it would move the watermark backwards."""
+    row = SyncCursor.objects.select_for_update().get(connection=connection, stream=stream)
+    watermark = str(new.get("watermark") or "")
+    if row.watermark and watermark and watermark < row.watermark:
+        log.warning("sync.cursor_backwards connection=%s stream=%s", connection.pk, stream)
+        return
+    row.cursor = new
+    row.watermark = watermark or row.watermark
+    if coverage:
+        row.coverage = {**row.coverage, **coverage}
+    row.save()
+
+
+def _merge_coverage(batch: list[Page]) -> dict:
+    merged: dict = {}
+    for page in batch:
+        for key, value in page.coverage.items():
+            if isinstance(value, list):
+                merged[key] = sorted(set(merged.get(key, [])) | set(value))
+            else:
+                merged[key] = value
+    return merged
+
+
+def _keep_skipped(run: SyncRun, stream: str, skipped) -> None:
+    room = MAX_SKIPPED_KEPT - len(run.skipped_records or [])
+    if not skipped or room <= 0:
+        return
+    run.skipped_records = (run.skipped_records or []) + [
+        {"stream": stream, "reason": s.reason[:200], "raw": s.raw} for s in skipped[:room]]
+    SyncRun.objects.filter(pk=run.pk).update(skipped_records=run.skipped_records)
+    for s in skipped[:room]:
+        log.warning("sync.record_skipped connection=%s stream=%s reason=%s", run.connection_id, stream, s.reason[:200])
+
+
+def _reconcile(run: SyncRun) -> None:
+    differences = quantity_differences(run.connection)
+    run.reconcile_differences = differences
+    SyncRun.objects.filter(pk=run.pk).update(reconcile_differences=differences)
+    run.steps.setdefault("reconcile", {})["differences"] = len(differences)
+
+
+STREAM_STEPS = {
+    SyncRun.Step.POSITIONS: _positions,
+    SyncRun.Step.TRANSACTIONS: _transactions,
+    SyncRun.Step.ORDERS: _orders,
+}

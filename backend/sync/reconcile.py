@@ -1,0 +1,43 @@
+"""Reconcile: does what the broker holds equal what its history adds up to?
+
+For every asset, the quantity of the open positions the broker reports is compared with
+the sum of the signed quantities of every stored, non-canceled transaction (fills,
+splits, transfers, in-kind fees, rewards). Every difference is recorded on the run;
+a later issue builds the full ledger on top of this.
+"""
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.db.models import Sum
+
+from backend.connections.models import BrokerConnection
+
+from .models import BrokerPosition, BrokerTransaction
+
+NOT_COUNTED_STATUSES = ("canceled", "cancelled", "failed", "rejected", "pending")
+
+
+def quantity_differences(connection: BrokerConnection) -> list[dict]:
+    held = _sum_by_asset(BrokerPosition.objects.filter(connection=connection, is_open=True))
+    computed = _sum_by_asset(BrokerTransaction.objects.filter(connection=connection, asset__isnull=False,
+                                                               quantity__isnull=False)
+                             .exclude(status__in=NOT_COUNTED_STATUSES)
+                             .exclude(asset__asset_class="fiat"))
+    differences = []
+    for key in sorted(set(held) | set(computed)):
+        broker_qty, ledger_qty = held.get(key, Decimal(0)), computed.get(key, Decimal(0))
+        if broker_qty != ledger_qty:
+            asset_class, symbol = key
+            differences.append({"asset": symbol, "asset_class": asset_class, "broker_quantity": _fmt(broker_qty),
+                                "computed_quantity": _fmt(ledger_qty), "difference": _fmt(broker_qty - ledger_qty)})
+    return differences
+
+
+def _sum_by_asset(queryset) -> dict[tuple[str, str], Decimal]:
+    rows = (queryset.values("asset__asset_class", "asset__symbol").annotate(total=Sum("quantity")))
+    return {(r["asset__asset_class"], r["asset__symbol"]): r["total"] or Decimal(0) for r in rows}
+
+
+def _fmt(value: Decimal) -> str:
+    return format(value.normalize(), "f")

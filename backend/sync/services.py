@@ -1,0 +1,162 @@
+"""Sync runs: ask for one, start it, fail it, halt it, finish it.
+
+One run per connection at a time is enforced by a partial unique index on SyncRun;
+asking again while one is queued or running returns that run.
+"""
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from backend.brokers.errors import AuthError
+from backend.connections.models import BrokerConnection
+
+from .models import SyncRun
+
+log = logging.getLogger("brokersync.sync")
+STEPS = [s.value for s in SyncRun.Step]
+
+
+def sync_request(*, connection: BrokerConnection, trigger: str = "api",
+                 countdown: float = 0) -> tuple[SyncRun, bool]:
+    """Queue a run for the connection, or return the one already queued or running.
+    Returns (run, created). The Celery chain is sent only after the run is committed,
+    `countdown` seconds later (the dispatcher spreads its sends over its period)."""
+    existing = _active_run(connection)
+    if existing is not None:
+        return existing, False
+    try:
+        with transaction.atomic():
+            run = SyncRun.objects.create(connection=connection, trigger=trigger, state=SyncRun.State.QUEUED)
+            transaction.on_commit(lambda: _enqueue(run.pk, connection.broker, countdown=countdown))
+    except IntegrityError:
+        # Lost the race to another request: the database kept exactly one active run.
+        existing = _active_run(connection)
+        if existing is None:
+            raise
+        return existing, False
+    log.info("sync.queued connection=%s run=%s trigger=%s", connection.pk, run.pk, trigger)
+    return run, True
+
+
+def _active_run(connection: BrokerConnection) -> SyncRun | None:
+    return SyncRun.objects.filter(connection=connection, state__in=SyncRun.ACTIVE_STATES).first()
+
+
+def _enqueue(run_id: int, broker: str, first_step: str = STEPS[0], countdown: float = 0) -> None:
+    from workers.tasks import sync_chain
+
+    sync_chain(run_id, broker, first_step=first_step).apply_async(countdown=countdown or None)
+
+
+def sync_requeue(*, run: SyncRun) -> None:
+    """Send a run's chain again from the step it had reached (after a lost worker or message)."""
+    step = run.current_step or STEPS[0]
+    _enqueue(run.pk, run.connection.broker, first_step=step)
+
+
+def sync_step_started(*, run: SyncRun, step: str) -> None:
+    now = timezone.now()
+    info = run.steps.get(step, {})
+    info.setdefault("started_at", now.isoformat())
+    run.steps[step] = info
+    fields = {"current_step": step, "heartbeat_at": now, "steps": run.steps}
+    if run.state == SyncRun.State.QUEUED:
+        fields.update(state=SyncRun.State.RUNNING, started_at=now)
+    SyncRun.objects.filter(pk=run.pk).update(**fields)
+    for key, value in fields.items():
+        setattr(run, key, value)
+
+
+def sync_step_progress(*, run: SyncRun, step: str, counts: dict) -> None:
+    """Add a checkpoint's counts to the step and renew the run's lease. Called inside the
+    checkpoint's transaction, so counts and rows commit together."""
+    info = run.steps.setdefault(step, {})
+    for key, value in counts.items():
+        if isinstance(value, (int, float)):
+            info[key] = info.get(key, 0) + value
+    run.attempts = 0
+    run.heartbeat_at = timezone.now()
+    SyncRun.objects.filter(pk=run.pk).update(steps=run.steps, attempts=0, heartbeat_at=run.heartbeat_at)
+
+
+def sync_step_finished(*, run: SyncRun, step: str, started: datetime, extra: dict | None = None) -> None:
+    now = timezone.now()
+    info = run.steps.setdefault(step, {})
+    info.update(extra or {})
+    info["finished_at"] = now.isoformat()
+    info["duration_ms"] = int((now - started).total_seconds() * 1000)
+    SyncRun.objects.filter(pk=run.pk).update(steps=run.steps, heartbeat_at=now)
+
+
+def sync_retry_noted(*, run: SyncRun, error: Exception) -> int:
+    run.attempts += 1
+    kind = getattr(error, "kind", "database")
+    message = getattr(error, "message", None) or f"{type(error).__name__}: database unavailable"
+    SyncRun.objects.filter(pk=run.pk).update(attempts=run.attempts, error_kind=kind,
+                                             error_message=message[:500], heartbeat_at=timezone.now())
+    return run.attempts
+
+
+def sync_cancel(*, connection: BrokerConnection, reason: str, now: datetime | None = None) -> int:
+    """End a connection's queued or running run (its steps see the run inactive and stop)."""
+    return (SyncRun.objects.filter(connection=connection, state__in=SyncRun.ACTIVE_STATES)
+            .update(state=SyncRun.State.FAILED, error_kind="canceled", finished_at=now or timezone.now(),
+                    error_message=reason[:500]))
+
+
+def sync_fail(*, run: SyncRun, step: str, error: Exception) -> None:
+    """Record a failed run. Runs in its own transaction, after the step's has rolled back."""
+    kind = getattr(error, "kind", "internal")
+    message = getattr(error, "message", None) or f"{type(error).__name__}: internal error"
+    now = timezone.now()
+    with transaction.atomic():
+        SyncRun.objects.filter(pk=run.pk).update(state=SyncRun.State.FAILED, failed_step=step, current_step=step,
+                                                 error_kind=kind, error_message=message[:500], finished_at=now)
+        connection = BrokerConnection.objects.select_for_update().get(pk=run.connection_id)
+        connection.error_count += 1
+        connection.last_sync_at = now
+        connection.last_sync_state = SyncRun.State.FAILED
+        connection.last_error = f"{step}: {message}"[:500]
+        if isinstance(error, AuthError):
+            connection.status = (BrokerConnection.Status.REVOKED if error.revoked
+                                 else BrokerConnection.Status.EXPIRED)
+            connection.status_reason = message[:255]
+            connection.next_sync_at = None
+        elif connection.error_count >= settings.SYNC_MAX_CONSECUTIVE_FAILURES:
+            connection.status = BrokerConnection.Status.ERROR
+            connection.status_reason = f"{connection.error_count} failed syncs in a row; last: {message}"[:255]
+            connection.next_sync_at = None
+        else:
+            connection.next_sync_at = now + _retry_interval(connection)
+        connection.save()
+    log.warning("sync.run_failed connection=%s run=%s step=%s kind=%s", run.connection_id, run.pk, step, kind)
+
+
+def _retry_interval(connection: BrokerConnection) -> timedelta:
+    # After a failed run, try again sooner than the normal interval, backing off per failure.
+    return min(connection.sync_interval, timedelta(minutes=5) * 2 ** max(0, connection.error_count - 1))
+
+
+def sync_finish(*, run: SyncRun) -> None:
+    now = timezone.now()
+    with transaction.atomic():
+        SyncRun.objects.filter(pk=run.pk).update(state=SyncRun.State.SUCCEEDED, current_step="", finished_at=now,
+                                                 error_kind="", error_message="")
+        connection = BrokerConnection.objects.select_for_update().get(pk=run.connection_id)
+        connection.error_count = 0
+        connection.last_sync_at = now
+        connection.last_successful_sync_at = now
+        connection.last_sync_state = SyncRun.State.SUCCEEDED
+        connection.last_error = ""
+        if connection.status in (BrokerConnection.Status.PENDING, BrokerConnection.Status.ERROR):
+            connection.status = BrokerConnection.Status.ACTIVE
+            connection.status_reason = ""
+        if connection.schedulable:
+            connection.next_sync_at = now + connection.sync_interval
+        connection.save()
+    log.info("sync.run_finished connection=%s run=%s", run.connection_id, run.pk)

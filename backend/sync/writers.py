@@ -1,0 +1,90 @@
+"""Upserts of adapter DTOs into rows. Idempotent: the same broker record seen twice is one row."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from django.db.models import Q
+
+from backend.brokers.dtos import Order, Position, Transaction
+from backend.connections.models import BrokerConnection
+from backend.portfolio.services import assets_resolve
+
+from .models import BrokerOrder, BrokerPosition, BrokerTransaction
+
+POSITION_FIELDS = ["portfolio", "asset", "quantity", "avg_entry_price", "cost_basis", "market_value",
+                   "current_price", "is_open", "closed_at", "raw", "updated_at"]
+TRANSACTION_FIELDS = ["portfolio", "asset", "type", "broker_type", "status", "occurred_at", "broker_symbol",
+                      "quantity", "price", "amount", "fee", "currency", "side", "order_id", "description", "raw",
+                      "updated_at"]
+ORDER_FIELDS = ["portfolio", "asset", "client_order_id", "broker_symbol", "side", "order_type", "time_in_force",
+                "status", "broker_status", "quantity", "notional", "filled_quantity", "filled_avg_price",
+                "limit_price", "stop_price", "submitted_at", "updated_at_broker", "filled_at", "canceled_at", "raw",
+                "updated_at"]
+
+
+def _split_new(model, connection: BrokerConnection, broker_ids: Sequence[str], field="broker_id") -> int:
+    existing = set(model.objects.filter(connection=connection, **{f"{field}__in": broker_ids})
+                   .values_list(field, flat=True))
+    return len(set(broker_ids) - existing)
+
+
+def positions_replace(connection: BrokerConnection, positions: Sequence[Position], now: datetime) -> dict:
+    """Upsert every reported position; close every stored one the broker no longer reports,
+    whatever its quantity (a position the broker does not list is not held)."""
+    assets = assets_resolve(p.asset for p in positions)
+    rows = {}
+    for p in positions:
+        rows[p.broker_symbol] = BrokerPosition(
+            connection=connection, portfolio_id=connection.portfolio_id,
+            asset=assets[(str(p.asset.asset_class), p.asset.symbol)], broker_symbol=p.broker_symbol,
+            quantity=p.quantity, avg_entry_price=p.avg_entry_price, cost_basis=p.cost_basis,
+            market_value=p.market_value, current_price=p.current_price, is_open=True, closed_at=None,
+            raw=p.raw, updated_at=now)
+    created = _split_new(BrokerPosition, connection, list(rows), field="broker_symbol")
+    BrokerPosition.objects.bulk_create(rows.values(), update_conflicts=True, batch_size=1000,
+                                       unique_fields=["connection", "broker_symbol"], update_fields=POSITION_FIELDS)
+    closed = (BrokerPosition.objects.filter(connection=connection, is_open=True)
+              .exclude(broker_symbol__in=list(rows))
+              .update(is_open=False, closed_at=now, quantity=0, market_value=0, updated_at=now))
+    return {"fetched": len(rows), "created": created, "updated": len(rows) - created, "closed": closed}
+
+
+def transactions_upsert(connection: BrokerConnection, items: Sequence[Transaction], now: datetime) -> dict:
+    by_id = {t.broker_id: t for t in items}          # a page that repeats a record keeps the last copy
+    assets = assets_resolve(t.asset for t in by_id.values() if t.asset)
+    rows = [BrokerTransaction(
+        connection=connection, portfolio_id=connection.portfolio_id,
+        asset=assets[(str(t.asset.asset_class), t.asset.symbol)] if t.asset else None,
+        broker_id=t.broker_id, type=str(t.type), broker_type=t.broker_type[:48], status=t.status,
+        occurred_at=t.occurred_at, broker_symbol=t.broker_symbol, quantity=t.quantity, price=t.price,
+        amount=t.amount, fee=t.fee, currency=t.currency, side=t.side, order_id=t.order_id,
+        description=t.description, raw=t.raw, updated_at=now) for t in by_id.values()]
+    created = _split_new(BrokerTransaction, connection, list(by_id))
+    BrokerTransaction.objects.bulk_create(rows, update_conflicts=True, batch_size=1000,
+                                          unique_fields=["connection", "broker_id"], update_fields=TRANSACTION_FIELDS)
+    return {"fetched": len(items), "created": created, "updated": len(rows) - created}
+
+
+def orders_upsert(connection: BrokerConnection, items: Sequence[Order], now: datetime) -> dict:
+    by_id = {o.broker_id: o for o in items}
+    assets = assets_resolve(o.asset for o in by_id.values() if o.asset)
+    rows = [BrokerOrder(
+        connection=connection, portfolio_id=connection.portfolio_id,
+        asset=assets[(str(o.asset.asset_class), o.asset.symbol)] if o.asset else None,
+        broker_id=o.broker_id, client_order_id=o.client_order_id, broker_symbol=o.broker_symbol, side=o.side,
+        order_type=o.order_type, time_in_force=o.time_in_force, status=o.status, broker_status=o.broker_status,
+        quantity=o.quantity, notional=o.notional, filled_quantity=o.filled_quantity,
+        filled_avg_price=o.filled_avg_price, limit_price=o.limit_price, stop_price=o.stop_price,
+        submitted_at=o.submitted_at, updated_at_broker=o.updated_at, filled_at=o.filled_at,
+        canceled_at=o.canceled_at, raw=o.raw, updated_at=now) for o in by_id.values()]
+    created = _split_new(BrokerOrder, connection, list(by_id))
+    BrokerOrder.objects.bulk_create(rows, update_conflicts=True, batch_size=1000,
+                                    unique_fields=["connection", "broker_id"], update_fields=ORDER_FIELDS)
+    return {"fetched": len(items), "created": created, "updated": len(rows) - created}
+
+
+def open_order_ids(connection: BrokerConnection) -> list[str]:
+    return list(BrokerOrder.objects.filter(connection=connection)
+                .filter(Q(status__in=sorted(Order.OPEN_STATUSES)))
+                .values_list("broker_id", flat=True))

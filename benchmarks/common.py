@@ -1,0 +1,146 @@
+"""What every benchmark needs: a PostgreSQL database of its own, the sandbox and a real
+Celery worker as separate processes, and a sync that is timed and counted."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from sandbox.endpoints import ENDPOINTS, free_port_block  # noqa: E402
+from scripts import procs  # noqa: E402
+
+BENCH_DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/brokersync_bench")
+BENCH_REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
+# Account options that lift the sandbox's own limits (--limits off).
+UNLIMITED_ACCOUNT_OPTIONS = {
+    "alpaca": {"rate_limit_per_min": 100_000_000},
+}
+UNLIMITED_RULE = {"algorithm": "window", "limit": 1e12, "period": 1}
+# The real limits, for the bound a sync cannot beat (backend/config/settings/brokers.py).
+REAL_RATES = {
+    "alpaca": lambda m: m["requests"] / (200 / 60),
+    "coinbase": lambda m: m["requests"] / 30,
+    "binance": lambda m: max(0.0, m.get("cost", m["requests"]) - 6000) / (6000 / 60),
+    "kraken": lambda m: max(0.0, m.get("cost", m["requests"]) - 15) / 0.33,
+}
+
+
+def rate_bound_seconds(broker: str, minimum: dict) -> float:
+    return REAL_RATES[broker](minimum)
+
+
+def _recreate_database(url: str) -> None:
+    import psycopg
+    from urllib.parse import urlparse
+
+    parsed = urlparse(url)
+    name = parsed.path.lstrip("/")
+    with psycopg.connect(parsed._replace(path="/postgres").geturl(), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
+class BenchEnv:
+    def __init__(self, *, limits: str = "off", concurrency: int = 8, extra_env: dict | None = None):
+        self.limits = limits
+        self.concurrency = concurrency
+        self.sandbox_port = free_port_block()
+        self.env = {**os.environ, "DJANGO_SETTINGS_MODULE": "backend.config.settings", "BROKERSYNC_ENV": "local",
+                    "DATABASE_URL": BENCH_DATABASE_URL, "REDIS_URL": BENCH_REDIS_URL, "DEBUG": "false",
+                    "BROKER_SANDBOX": f"127.0.0.1:{self.sandbox_port}", "PYTHONUNBUFFERED": "1",
+                    "LOG_LEVEL": "WARNING", **(extra_env or {})}
+        if limits == "off":
+            self.env["BROKER_RATE_LIMITS_JSON"] = json.dumps({b: UNLIMITED_RULE for b, *_ in ENDPOINTS.values()})
+        self.control_url = f"http://127.0.0.1:{self.sandbox_port}/control"
+        self.worker = None
+        self.user = None
+
+    # -- processes --------------------------------------------------------------------
+    def start(self) -> None:
+        _recreate_database(BENCH_DATABASE_URL)
+        os.environ.update(self.env)
+        import django
+
+        django.setup()
+        from django.core.management import call_command
+
+        call_command("migrate", verbosity=0)
+        import redis
+
+        redis.Redis.from_url(BENCH_REDIS_URL).flushdb()
+        logs = ROOT / "var"
+        logs.mkdir(exist_ok=True)
+        sandbox = procs.start("sandbox", procs.sandbox_cmd(self.sandbox_port), self.env, logs / "bench-sandbox.log")
+        procs.wait_http(self.control_url + "/health", sandbox, "sandbox")
+        from workers.celery_app import app
+        from workers.routing import all_queue_names
+
+        self.worker = procs.start("worker", procs.worker_cmd(all_queue_names(), self.concurrency, "bench"), self.env,
+                                  logs / "bench-worker.log")
+        procs.wait_worker(app, self.worker)
+
+    def stop(self) -> None:
+        procs.stop_all()
+
+    def worker_usage(self) -> dict:
+        """CPU seconds and peak resident memory of the worker process (threads pool: one process)."""
+        pid = self.worker.pid
+        stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks = os.sysconf("SC_CLK_TCK")
+        status = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
+        return {"cpu_s": (int(stat[11]) + int(stat[12])) / ticks,
+                "peak_rss_mb": int(status["VmHWM"].split()[0]) / 1024}
+
+    # -- sandbox ------------------------------------------------------------------------
+    def control(self, method: str, path: str, body: dict | None = None) -> dict:
+        response = requests.request(method, self.control_url + path, json=body, timeout=600)
+        response.raise_for_status()
+        return response.json()
+
+    def stats(self) -> dict:
+        return self.control("GET", "/stats")["endpoints"]
+
+    # -- brokersync -----------------------------------------------------------------------
+    def connect(self, broker: str, account: dict):
+        from django.contrib.auth import get_user_model
+
+        from backend.brokers.dtos import Credentials
+        from backend.connections.models import BrokerConnection
+        from backend.portfolio.models import Portfolio
+
+        self.user = self.user or get_user_model().objects.get_or_create(username="bench")[0]
+        portfolio, _ = Portfolio.objects.get_or_create(owner=self.user, name=f"bench {broker}")
+        connection = BrokerConnection(owner=self.user, portfolio=portfolio, broker=broker,
+                                      environment=account["environment"],
+                                      broker_account_id=str(account["broker_account_id"]), status="active")
+        connection.set_credentials(Credentials(**account["credentials"]))
+        connection.save()
+        return connection
+
+    def timed_sync(self, connection, broker: str, timeout: float = 4 * 3600) -> dict:
+        from backend.sync.models import SyncRun
+        from backend.sync.services import sync_request
+
+        endpoint = next(name for name, (b, env, _) in ENDPOINTS.items()
+                        if b == broker and env == connection.environment)
+        before = self.stats().get(endpoint, {})
+        run, _ = sync_request(connection=connection, trigger="bench")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            run.refresh_from_db()
+            if not run.is_active:
+                break
+            time.sleep(0.25)
+        after = self.stats().get(endpoint, {})
+        delta = {k: after.get(k, 0) - before.get(k, 0) for k in ("requests", "429", "418", "5xx")}
+        created = sum(int(info.get("created", 0)) for info in run.steps.values() if isinstance(info, dict))
+        return {"state": run.state, "seconds": (run.finished_at - run.queued_at).total_seconds() if run.finished_at
+                else float("nan"), "created": created, "differences": len(run.reconcile_differences or []),
+                "error": run.error_message, **delta}

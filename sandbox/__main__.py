@@ -1,0 +1,96 @@
+"""python -m sandbox [serve|create-account|advance|revoke|fault|clear-faults|stats|truth] ...
+
+`serve` (the default) runs every simulated broker; the other commands drive a running
+sandbox through its control API (see sandbox/control.py)."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import urllib.error
+import urllib.request
+
+from .endpoints import DEFAULT_HOST, DEFAULT_PORT
+
+
+def _control_url(args) -> str:
+    return f"http://{args.host}:{args.port}/control"
+
+
+def _call(args, method: str, path: str, body: dict | None = None) -> int:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(_control_url(args) + path, data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            print(json.dumps(json.loads(response.read()), indent=2))
+            return 0
+    except urllib.error.HTTPError as exc:
+        print(f"sandbox: {exc.code} {exc.read().decode()}", file=sys.stderr)
+        return 1
+    except urllib.error.URLError as exc:
+        print(f"sandbox: cannot reach {_control_url(args)} ({exc.reason}); start it with `python -m sandbox serve`",
+              file=sys.stderr)
+        return 1
+
+
+def _serve(args) -> int:
+    from .server import SandboxServer, port_free
+
+    if not port_free(args.host, args.port):
+        print(f"sandbox: port {args.port} on {args.host} is taken (is a sandbox already running?)", file=sys.stderr)
+        return 1
+    server = SandboxServer(args.host, args.port).start()
+    for name, url in server.urls.items():
+        print(f"sandbox {name:13s} {url}", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        server.stop()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m sandbox", description=__doc__)
+    parser.add_argument("--host", default=os.environ.get("SANDBOX_HOST", DEFAULT_HOST))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("SANDBOX_PORT", DEFAULT_PORT)))
+    sub = parser.add_subparsers(dest="command")
+    sub.add_parser("serve", help="run the sandbox in the foreground")
+    create = sub.add_parser("create-account", help="create a deterministic account and print its keys")
+    create.add_argument("--broker", required=True)
+    create.add_argument("--environment")
+    create.add_argument("--seed", type=int, default=1)
+    create.add_argument("--positions", type=int, default=3)
+    create.add_argument("--activities", type=int, default=20)
+    advance = sub.add_parser("advance", help="make time pass for an account")
+    advance.add_argument("account_id")
+    advance.add_argument("--changes", default="{}", help='JSON, e.g. {"fills": 2, "split": true}')
+    for name in ("revoke", "truth"):
+        sub.add_parser(name).add_argument("account_id")
+    fault = sub.add_parser("fault", help="inject faults into one endpoint")
+    fault.add_argument("plan", help='JSON FaultPlan, e.g. {"target": "alpaca-paper", "error_rate": 0.2}')
+    sub.add_parser("clear-faults")
+    sub.add_parser("stats")
+    args = parser.parse_args(argv)
+
+    if args.command in (None, "serve"):
+        return _serve(args)
+    if args.command == "create-account":
+        body = {k: v for k, v in vars(args).items()
+                if k in ("broker", "environment", "seed", "positions", "activities") and v is not None}
+        return _call(args, "POST", "/accounts", body)
+    if args.command == "advance":
+        return _call(args, "POST", f"/accounts/{args.account_id}/advance", json.loads(args.changes))
+    if args.command in ("revoke", "truth"):
+        method = "POST" if args.command == "revoke" else "GET"
+        return _call(args, method, f"/accounts/{args.account_id}/{args.command}")
+    if args.command == "fault":
+        return _call(args, "POST", "/faults", json.loads(args.plan))
+    if args.command == "clear-faults":
+        return _call(args, "DELETE", "/faults")
+    return _call(args, "GET", "/stats")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

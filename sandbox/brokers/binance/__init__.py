@@ -1,0 +1,4 @@
+"""Binance Spot (REST /api/v3 + the /sapi wallet endpoints) simulator."""
+from .sim import BinanceSim
+
+__all__ = ["BinanceSim"]

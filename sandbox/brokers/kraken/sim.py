@@ -1,0 +1,185 @@
+"""The simulated Kraken Spot REST API (endpoint "kraken", environment "live")."""
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections import Counter
+from typing import Any
+
+from sandbox.base import AccountNotFound, BrokerSim, SimClock
+from sandbox.http import Request, Response
+
+from .api import PUBLIC_DECAY, PUBLIC_MAX, KrakenApi, error
+from .generator import History, advance, generate
+from .market import FIAT_CANONICAL, FIATS, SCALE_DECIMALS, Market, fmt_amount
+from .state import PERMISSIONS, READ_ONLY, T4, TIERS, Account
+
+PERMISSION_PRESETS = {"read_only": READ_ONLY, "full": PERMISSIONS}
+
+
+def _permissions(value: Any) -> frozenset[str]:
+    names = PERMISSION_PRESETS.get(value, value) if isinstance(value, str) else value
+    names = frozenset(names)
+    unknown = names - set(PERMISSIONS)
+    if unknown:
+        raise ValueError(f"unknown permissions {sorted(unknown)}; have {list(PERMISSIONS)}")
+    return names
+
+
+class KrakenSim(BrokerSim):
+    name = "kraken"
+    environments = ("live",)
+
+    def __init__(self, clock: SimClock):
+        super().__init__(clock)
+        self.market = Market()
+        self.accounts: dict[str, Account] = {}
+        self.by_key: dict[str, Account] = {}
+        self.histories: dict[str, History] = {}
+        self.nonces: dict[str, int] = {}                        # api key -> last accepted nonce
+        self.counters: dict[str, list[float]] = {}              # api key -> [counter, at]
+        self.public_counters: dict[str, list[float]] = {}       # client ip -> [counter, at]
+        self.error_counts: Counter[str] = Counter()
+        self.api = KrakenApi(self)
+
+    # -- accounts ---------------------------------------------------------------------------
+    def create_account(self, environment: str, *, seed: int, positions: int, activities: int,
+                       permissions: Any = "read_only", tier: str = "intermediate", **options: Any) -> dict[str, Any]:
+        """Options: permissions ("read_only" default, "full", or a list of PERMISSIONS) and
+        tier ("starter", "intermediate" default: the usual verified account, "pro", or
+        "none" for benchmarks that measure us rather than Kraken's budget)."""
+        if options:
+            raise ValueError(f"unknown kraken options {sorted(options)}; have permissions, tier")
+        if tier not in TIERS:
+            raise ValueError(f"unknown tier {tier!r}; have {sorted(TIERS)}")
+        with self.lock:
+            n = len(self.accounts) + 1
+            key, secret = _credentials(seed, n)
+            account = Account(f"kraken:{n}", seed, key, secret, _permissions(permissions), tier, self.market)
+            history = generate(account, self.market, positions=positions, activities=activities)
+            self.accounts[account.account_id] = account
+            self.by_key[key] = account
+            self.histories[account.account_id] = history
+        return {"account_id": account.account_id, "broker_account_id": account.broker_account_id,
+                "environment": environment, "credentials": {"api_key": key, "api_secret": secret}}
+
+    def account(self, account_id: str) -> Account:
+        try:
+            return self.accounts[account_id]
+        except KeyError:
+            raise AccountNotFound(account_id) from None
+
+    def advance(self, account_id: str, **changes: Any) -> dict[str, Any]:
+        with self.lock:
+            self.account(account_id)
+            return advance(self.histories[account_id], int(self.clock.now() * T4), changes)
+
+    def revoke(self, account_id: str) -> None:
+        with self.lock:
+            self.account(account_id).revoked = True
+
+    def corrupt(self, account_id: str, record_id: str, **fields: Any) -> None:
+        """Test hook: serve a ledger row, trade or order with some fields replaced."""
+        with self.lock:
+            self.account(account_id).overrides[record_id] = fields
+
+    def reset_limits(self) -> None:
+        with self.lock:
+            self.counters.clear()
+            self.public_counters.clear()
+
+    # -- truth ------------------------------------------------------------------------------
+    def truth(self, account_id: str) -> dict[str, Any]:
+        with self.lock:
+            a = self.account(account_id)
+            return {"broker_account_id": a.broker_account_id, "positions": _positions(a),
+                    "cash": {FIAT_CANONICAL[c]: fmt_amount(a.balances.get(c, 0), 4) for c in FIATS if c in a.balances},
+                    "transactions": [_transaction(a, row) for row in a.ledger.items],
+                    "orders": [{"broker_id": o.txid, "status": _order_status(o)} for o in a.orders.values()]}
+
+    # -- HTTP -------------------------------------------------------------------------------
+    def handle(self, environment: str, request: Request) -> Response:
+        return self.api.handle(request)
+
+    def rate_limited_response(self, retry_after: float) -> Response:
+        # Kraken sends no Retry-After; the counter's decay is the only clock (§4.5).
+        return error("EAPI:Rate limit exceeded")
+
+    def server_error_response(self, status: int) -> Response:
+        if status == 503:
+            return Response.json({"error": ["EService:Unavailable"]}, status)
+        if status in (502, 504, 520, 522):       # Cloudflare in front of Kraken answers these in HTML
+            return Response(status, f"<html><body><h1>Error {status}</h1>cloudflare</body></html>".encode(),
+                            {"Content-Type": "text/html"})
+        return Response.json({"error": ["EGeneral:Internal error"]}, status)
+
+    def refuse(self, message: str) -> Response:
+        self.error_counts[message] += 1
+        return error(message)
+
+    # -- the call counters (caller holds self.lock) ----------------------------------------
+    def spend(self, account: Account, cost: float) -> bool:
+        limit, decay = TIERS[account.tier]
+        return _spend(self.counters, account.api_key, cost, limit, decay, self.clock.now())
+
+    def spend_public(self, ip: str) -> bool:
+        return _spend(self.public_counters, ip, 1, PUBLIC_MAX, PUBLIC_DECAY, self.clock.now())
+
+
+def _spend(counters: dict[str, list[float]], key: str, cost: float, limit: float, decay: float, now: float) -> bool:
+    """Kraken's call counter: +cost per call, -decay per second, refuse past `limit`."""
+    value, at = counters.get(key, (0.0, now))
+    value = max(0.0, value - decay * max(0.0, now - at))
+    if value + cost > limit:
+        counters[key] = [value, now]
+        return False
+    counters[key] = [value + cost, now]
+    return True
+
+
+def _credentials(seed: int, n: int) -> tuple[str, str]:
+    key_bytes = hashlib.sha256(f"kraken-key:{seed}:{n}".encode()).digest()
+    key_bytes += hashlib.sha256(key_bytes).digest()[:10]                     # 42 bytes: 56 chars, as Kraken's keys
+    secret = hashlib.sha512(f"kraken-secret:{seed}:{n}".encode()).digest()  # a 64-byte private key
+    return base64.b64encode(key_bytes).decode(), base64.b64encode(secret).decode()
+
+
+def _canonical(account: Account, code: str) -> tuple[str, bool]:
+    """(our symbol, is fiat) for a Kraken asset id, shadows merged into their coin."""
+    if code in FIATS:
+        return FIAT_CANONICAL[code], True
+    return account.market.coin_of(code).canonical, False
+
+
+def _positions(a: Account) -> list[dict[str, str]]:
+    merged: dict[str, int] = {}
+    for code, units in a.balances.items():
+        symbol, fiat = _canonical(a, code)
+        if not fiat:
+            merged[symbol] = merged.get(symbol, 0) + units
+    return [{"symbol": s, "quantity": fmt_amount(u, SCALE_DECIMALS)} for s, u in sorted(merged.items()) if u]
+
+
+# Ledger type -> our TransactionType for the rows this simulator writes.
+_TYPES = {"trade": "trade", "transfer": "transfer", "staking": "reward"}
+
+
+def _transaction(a: Account, row) -> dict[str, Any]:
+    symbol, fiat = _canonical(a, row.asset)
+    net = fmt_amount(row.amount - row.fee, 4 if fiat else SCALE_DECIMALS)
+    if row.type == "deposit":
+        kind = "deposit" if fiat else "transfer"
+    elif row.type == "withdrawal":
+        kind = "withdrawal" if fiat else "transfer"
+    elif row.type == "earn":
+        kind = "reward" if row.subtype == "reward" else "transfer"
+    else:
+        kind = _TYPES.get(row.type, "other")
+    return {"broker_id": row.id, "type": kind, "symbol": "" if fiat else symbol,
+            "quantity": None if fiat else net, "amount": net if fiat else None, "status": "executed"}
+
+
+def _order_status(order) -> str:
+    if order.status == "open":
+        return "partially_filled" if order.vol_exec else "open"
+    return {"closed": "filled", "canceled": "canceled", "expired": "expired"}.get(order.status, "other")

@@ -1,0 +1,111 @@
+"""The control API: create accounts and get their keys, make time pass, revoke keys,
+inject faults, read the truth and the request counts.
+
+    POST   /control/accounts                 {"broker", "environment", "seed", "positions", "activities", ...}
+    GET    /control/accounts/{id}/truth
+    POST   /control/accounts/{id}/advance    {"fills": 2, "dividend": true, "split": true, ...}
+    POST   /control/accounts/{id}/revoke
+    POST   /control/clock                    {"advance_seconds": 3600}
+    GET    /control/faults | POST {FaultPlan fields} | DELETE [?target=]
+    GET    /control/stats  | DELETE (reset)
+    GET    /control/health                   {"urls": {...}}
+"""
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+from .base import AccountNotFound
+from .faults import FaultPlan
+from .http import Request, Response
+
+if TYPE_CHECKING:
+    from .server import SandboxServer
+
+_ACCOUNT = re.compile(r"^/control/accounts/(?P<id>[^/]+)/(?P<action>truth|advance|revoke)$")
+MAX_POSITIONS = 2_000
+MAX_ACTIVITIES = 200_000
+
+
+def _error(message: str, status: int = 400) -> Response:
+    return Response.json({"error": message}, status)
+
+
+class ControlApi:
+    def __init__(self, server: "SandboxServer"):
+        self.server = server
+
+    def dispatch(self, request: Request) -> Response:
+        try:
+            return self._route(request)
+        except AccountNotFound as exc:
+            return _error(f"no such account: {exc.args[0]}", 404)
+        except (ValueError, TypeError, KeyError) as exc:
+            return _error(f"bad request: {exc}")
+
+    def _route(self, request: Request) -> Response:
+        path, method = request.path.rstrip("/"), request.method
+        if path == "/control/health":
+            return Response.json({"status": "ok", "urls": self.server.urls})
+        if path == "/control/accounts" and method == "POST":
+            return self.create_account(request.json() or {})
+        if path == "/control/clock" and method == "POST":
+            self.server.clock.advance(float((request.json() or {}).get("advance_seconds", 0)))
+            return Response.json({"now": self.server.clock.now()})
+        if path == "/control/faults":
+            return self.faults(request)
+        if path == "/control/stats":
+            if method == "DELETE":
+                with self.server.stats_lock:
+                    self.server.stats.clear()
+            return Response.json({"endpoints": self.server.stats, "injected": self.server.faults.injected})
+        match = _ACCOUNT.match(path)
+        if match:
+            return self.account_action(match["id"], match["action"], request)
+        return _error("not found", 404)
+
+    def _sim_for(self, account_id: str):
+        broker = account_id.split(":", 1)[0]
+        sim = self.server.sims.get(broker)
+        if sim is None:
+            raise AccountNotFound(account_id)
+        return sim
+
+    def create_account(self, body: dict[str, Any]) -> Response:
+        broker = body.pop("broker", None)
+        sim = self.server.sims.get(broker)
+        if sim is None:
+            return _error(f"unknown broker {broker!r}; have {sorted(self.server.sims)}")
+        environment = body.pop("environment", sim.environments[0])
+        if environment not in sim.environments:
+            return _error(f"{broker} has no environment {environment!r}")
+        positions = int(body.pop("positions", 3))
+        activities = int(body.pop("activities", 20))
+        if not (0 <= positions <= MAX_POSITIONS and 0 <= activities <= MAX_ACTIVITIES):
+            return _error(f"positions must be 0..{MAX_POSITIONS} and activities 0..{MAX_ACTIVITIES}")
+        seed = int(body.pop("seed", 1))
+        with sim.lock:
+            account = sim.create_account(environment, seed=seed, positions=positions, activities=activities, **body)
+        return Response.json(account, 201)
+
+    def account_action(self, account_id: str, action: str, request: Request) -> Response:
+        sim = self._sim_for(account_id)
+        with sim.lock:
+            if action == "truth":
+                return Response.json(sim.truth(account_id))
+            if action == "revoke":
+                sim.revoke(account_id)
+                return Response.json({"revoked": account_id})
+            return Response.json(sim.advance(account_id, **(request.json() or {})))
+
+    def faults(self, request: Request) -> Response:
+        board = self.server.faults
+        if request.method == "POST":
+            body = request.json() or {}
+            plan = FaultPlan(**body)
+            if plan.target != "*" and plan.target not in self.server.urls:
+                return _error(f"unknown target {plan.target!r}")
+            board.set(plan)
+        elif request.method == "DELETE":
+            board.clear(request.arg("target"))
+        return Response.json({"plans": [p.public() for p in board.plans.values()]})

@@ -1,0 +1,176 @@
+"""`make demo`: the whole service end to end against the sandbox, then exit.
+
+Starts the sandbox, the web API and a real Celery worker; creates a demo user; connects
+one sandbox account per broker through the REST API (which checks the keys and queues
+the first sync); waits for each sync; prints what was synced; stops what it started."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import urllib.error
+import urllib.request
+from decimal import Decimal
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from scripts import procs  # noqa: E402
+from scripts.services import check  # noqa: E402
+from sandbox.endpoints import free_port_block, port_free  # noqa: E402
+
+# One account per broker, small enough to sync in seconds at each broker's real rate limit.
+DEMO_ACCOUNTS = [
+    {"broker": "alpaca", "environment": "paper", "seed": 7, "positions": 25, "activities": 2000},
+    {"broker": "coinbase", "environment": "live", "seed": 7, "positions": 8, "activities": 400},
+    {"broker": "binance", "environment": "live", "seed": 7, "positions": 8, "activities": 400},
+    {"broker": "kraken", "environment": "live", "seed": 7, "positions": 8, "activities": 300},
+]
+SYNC_TIMEOUT = 600
+
+
+def http(method: str, url: str, body: dict | None = None, token: str | None = None) -> tuple[int, dict]:
+    data = json.dumps(body).encode() if body is not None else None
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Token {token}"
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read() or b"{}")
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"{}")
+
+
+def setup_env() -> dict[str, str]:
+    var = ROOT / "var"
+    var.mkdir(exist_ok=True)
+    db = var / "demo.sqlite3"
+    db.unlink(missing_ok=True)                     # every demo starts from an empty database
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "backend.config.settings",
+           "DATABASE_URL": os.environ.get("DEMO_DATABASE_URL", f"sqlite:///{db}"),
+           "REDIS_URL": os.environ.get("DEMO_REDIS_URL", "redis://127.0.0.1:6379/14"),
+           "BROKER_SANDBOX": f"127.0.0.1:{free_port_block()}", "PYTHONUNBUFFERED": "1"}
+    os.environ.update(env)
+    return env
+
+
+def prepare_database() -> str:
+    import django
+
+    django.setup()
+    from django.contrib.auth import get_user_model
+    from django.core.management import call_command
+    from rest_framework.authtoken.models import Token
+
+    call_command("migrate", verbosity=0)
+    user, _ = get_user_model().objects.get_or_create(username="demo", defaults={"email": "demo@example.com"})
+    user.set_password("demo-password")
+    user.save()
+    token, _ = Token.objects.get_or_create(user=user)
+    return token.key
+
+
+def start_services(env: dict[str, str]) -> tuple[str, str]:
+    from workers.celery_app import app
+    from workers.routing import all_queue_names
+
+    sandbox_port = int(env["BROKER_SANDBOX"].rpartition(":")[2])
+    web_port = next(p for p in range(8000, 8100) if port_free("127.0.0.1", p))
+    logs = ROOT / "var"
+    sandbox = procs.start("sandbox", procs.sandbox_cmd(sandbox_port), env, logs / "demo-sandbox.log")
+    control = f"http://127.0.0.1:{sandbox_port}/control"
+    procs.wait_http(control + "/health", sandbox, "sandbox")
+    app.control.purge()                            # nothing left over from an earlier demo
+    worker = procs.start("worker", procs.worker_cmd(all_queue_names(), 4, "demo"), env, logs / "demo-worker.log")
+    web = procs.start("web", procs.web_cmd(web_port), env, logs / "demo-web.log")
+    api = f"http://127.0.0.1:{web_port}/api/v1"
+    procs.wait_http(f"http://127.0.0.1:{web_port}/healthz", web, "web")
+    procs.wait_worker(app, worker)
+    return control, api
+
+
+def connect_and_sync(spec: dict, control: str, api: str, token: str) -> dict:
+    status, account = http("POST", control + "/accounts", spec)
+    if status != 201:
+        raise SystemExit(f"sandbox refused to create a {spec['broker']} account: {account}")
+    started = time.monotonic()
+    body = {"broker": spec["broker"], "environment": spec["environment"],
+            "label": f"demo {spec['broker']} {spec['environment']}", **account["credentials"]}
+    status, connection = http("POST", api + "/connections/", body, token)
+    if status != 201:
+        raise SystemExit(f"connecting {spec['broker']} failed ({status}): {connection}")
+    run = wait_for_run(api, connection["id"], token)
+    elapsed = time.monotonic() - started
+    return {"spec": spec, "connection": connection, "run": run, "seconds": elapsed,
+            "positions": fetch_all(api, f"/connections/{connection['id']}/positions/?is_open=true", token),
+            "transactions": count(api, f"/connections/{connection['id']}/transactions/", token),
+            "orders": count(api, f"/connections/{connection['id']}/orders/", token)}
+
+
+def wait_for_run(api: str, connection_id: int, token: str) -> dict:
+    deadline = time.monotonic() + SYNC_TIMEOUT
+    while time.monotonic() < deadline:
+        _, runs = http("GET", f"{api}/connections/{connection_id}/sync-runs/", token=token)
+        results = runs.get("results", [])
+        if results and results[0]["state"] in ("succeeded", "failed"):
+            return results[0]
+        time.sleep(0.5)
+    raise SystemExit(f"connection {connection_id}: sync did not finish in {SYNC_TIMEOUT}s")
+
+
+def count(api: str, path: str, token: str) -> int:
+    _, page = http("GET", api + path, token=token)
+    return int(page.get("count", 0))
+
+
+def fetch_all(api: str, path: str, token: str) -> list[dict]:
+    rows, url = [], api + path + "&page_size=500"
+    while url:
+        _, page = http("GET", url, token=token)
+        rows += page.get("results", [])
+        url = page.get("next")
+    return rows
+
+
+def report(result: dict) -> bool:
+    spec, run, conn = result["spec"], result["run"], result["connection"]
+    value = sum((Decimal(p["market_value"]) for p in result["positions"] if p.get("market_value")), Decimal(0))
+    ok = run["state"] == "succeeded"
+    print(f"\n== {spec['broker']} ({spec['environment']}) connection {conn['id']} account {conn['broker_account_id']}")
+    print(f"   sync run {run['id']}: {run['state']} in {result['seconds']:.1f}s"
+          + ("" if ok else f" -- failed at {run['failed_step']}: {run['error_message']}"))
+    for step, info in (run.get("steps") or {}).items():
+        if step.startswith("_"):
+            continue
+        figures = ", ".join(f"{k}={info[k]}" for k in ("fetched", "created", "updated", "closed", "skipped",
+                                                         "requests", "duration_ms") if k in info)
+        print(f"   {step:13s} {figures}")
+    print(f"   stored: {len(result['positions'])} open positions, {result['transactions']} transactions, "
+          f"{result['orders']} orders; position value {value:,.2f}")
+    print(f"   reconcile differences: {len(run.get('reconcile_differences') or [])}")
+    return ok
+
+
+def main() -> int:
+    if check(["redis"]):
+        print("make demo needs Redis on localhost (Celery's broker).", file=sys.stderr)
+        return 1
+    env = setup_env()
+    token = prepare_database()
+    control, api = start_services(env)
+    _, brokers = http("GET", api + "/brokers/", token=token)
+    available = {b["key"] for b in (brokers if isinstance(brokers, list) else brokers.get("results", []))}
+    started = time.monotonic()
+    results = [connect_and_sync(spec, control, api, token) for spec in DEMO_ACCOUNTS if spec["broker"] in available]
+    all_ok = all([report(r) for r in results])
+    print(f"\ndemo: {len(results)} broker(s) synced in {time.monotonic() - started:.1f}s; "
+          f"{'all succeeded' if all_ok else 'SOME FAILED'}")
+    procs.stop_all()
+    return 0 if all_ok and results else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,353 @@
+"""BinanceAdapter against the Binance sandbox over real HTTP, plus the documented payloads.
+
+Covered: full history equals the sandbox's truth (delisted pairs recorded as failed,
+never claimed), an unchanged account costs one request, incremental syncs bring exactly
+the new records, an interrupted sync resumes without repeating itself, every error kind,
+the clock resync, and weights charged to the shared per-IP limiter."""
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from types import SimpleNamespace
+
+import pytest
+
+from backend.brokers.adapters.binance import BinanceAdapter
+from backend.brokers.adapters.binance import parse
+from backend.brokers.dtos import Credentials, TransactionType
+from backend.brokers.errors import AuthError, BadRecord, PermanentError, RateLimited, TransientError
+from backend.brokers.http import BrokerSession, SessionPolicy
+from backend.brokers.ratelimit import RateLimiter, RateRule
+from sandbox.brokers.binance import handlers
+from sandbox.faults import FaultPlan
+
+STRICT = SessionPolicy(transient_retries=0, max_inplace_wait=0, read_timeout=5)
+
+
+@pytest.fixture
+def sim(sandbox):
+    binance = sandbox.sims["binance"]
+    binance.reset_limits()                       # weight is per IP: 127.0.0.1 is shared by every test
+    limit, ban, uid_limit = binance.weights.limit, binance.weights.ban_seconds, binance.sapi_weights.uid_limit
+    # Withdraw history allows 10 calls a minute per account and a 2-year first sync takes 9;
+    # these tests sync one account several times a minute, production does not.
+    binance.sapi_weights.uid_limit = 10 ** 9
+    yield binance
+    binance.weights.limit, binance.weights.ban_seconds, binance.sapi_weights.uid_limit = limit, ban, uid_limit
+    binance.reset_limits()
+
+
+@pytest.fixture
+def account(sim):
+    return sim.create_account("live", seed=31, positions=6, activities=300)
+
+
+def build(sandbox, account, policy=SessionPolicy(), limiter=None, credentials=None, **options) -> BinanceAdapter:
+    credentials = credentials or Credentials(**account["credentials"])
+    session = BrokerSession(broker="binance", base_url=sandbox.urls["binance"],
+                            scope=BinanceAdapter.rate_scope(credentials, "live"), limiter=limiter, policy=policy,
+                            vendor_errors=BinanceAdapter.vendor_errors, secrets=credentials.secrets(),
+                            sleep=lambda s: None)
+    return BinanceAdapter(credentials=credentials, environment="live", session=session, **options)
+
+
+def drain(pages):
+    pages = list(pages)
+    return [i for p in pages for i in p.items], pages
+
+
+def truth_of(sim, account):
+    return json.loads(json.dumps(sim.truth(account["account_id"])))
+
+
+# -- full and incremental ------------------------------------------------------------------------
+def test_full_history_matches_the_truth(sandbox, sim, account):
+    adapter = build(sandbox, account)
+    truth = truth_of(sim, account)
+    snapshot = adapter.fetch_positions()
+    assert {p.asset.symbol: p.quantity for p in snapshot.positions} == \
+        {p["symbol"]: Decimal(p["quantity"]) for p in truth["positions"]}
+
+    items, pages = drain(adapter.fetch_transactions(None))
+    mine = {t.broker_id: t for t in items}
+    assert len(mine) == len(items), "no record twice"
+    assert set(mine) == {t["broker_id"] for t in truth["transactions"]}
+    for expected in truth["transactions"]:
+        got = mine[expected["broker_id"]]
+        assert (got.type.value, got.status, got.asset.symbol) == (expected["type"], expected["status"], expected["symbol"])
+        assert got.quantity == Decimal(expected["quantity"])
+    marks = [p.cursor["watermark"] for p in pages]
+    assert marks == sorted(marks)
+    final = pages[-1].coverage
+    assert final["complete"] and final["mode"] == "full"
+    assert set(truth["unreachable"]["symbols"]) <= set(final["symbols_failed"])   # delisted: -1121
+    assert not set(final["symbols_failed"]) & set(final["symbols_known"])
+
+    orders, _ = drain(build(sandbox, account).fetch_orders(None, ()))     # a fresh adapter, as the pipeline does
+    assert {o.broker_id: o.status for o in orders} == {o["broker_id"]: o["status"] for o in truth["orders"]}
+
+
+def test_unchanged_account_costs_one_request(sandbox, sim, account):
+    _, pages = drain(build(sandbox, account).fetch_transactions(None))
+    orders, order_pages = drain(build(sandbox, account).fetch_orders(None, ()))
+    again, later = drain(build(sandbox, account).fetch_transactions(pages[-1].cursor))
+    assert again == [] and sum(p.requests for p in later) == 1
+    assert later[-1].cursor == pages[-1].cursor and later[-1].coverage["mode"] == "unchanged"
+    open_ids = [o.broker_id for o in orders if o.is_open]
+    refreshed, order_later = drain(build(sandbox, account).fetch_orders(order_pages[-1].cursor, open_ids))
+    assert sum(p.requests for p in order_later) <= 2          # account, and openOrders when coins are locked
+    assert {o.broker_id for o in refreshed} == set(open_ids)
+
+
+def test_incremental_sync_brings_exactly_the_new_records(sandbox, sim, account):
+    items, pages = drain(build(sandbox, account).fetch_transactions(None))
+    orders, order_pages = drain(build(sandbox, account).fetch_orders(None, ()))
+    before = truth_of(sim, account)
+    added = sim.advance(account["account_id"])
+    after = truth_of(sim, account)
+
+    new, new_pages = drain(build(sandbox, account).fetch_transactions(pages[-1].cursor))
+    expected = {t["broker_id"] for t in after["transactions"]} - {t["broker_id"] for t in before["transactions"]}
+    assert {t.broker_id for t in new} == expected
+    assert any(t.broker_symbol == added["new_symbol"] for t in new), "a pair never traded before"
+    assert new_pages[-1].coverage["mode"] == "incremental"
+    assert added["new_symbol"] in new_pages[-1].coverage["symbols_covered"]
+    assert "ETHBUSD" not in new_pages[-1].coverage["symbols_covered"]       # known delisted: not asked again
+
+    open_ids = [o.broker_id for o in orders if o.is_open]
+    changed, _ = drain(build(sandbox, account).fetch_orders(order_pages[-1].cursor, open_ids))
+    statuses = {o["broker_id"]: o["status"] for o in after["orders"]}
+    got = {o.broker_id: o.status for o in changed}
+    assert all(got[o] == "open" for o in added["orders"])
+    assert all(got[o] == "canceled" for o in added["canceled_orders"])
+    assert all(got[o] == statuses[o] for o in open_ids)
+    new_orders = set(statuses) - {o["broker_id"] for o in before["orders"]}
+    assert new_orders <= set(got)
+
+
+def test_a_pending_deposit_is_read_again_until_credited(sandbox, sim, account):
+    _, pages = drain(build(sandbox, account).fetch_transactions(None))
+    waiting = sim.advance(account["account_id"], pending_deposit=True, fills=1)["pending_deposit"]
+    seen, pages = drain(build(sandbox, account).fetch_transactions(pages[-1].cursor))
+    assert {t.broker_id: t.status for t in seen}[waiting] == "pending"
+    # Balances did not move, but a deposit is pending: the wallet history is read again.
+    again, pages = drain(build(sandbox, account).fetch_transactions(pages[-1].cursor))
+    assert pages[-1].coverage["mode"] == "incremental" and {t.broker_id for t in again} == {waiting}
+    sim.advance(account["account_id"], settle_deposits=True)
+    settled, pages = drain(build(sandbox, account).fetch_transactions(pages[-1].cursor))
+    assert {t.broker_id: t.status for t in settled} == {waiting: "executed"}
+    quiet, pages = drain(build(sandbox, account).fetch_transactions(pages[-1].cursor))
+    assert quiet == [] and pages[-1].coverage["mode"] == "unchanged"
+
+
+def test_an_interrupted_sync_resumes_without_repeating(sandbox, sim, account):
+    first = build(sandbox, account).fetch_transactions(None)
+    head = [next(first) for _ in range(8)]                     # the worker dies after eight checkpoints
+    assert "pass" in head[-1].cursor
+    rest, tail = drain(build(sandbox, account).fetch_transactions(head[-1].cursor))
+    done = [t.broker_id for p in head for t in p.items]
+    assert not set(done) & {t.broker_id for t in rest}
+    assert set(done) | {t.broker_id for t in rest} == {t["broker_id"] for t in truth_of(sim, account)["transactions"]}
+    assert tail[-1].coverage["complete"]
+
+
+# -- credentials ------------------------------------------------------------------------------------
+def test_verify_credentials_and_permission_warnings(sandbox, sim):
+    plain = sim.create_account("live", seed=32, positions=3, activities=20)
+    info = build(sandbox, plain).verify_credentials()
+    assert info.account_id == plain["broker_account_id"] and info.warnings == ()
+    risky = sim.create_account("live", seed=33, positions=3, activities=20, can_trade=True, can_withdraw=True)
+    warnings = build(sandbox, risky).verify_credentials().warnings
+    assert len(warnings) == 2 and any("withdraw" in w for w in warnings) and any("trade" in w for w in warnings)
+
+
+@pytest.mark.parametrize("key, secret, code", [
+    ("K" * 64, None, -2015),            # unknown key
+    (None, "S" * 64, -1022),            # wrong secret
+    ("bad-key", None, -2014),
+])
+def test_bad_keys_are_auth_errors_without_secrets(sandbox, sim, account, key, secret, code):
+    credentials = Credentials(api_key=key or account["credentials"]["api_key"],
+                              api_secret=secret or account["credentials"]["api_secret"])
+    with pytest.raises(AuthError) as caught:
+        build(sandbox, account, STRICT, credentials=credentials).verify_credentials()
+    assert caught.value.code == code
+    assert account["credentials"]["api_secret"][:12] not in str(caught.value)
+
+
+def test_a_server_clock_ahead_is_resynced(sandbox, sim, account):
+    sandbox.clock.advance(90)                      # the server's time moves past our recvWindow
+    try:
+        adapter = build(sandbox, account)
+        assert adapter.verify_credentials().account_id == account["broker_account_id"]
+        assert 85_000 < adapter._clock_offset_ms < 95_000
+    finally:
+        sandbox.clock.advance(-90)
+
+
+# -- rate limits and errors --------------------------------------------------------------------------
+@pytest.fixture
+def one_minute(sim, monkeypatch):
+    """Pin the weight windows to the first second of a minute, so no window ends mid-test."""
+    pinned = (sim.now_ms() // 60_000 + 1) * 60_000 + 1_000
+    monkeypatch.setattr(sim, "rate_now_ms", lambda: pinned)
+
+
+def test_weight_limit_gives_429_then_418(sandbox, sim, account, one_minute):
+    sim.weights.limit, sim.weights.ban_seconds = 50, 7
+    adapter = build(sandbox, account, STRICT)
+    adapter.fetch_positions()
+    adapter.fetch_positions()
+    with pytest.raises(RateLimited) as first:
+        adapter.fetch_positions()
+    assert not first.value.banned and 1 <= first.value.retry_after <= 60
+    with pytest.raises(RateLimited) as second:           # kept sending after the 429
+        adapter.fetch_positions()
+    assert second.value.banned and 5 <= second.value.retry_after <= 8 and second.value.status == 418
+
+
+@pytest.mark.parametrize("retry_after, least", [(30, 30), (0, 1)])
+def test_429_waits_and_never_trusts_zero(sandbox, sim, account, retry_after, least):
+    sandbox.faults.set(FaultPlan(target="binance", burst_429=1, retry_after=retry_after))
+    with pytest.raises(RateLimited) as caught:
+        build(sandbox, account, STRICT).fetch_positions()
+    assert caught.value.retry_after >= least and caught.value.code == -1003
+
+
+@pytest.mark.parametrize("plan", [dict(fail_next=3, error_status=503), dict(fail_next=3, error_status=500),
+                                  dict(malformed_rate=1.0)])
+def test_server_errors_and_bad_bodies_are_transient(sandbox, sim, account, plan):
+    sandbox.faults.set(FaultPlan(target="binance", **plan))
+    with pytest.raises(TransientError):
+        list(build(sandbox, account).fetch_transactions(None))
+
+
+def test_a_record_that_cannot_be_read_is_skipped(sandbox, sim, account, monkeypatch):
+    real = handlers.render_trade
+    victim = sim.accounts[account["account_id"]].books["BTCUSDT"].trades[0].id
+    monkeypatch.setattr(handlers, "render_trade",
+                        lambda t: {**real(t), "qty": "lots"} if t.id == victim else real(t))
+    items, pages = drain(build(sandbox, account).fetch_transactions(None))
+    skipped = [s for p in pages for s in p.skipped]
+    assert len(skipped) == 1 and "qty" in skipped[0].reason and skipped[0].raw["id"] == victim
+    assert f"trade:BTCUSDT:{victim}" not in {t.broker_id for t in items}
+    assert pages[-1].cursor["trades"]["BTCUSDT"] > victim          # the page still moved on
+
+
+def test_weights_are_charged_to_the_shared_ip_budget(sandbox, sim, account, redis_client):
+    limiter = RateLimiter(redis_client, {"binance": RateRule("window", 6000, 61)})
+    adapter = build(sandbox, account, limiter=limiter)
+    adapter.verify_credentials()                                   # account 20, apiRestrictions (/sapi) 0
+    adapter.fetch_positions()                                      # account 20
+    other = Credentials(api_key="Z" * 64, api_secret="z" * 64)
+    assert BinanceAdapter.rate_scope(other, "live") == adapter.session.scope == "binance:ip:default"
+    assert limiter.used("binance", adapter.session.scope) == 40
+
+
+def test_withdraw_history_budget_is_the_accounts_not_the_ips(sandbox, sim, account, redis_client, one_minute):
+    sim.sapi_weights.uid_limit = 180_000                          # Binance's: 10 withdraw-history calls a minute
+    limiter = RateLimiter(redis_client, {"binance": RateRule("window", 6000, 61)})
+    drain(build(sandbox, account, limiter=limiter).fetch_transactions(None))       # 9 of them (2 years)
+    orders, pages = drain(build(sandbox, account, limiter=limiter).fetch_orders(None, ()))
+    assert pages[-1].cursor["rediscover"] is True                 # the rest of the wallet history, next time
+    assert {o.broker_id for o in orders} == {o["broker_id"] for o in truth_of(sim, account)["orders"]}
+    adapter = build(sandbox, account, limiter=limiter)
+    assert limiter.blocked_for(adapter.session.scope) == 0       # the 429 was the account's, not the IP's
+    assert limiter.blocked_for(adapter._uid_budget().scope) > 50            # until the minute ends
+
+
+def test_the_egress_ip_setting_names_the_scope(settings):
+    settings.BINANCE_EGRESS_IP = "203.0.113.7"
+    assert BinanceAdapter.rate_scope(Credentials(api_key="a"), "live") == "binance:ip:203.0.113.7"
+
+
+def _response(status, headers=None):
+    return SimpleNamespace(status_code=status, headers=headers or {})
+
+
+@pytest.mark.parametrize("status, body, kind, extra", [
+    (401, {"code": -2015, "msg": "Invalid API-key, IP, or permissions for action."}, AuthError, {}),
+    (400, {"code": -2014, "msg": "API-key format invalid."}, AuthError, {}),
+    (400, {"code": -1022, "msg": "Signature for this request is not valid."}, AuthError, {}),
+    (400, {"code": -1021, "msg": "Timestamp for this request is outside of the recvWindow."}, TransientError, {}),
+    (400, {"code": -1121, "msg": "Invalid symbol."}, PermanentError, {}),
+    (400, {"code": -1127, "msg": "More than 24 hours between startTime and endTime."}, PermanentError, {}),
+    (503, {"code": -1008, "msg": "Server is currently overloaded with other requests."}, TransientError, {}),
+    (500, None, TransientError, {}),
+    (400, {"code": -1001, "msg": "Internal error; unable to process your request."}, TransientError, {}),
+    (429, {"code": -1003, "msg": "Too much request weight used"}, RateLimited, {"banned": False}),
+    (418, {"code": -1003, "msg": "Way too much request weight used; IP banned until 9999999999999."},
+     RateLimited, {"banned": True}),
+])
+def test_vendor_error_table(status, body, kind, extra):
+    error = BinanceAdapter.vendor_errors(_response(status, {"Retry-After": "12"}), body)
+    assert type(error) is kind
+    for name, value in extra.items():
+        assert getattr(error, name) == value
+    assert BinanceAdapter.vendor_errors(_response(200), {"uid": 1}) is None
+
+
+def test_a_ban_without_retry_after_waits_until_the_time_it_names():
+    error = BinanceAdapter.vendor_errors(_response(418), {"code": -1003, "msg": "IP banned until 4102444800000."})
+    assert error.banned and error.retry_after > 10 ** 8
+
+
+# -- documented payloads (rest-api.md, wallet docs), parsed by hand ----------------------------------------
+def test_documented_trade_becomes_three_legs():
+    raw = {"symbol": "BNBBTC", "id": 28457, "orderId": 100234, "orderListId": -1, "price": "4.00000100",
+           "qty": "12.00000000", "quoteQty": "48.000012", "commission": "10.10000000", "commissionAsset": "BNB",
+           "time": 1499865549590, "isBuyer": True, "isMaker": False, "isBestMatch": True}
+    base, quote, fee = parse.trade_legs(raw, "BNB", "BTC")
+    assert (base.broker_id, base.asset.symbol, base.quantity, base.price, base.side) == \
+        ("trade:BNBBTC:28457", "BNB", Decimal("12"), Decimal("4.00000100"), "buy")
+    assert (quote.asset.symbol, quote.quantity, quote.type) == ("BTC", Decimal("-48.000012"), TransactionType.TRADE)
+    assert (fee.asset.symbol, fee.quantity, fee.type, fee.order_id) == \
+        ("BNB", Decimal("-10.1"), TransactionType.FEE, "BNBBTC:100234")
+    assert base.occurred_at.isoformat() == "2017-07-12T13:19:09.590000+00:00"
+
+
+def test_fiat_quoted_trade_moves_cash_not_a_coin():
+    raw = {"symbol": "BTCEUR", "id": 1, "orderId": 2, "price": "50000", "qty": "0.1", "quoteQty": "5000",
+           "commission": "0", "commissionAsset": "EUR", "time": 1, "isBuyer": False}
+    [leg] = parse.trade_legs(raw, "BTC", "EUR")
+    assert (leg.quantity, leg.amount, leg.currency) == (Decimal("-0.1"), Decimal("5000"), "EUR")
+
+
+def test_documented_wallet_records():
+    deposit = {"id": "769800519366885376", "amount": "0.001", "coin": "BNB", "network": "BNB", "status": 1,
+               "address": "bnb136ns6lfw4zs5hg4n85vdthaad7hq5m4gtkgf23", "addressTag": "101764890",
+               "txId": "98A3EA56", "insertTime": 1661493146000, "completeTime": 1661493146000, "transferType": 0,
+               "confirmTimes": "1/1", "unlockConfirm": 0, "walletType": 0}
+    [leg] = parse.deposit_legs(deposit)
+    assert (leg.broker_id, leg.type, leg.asset.symbol, leg.quantity) == \
+        ("deposit:769800519366885376", TransactionType.TRANSFER, "BNB", Decimal("0.001"))
+    [waiting] = parse.deposit_legs({**deposit, "status": 0})          # not credited yet: not counted
+    assert waiting.status == "pending" and parse.deposit_pending({**deposit, "status": 0})
+    withdrawal = {"id": "b6ae22b3aa844210a7041aee7589627c", "amount": "8.91000000", "transactionFee": "0.004",
+                  "coin": "USDT", "status": 6, "address": "0x94df8b35", "txId": "0xb5ef8c13",
+                  "applyTime": "2019-10-12 11:12:02", "network": "ETH", "transferType": 0}
+    out, fee = parse.withdrawal_legs(withdrawal)
+    assert (out.quantity, fee.quantity, fee.type, out.status) == \
+        (Decimal("-8.91"), Decimal("-0.004"), TransactionType.FEE, "executed")
+    assert out.occurred_at.isoformat() == "2019-10-12T11:12:02+00:00"
+    assert parse.withdrawal_legs({**withdrawal, "status": 3})[0].status == "canceled"
+    with pytest.raises(BadRecord):
+        parse.withdrawal_legs({**withdrawal, "status": 42})
+    [reward] = parse.dividend_legs({"id": 1637366104, "amount": "10.00000000", "asset": "BHFT",
+                                    "divTime": 1563189166000, "enInfo": "BHFT distribution", "tranId": 2968885920})
+    assert (reward.type, reward.asset.symbol, reward.quantity, reward.description) == \
+        (TransactionType.REWARD, "BHFT", Decimal("10"), "BHFT distribution")
+
+
+def test_documented_order():
+    raw = {"symbol": "LTCBTC", "orderId": 1, "orderListId": -1, "clientOrderId": "myOrder1", "price": "0.1",
+           "origQty": "1.0", "executedQty": "0.0", "cummulativeQuoteQty": "0.0", "status": "NEW",
+           "timeInForce": "GTC", "type": "LIMIT", "side": "BUY", "stopPrice": "0.0", "icebergQty": "0.0",
+           "time": 1499827319559, "updateTime": 1499827319559, "isWorking": True, "workingTime": 1499827319559,
+           "origQuoteOrderQty": "0.000000", "selfTradePreventionMode": "NONE"}
+    order = parse.order(raw, "LTC")
+    assert (order.broker_id, order.status, order.is_open, order.side, order.limit_price, order.stop_price) == \
+        ("LTCBTC:1", "open", True, "buy", Decimal("0.1"), None)
+    old = parse.order({**raw, "status": "FILLED", "executedQty": "1.0", "cummulativeQuoteQty": "-1.00000000"}, "LTC")
+    assert old.status == "filled" and old.filled_avg_price is None      # < 0 means "not available"
+    assert parse.order({**raw, "status": "SOMETHING_NEW"}, "LTC").status == "other"

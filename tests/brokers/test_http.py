@@ -1,0 +1,108 @@
+"""The one session every adapter sends through, against the Alpaca sandbox over HTTP:
+in-place retries, 429 handling, learning from headers, the error table, no secrets."""
+from __future__ import annotations
+
+import time
+
+import pytest
+import requests
+
+from backend.brokers.adapters.alpaca import AlpacaAdapter
+from backend.brokers.dtos import Credentials
+from backend.brokers.errors import AuthError, PermanentError, RateLimited, TransientError
+from backend.brokers.http import BrokerSession, SessionPolicy
+from backend.brokers.ratelimit import RateLimiter, RateRule
+from sandbox.faults import FaultPlan
+from tests.factories import sandbox_account
+
+
+@pytest.fixture
+def account(sandbox):
+    return sandbox_account(sandbox, broker="alpaca", environment="live", seed=3, positions=3, activities=20)
+
+
+def session(sandbox, account, *, limiter=None, policy=None, sleeps=None):
+    creds = Credentials(**account["credentials"])
+    return BrokerSession(broker="alpaca", base_url=sandbox.urls["alpaca-live"], scope="alpaca:test:acct",
+                         limiter=limiter, policy=policy or SessionPolicy(), vendor_errors=AlpacaAdapter.vendor_errors,
+                         secrets=creds.secrets(), sleep=(sleeps.append if sleeps is not None else lambda s: None))
+
+
+def headers(account):
+    c = account["credentials"]
+    return {"APCA-API-KEY-ID": c["api_key"], "APCA-API-SECRET-KEY": c["api_secret"]}
+
+
+def test_transient_errors_are_retried_in_place_then_raised(sandbox, account):
+    sandbox.faults.set(FaultPlan(target="alpaca-live", error_rate=1.0, error_status=503))
+    s = session(sandbox, account, policy=SessionPolicy(transient_retries=2))
+    with pytest.raises(TransientError):
+        s.get_json("/v2/account", headers=headers(account))
+    assert s.requests_made == 3
+
+
+def test_a_5xx_then_success_is_invisible_to_the_caller(sandbox, account):
+    sandbox.faults.set(FaultPlan(target="alpaca-live", fail_next=1, error_status=502))
+    s = session(sandbox, account)
+    assert s.get_json("/v2/account", headers=headers(account))["id"] == account["broker_account_id"]
+    assert s.requests_made == 2
+
+
+def test_short_429_is_waited_in_place_and_blocks_the_scope(sandbox, account, redis_client):
+    limiter = RateLimiter(redis_client, {"alpaca": RateRule("window", 200, 61)})
+    blocked_while_waiting: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        blocked_while_waiting.append(limiter.blocked_for("alpaca:test:acct"))   # every worker waits too
+        time.sleep(seconds)
+
+    sandbox.faults.set(FaultPlan(target="alpaca-live", burst_429=1, retry_after=1))
+    s = session(sandbox, account, limiter=limiter)
+    s.sleep = sleep
+    started = time.monotonic()
+    s.get_json("/v2/account", headers=headers(account))
+    assert s.rate_limited == 1 and blocked_while_waiting[0] > 0.5
+    assert time.monotonic() - started >= 1.0
+
+
+def test_long_429_gives_the_worker_back(sandbox, account):
+    sandbox.faults.set(FaultPlan(target="alpaca-live", burst_429=1, retry_after=30))
+    s = session(sandbox, account, policy=SessionPolicy(max_inplace_wait=5))
+    with pytest.raises(RateLimited) as caught:
+        s.get_json("/v2/account", headers=headers(account))
+    assert caught.value.retry_after >= 30
+
+
+def test_a_zero_retry_after_is_never_trusted(sandbox, account, redis_client):
+    limiter = RateLimiter(redis_client, {"alpaca": RateRule("window", 200, 61)})
+    sandbox.faults.set(FaultPlan(target="alpaca-live", burst_429=3, retry_after=0))
+    s = session(sandbox, account, limiter=limiter, policy=SessionPolicy(max_inplace_wait=0.5))
+    with pytest.raises(RateLimited) as caught:
+        s.get_json("/v2/account", headers=headers(account))
+    assert caught.value.retry_after >= 1.0
+
+
+def test_headers_teach_the_limiter_what_another_app_spent(sandbox, account, redis_client):
+    limiter = RateLimiter(redis_client, {"alpaca": RateRule("window", 200, 61)})
+    for _ in range(30):                                          # someone else uses the same key
+        requests.get(sandbox.urls["alpaca-live"] + "/v2/account", headers=headers(account), timeout=5)
+    s = session(sandbox, account, limiter=limiter)
+    s.get_json("/v2/account", headers=headers(account))
+    assert limiter.used("alpaca", "alpaca:test:acct") >= 31
+
+
+def test_status_table_and_no_secret_in_messages(sandbox, account):
+    bad = dict(account, credentials={**account["credentials"], "api_secret": account["credentials"]["api_secret"] + "x"})
+    s = session(sandbox, bad)
+    with pytest.raises(AuthError) as caught:
+        s.get_json("/v2/account", headers=headers(bad))
+    assert bad["credentials"]["api_secret"][:12] not in str(caught.value)
+    with pytest.raises(PermanentError):
+        session(sandbox, account).get_json("/v2/orders/not-an-order", headers=headers(account))
+
+
+def test_malformed_body_is_transient(sandbox, account):
+    sandbox.faults.set(FaultPlan(target="alpaca-live", malformed_rate=1.0))
+    with pytest.raises(TransientError):
+        session(sandbox, account, policy=SessionPolicy(transient_retries=0)).get_json(
+            "/v2/positions", headers=headers(account))

@@ -1,0 +1,92 @@
+"""The shared limiter, on real Redis, with a clock the test moves (no sleeping)."""
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from backend.brokers.ratelimit import RateLimiter, RateRule
+
+
+class Clock:
+    def __init__(self, now: float = 1_000_000.0):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+def limiter(redis_client, clock, **rules) -> RateLimiter:
+    return RateLimiter(redis_client, {k: RateRule(**v) for k, v in rules.items()}, clock=clock, prefix="bs:test")
+
+
+def test_window_allows_the_limit_then_says_how_long_to_wait(redis_client, clock):
+    rl = limiter(redis_client, clock, alpaca=dict(algorithm="window", limit=200, period=60))
+    assert all(rl.acquire("alpaca", "acct-1") == 0 for _ in range(200))
+    wait = rl.acquire("alpaca", "acct-1")
+    assert wait == pytest.approx(60, abs=0.01)
+    assert rl.acquire("alpaca", "acct-2") == 0               # scopes are independent
+    clock.now += 60.01
+    assert rl.acquire("alpaca", "acct-1") == 0
+
+
+def test_window_counts_cost_as_weight(redis_client, clock):
+    rl = limiter(redis_client, clock, binance=dict(algorithm="window", limit=100, period=60))
+    assert rl.acquire("binance", "ip", cost=20) == 0
+    clock.now += 10
+    for _ in range(4):
+        assert rl.acquire("binance", "ip", cost=20) == 0
+    assert rl.acquire("binance", "ip", cost=20) == pytest.approx(50, abs=0.01)   # the first 20 leave at t+60
+    assert rl.used("binance", "ip") == 100
+
+
+def test_window_is_exact_across_threads(redis_client, clock):
+    rl = limiter(redis_client, clock, alpaca=dict(algorithm="window", limit=50, period=60))
+    granted = []
+
+    def worker():
+        for _ in range(20):
+            if rl.acquire("alpaca", "shared") == 0:
+                granted.append(1)
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    assert len(granted) == 50                                # 160 asked, exactly the budget granted
+
+
+def test_leaky_counter_decays_like_krakens(redis_client, clock):
+    rl = limiter(redis_client, clock, kraken=dict(algorithm="leaky", limit=15, decay=0.33))
+    for _ in range(7):
+        assert rl.acquire("kraken", "key", cost=2) == 0     # 14 of 15
+    wait = rl.acquire("kraken", "key", cost=2)
+    assert wait == pytest.approx(1 / 0.33, rel=1e-3)          # needs one unit to decay
+    clock.now += wait
+    assert rl.acquire("kraken", "key", cost=2) == 0
+
+
+def test_block_stops_a_scope_until_the_wait_is_over(redis_client, clock):
+    rl = limiter(redis_client, clock, binance=dict(algorithm="window", limit=6000, period=60))
+    rl.block("ip", 120)                                      # a 418 ban
+    assert rl.acquire("binance", "ip") == pytest.approx(120)
+    clock.now += 121
+    assert rl.acquire("binance", "ip") == 0
+
+
+def test_broker_reported_usage_tightens_the_budget(redis_client, clock):
+    rl = limiter(redis_client, clock, alpaca=dict(algorithm="window", limit=200, period=60))
+    rl.acquire("alpaca", "acct")
+    rl.observe_used("alpaca", "acct", used=190, resets_in=30)   # another app shares the key
+    granted = sum(rl.acquire("alpaca", "acct") == 0 for _ in range(20))
+    assert granted == 10
+    clock.now += 30.01                                       # the broker's window reset
+    assert rl.acquire("alpaca", "acct") == 0
+
+
+def test_unknown_broker_is_not_limited(redis_client, clock):
+    assert limiter(redis_client, clock).acquire("nobody", "x") == 0

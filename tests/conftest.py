@@ -1,0 +1,97 @@
+"""Shared fixtures: the sandbox over real HTTP, Redis, and a real Celery worker process.
+
+The sandbox runs in-process on the port block that test_settings chose (BROKER_SANDBOX),
+so the Celery worker subprocess reaches it by the same URLs as the tests do."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import redis as redis_lib
+
+from sandbox.server import SandboxServer
+
+ROOT = Path(__file__).resolve().parents[1]
+TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+WORKER_LOG = ROOT / "var" / "test-worker.log"
+# Celery's own keys: deleting them under a running worker would drop its queue bindings.
+_CELERY_KEY_PREFIXES = (b"_kombu", b"unacked", b"default", b"sync.", b"celery")
+
+
+def _sandbox_port() -> int:
+    from django.conf import settings
+
+    return int(settings.BROKER_SANDBOX.rpartition(":")[2])
+
+
+@pytest.fixture(scope="session")
+def sandbox_server():
+    server = SandboxServer(port=_sandbox_port()).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def sandbox(sandbox_server):
+    """The running sandbox with no faults left over from an earlier test."""
+    sandbox_server.faults.clear()
+    yield sandbox_server
+    sandbox_server.faults.clear()
+
+
+def _clear_redis(client) -> None:
+    for key in client.scan_iter(count=1000):
+        if not key.startswith(_CELERY_KEY_PREFIXES):
+            client.delete(key)
+
+
+@pytest.fixture
+def redis_client():
+    """Redis db 15 with our own keys (limiter, locks, nonces) cleared before and after."""
+    client = redis_lib.Redis.from_url(TEST_REDIS_URL)
+    _clear_redis(client)
+    yield client
+    _clear_redis(client)
+
+
+@pytest.fixture(scope="session")
+def celery_worker_process(django_db_setup, django_db_blocker, sandbox_server):
+    """A real Celery worker on every queue, against the test database and the sandbox."""
+    from django.db import connection
+
+    from workers.routing import all_queue_names
+
+    db_name = connection.settings_dict["NAME"]
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "backend.config.test_settings",
+           "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{db_name}", "REDIS_URL": TEST_REDIS_URL,
+           "SYNC_RUN_LEASE_SECONDS": "120", "SYNC_STEP_MAX_RETRIES": "4", "PYTHONUNBUFFERED": "1"}
+    WORKER_LOG.parent.mkdir(exist_ok=True)
+    log = open(WORKER_LOG, "w")
+    proc = subprocess.Popen([sys.executable, "-m", "celery", "-A", "workers", "worker", "--pool=threads",
+                             "--concurrency=4", "-Q", ",".join(all_queue_names()), "--hostname=test-worker@%h",
+                             "--loglevel=INFO", "--without-gossip", "--without-mingle"],
+                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    _wait_for_worker(proc)
+    yield proc
+    proc.terminate()
+    try:
+        proc.wait(20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+def _wait_for_worker(proc, timeout: float = 60) -> None:
+    from workers.celery_app import app
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"celery worker exited with {proc.returncode}; see {WORKER_LOG}")
+        if app.control.ping(timeout=1.0):
+            return
+    raise RuntimeError(f"celery worker did not answer a ping in {timeout}s; see {WORKER_LOG}")

@@ -1,0 +1,15 @@
+"""The Celery app: settings from Django under the CELERY_ namespace, tasks from workers.tasks."""
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "backend.config.settings")
+
+app = Celery("brokersync")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.conf.imports = ("workers.tasks",)
+
+from .routing import task_queues, route_task  # noqa: E402
+
+app.conf.task_queues = task_queues()
+app.conf.task_routes = (route_task,)

@@ -1,0 +1,29 @@
+"""Install every beat schedule, defined here in code (idempotent; run on each deploy).
+
+The schedule lives in django-celery-beat's tables (DatabaseScheduler). One dispatcher
+entry serves all connections by their own sync_interval; see backend/sync/scheduling.py."""
+from django.conf import settings
+from django.core.management.base import BaseCommand
+from django.db import transaction
+from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+SCHEDULES = [
+    # (name, task, every seconds): every minute (crontab.guru/#*_*_*_*_*)
+    ("sync: dispatch due connections", "sync.dispatch_due", settings.SYNC_DISPATCH_EVERY_SECONDS),
+    ("sync: reap stale runs", "sync.reap_stale_runs", 60),
+]
+
+
+class Command(BaseCommand):
+    help = "Create or update the periodic tasks that drive scheduled syncs."
+
+    @transaction.atomic
+    def handle(self, *args, **options):
+        names = []
+        for name, task, every in SCHEDULES:
+            interval, _ = IntervalSchedule.objects.get_or_create(every=every, period=IntervalSchedule.SECONDS)
+            PeriodicTask.objects.update_or_create(
+                name=name, defaults={"task": task, "interval": interval, "enabled": True, "queue": "default"})
+            names.append(name)
+        removed, _ = PeriodicTask.objects.filter(name__startswith="sync: ").exclude(name__in=names).delete()
+        self.stdout.write(f"periodic tasks installed: {len(names)} (removed {removed} stale)")

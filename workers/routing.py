@@ -1,0 +1,28 @@
+"""Queue names. Each broker has its own queue so a slow or rate-limited broker never
+starves the others; maintenance tasks (dispatch, reaping) run on `default`."""
+from __future__ import annotations
+
+from kombu import Queue
+
+DEFAULT_QUEUE = "default"
+BROKER_QUEUES = ("alpaca", "coinbase", "binance", "kraken")
+
+
+def queue_for(broker: str) -> str:
+    return f"sync.{broker}"
+
+
+def task_queues() -> tuple[Queue, ...]:
+    return (Queue(DEFAULT_QUEUE),) + tuple(Queue(queue_for(b)) for b in BROKER_QUEUES)
+
+
+def all_queue_names() -> list[str]:
+    return [q.name for q in task_queues()]
+
+
+def route_task(name, args, kwargs, options, task=None, **kw):
+    """Sync steps are sent with an explicit queue (the connection's broker); anything
+    sent without one goes to the default queue."""
+    if options.get("queue"):
+        return None
+    return {"queue": DEFAULT_QUEUE}

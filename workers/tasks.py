@@ -1,0 +1,137 @@
+"""Thin tasks. Each takes ids (never a secret), takes the connection's lock, calls one
+service function, and lets workers/retry.py decide what an error means.
+
+    sync chain:  fetch_positions -> fetch_transactions -> fetch_orders -> reconcile -> write_log
+    beat:        dispatch_due_syncs (every minute), reap_stale_runs (every minute)
+"""
+from __future__ import annotations
+
+import logging
+from contextlib import contextmanager
+
+from celery import chain
+from celery.exceptions import Ignore
+from django.conf import settings
+from django.db import close_old_connections
+
+from .celery_app import app
+from .retry import DATABASE_TRANSIENT, decide
+from .routing import queue_for
+
+log = logging.getLogger("brokersync.tasks")
+CHAIN_STEPS = ("positions", "transactions", "orders", "reconcile", "write_log")
+LOCK_RETRY_SECONDS = 10
+DATABASE_RETRY_SECONDS = 5
+
+
+@contextmanager
+def connection_lock(connection_id: int):
+    """One worker per connection at a time, across all processes. Expires with the lease
+    so a killed worker cannot hold it forever."""
+    from backend.brokers.registry import default_limiter
+
+    lock = default_limiter().redis.lock(f"bs:lock:connection:{connection_id}",
+                                        timeout=settings.SYNC_RUN_LEASE_SECONDS, blocking=False)
+    acquired = lock.acquire(blocking=False)
+    try:
+        yield acquired
+    finally:
+        if acquired:
+            try:
+                lock.release()
+            except Exception:  # expired meanwhile: someone else may hold it now, leave theirs alone
+                log.warning("sync.lock_expired connection=%s", connection_id)
+
+
+def run_sync_step(task, run_id: int, step: str) -> int:
+    from backend.sync import pipeline, services
+    from backend.sync.models import SyncRun
+
+    try:
+        run = SyncRun.objects.select_related("connection").filter(pk=run_id).first()
+    except DATABASE_TRANSIENT:
+        close_old_connections()
+        raise task.retry(countdown=DATABASE_RETRY_SECONDS, max_retries=None)
+    if run is None or not run.is_active:
+        raise Ignore()                           # deleted with its connection, or already ended
+    if run.steps.get(step, {}).get("finished_at"):
+        return run_id                            # re-delivered after it had finished: nothing to redo
+    with connection_lock(run.connection_id) as locked:
+        if not locked:
+            raise task.retry(countdown=LOCK_RETRY_SECONDS, max_retries=None)
+        try:
+            pipeline.run_step(run, step)
+        except Exception as exc:
+            decision = decide(exc, run.attempts)
+            if decision.action == "retry":
+                _note_retry(run, exc)
+                log.info("sync.step_retry run=%s step=%s kind=%s countdown=%.1f",
+                         run_id, step, getattr(exc, "kind", "?"), decision.countdown)
+                raise task.retry(countdown=decision.countdown, max_retries=None)
+            if not hasattr(exc, "kind"):
+                log.exception("sync.step_crashed run=%s step=%s", run_id, step)
+            services.sync_fail(run=run, step=step, error=exc)
+            raise Ignore()                       # stops the chain; the run records why
+    return run_id
+
+
+def _note_retry(run, exc: Exception) -> None:
+    """Count the retry on the run; if the database itself is what failed, the count waits."""
+    from backend.sync import services
+
+    try:
+        services.sync_retry_noted(run=run, error=exc)
+    except DATABASE_TRANSIENT:
+        close_old_connections()
+        log.warning("sync.retry_unrecorded run=%s (database unavailable)", run.pk)
+
+
+STEP_OPTIONS = {"bind": True, "acks_late": True, "max_retries": None, "ignore_result": True}
+
+
+@app.task(name="sync.fetch_positions", **STEP_OPTIONS)
+def fetch_positions(self, run_id: int) -> int:
+    return run_sync_step(self, run_id, "positions")
+
+
+@app.task(name="sync.fetch_transactions", **STEP_OPTIONS)
+def fetch_transactions(self, run_id: int) -> int:
+    return run_sync_step(self, run_id, "transactions")
+
+
+@app.task(name="sync.fetch_orders", **STEP_OPTIONS)
+def fetch_orders(self, run_id: int) -> int:
+    return run_sync_step(self, run_id, "orders")
+
+
+@app.task(name="sync.reconcile", **STEP_OPTIONS)
+def reconcile(self, run_id: int) -> int:
+    return run_sync_step(self, run_id, "reconcile")
+
+
+@app.task(name="sync.write_log", **STEP_OPTIONS)
+def write_log(self, run_id: int) -> int:
+    return run_sync_step(self, run_id, "write_log")
+
+
+STEP_TASKS = {"positions": fetch_positions, "transactions": fetch_transactions, "orders": fetch_orders,
+              "reconcile": reconcile, "write_log": write_log}
+
+
+def sync_chain(run_id: int, broker: str, *, first_step: str = CHAIN_STEPS[0]):
+    steps = CHAIN_STEPS[CHAIN_STEPS.index(first_step):]
+    return chain(*(STEP_TASKS[s].si(run_id).set(queue=queue_for(broker)) for s in steps))
+
+
+@app.task(name="sync.dispatch_due", ignore_result=True)
+def dispatch_due_syncs() -> int:
+    from backend.sync.scheduling import dispatch_due
+
+    return dispatch_due()
+
+
+@app.task(name="sync.reap_stale_runs", ignore_result=True)
+def reap_stale_runs() -> int:
+    from backend.sync.scheduling import reap_stale
+
+    return reap_stale()
