@@ -48,9 +48,12 @@ def _recreate_database(url: str) -> None:
 
 
 class BenchEnv:
-    def __init__(self, *, limits: str = "off", concurrency: int = 8, extra_env: dict | None = None):
+    def __init__(self, *, limits: str = "off", concurrency: int = 8, workers: int = 1,
+                 extra_env: dict | None = None):
         self.limits = limits
         self.concurrency = concurrency
+        self.n_workers = workers
+        self.workers: list = []
         self.sandbox_port = free_port_block()
         self.env = {**os.environ, "DJANGO_SETTINGS_MODULE": "backend.config.settings", "BROKERSYNC_ENV": "local",
                     "DATABASE_URL": BENCH_DATABASE_URL, "REDIS_URL": BENCH_REDIS_URL, "DEBUG": "false",
@@ -82,21 +85,29 @@ class BenchEnv:
         from workers.celery_app import app
         from workers.routing import all_queue_names
 
-        self.worker = procs.start("worker", procs.worker_cmd(all_queue_names(), self.concurrency, "bench"), self.env,
-                                  logs / "bench-worker.log")
-        procs.wait_worker(app, self.worker)
+        for i in range(self.n_workers):
+            self.workers.append(procs.start(f"worker{i}", procs.worker_cmd(all_queue_names(), self.concurrency,
+                                                                           f"bench{i}"),
+                                            self.env, logs / f"bench-worker{i}.log"))
+        self.worker = self.workers[0]
+        for worker in self.workers:
+            procs.wait_worker(app, worker)
 
     def stop(self) -> None:
         procs.stop_all()
 
     def worker_usage(self) -> dict:
-        """CPU seconds and peak resident memory of the worker process (threads pool: one process)."""
-        pid = self.worker.pid
-        stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        """CPU seconds (all workers) and the largest peak resident memory of one worker
+        process (threads pool: each worker is one process)."""
         ticks = os.sysconf("SC_CLK_TCK")
-        status = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
-        return {"cpu_s": (int(stat[11]) + int(stat[12])) / ticks,
-                "peak_rss_mb": int(status["VmHWM"].split()[0]) / 1024}
+        cpu, peak = 0.0, 0.0
+        for worker in self.workers:
+            stat = Path(f"/proc/{worker.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            status = dict(line.split(":", 1) for line in Path(f"/proc/{worker.pid}/status").read_text().splitlines()
+                          if ":" in line)
+            cpu += (int(stat[11]) + int(stat[12])) / ticks
+            peak = max(peak, int(status["VmHWM"].split()[0]) / 1024)
+        return {"cpu_s": cpu, "peak_rss_mb": peak, "workers": len(self.workers)}
 
     # -- sandbox ------------------------------------------------------------------------
     def control(self, method: str, path: str, body: dict | None = None) -> dict:

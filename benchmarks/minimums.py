@@ -17,3 +17,11 @@ def alpaca(truth: dict) -> dict:
 
 
 MINIMUMS = {"alpaca": alpaca}
+
+
+def minimum_for(broker: str, truth: dict) -> dict:
+    """A simulator that knows its raw records (Coinbase's v2 duplicates of fills, Binance's
+    per-symbol pages, Kraken's ledger rows per trade) reports its own minimum in the truth."""
+    if "minimum" in truth:
+        return truth["minimum"]
+    return MINIMUMS[broker](truth)

@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks import common  # noqa: E402
-from benchmarks.minimums import MINIMUMS  # noqa: E402
+from benchmarks.minimums import minimum_for  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:
@@ -56,7 +56,7 @@ def bench_broker(env: common.BenchEnv, broker: str, args) -> dict:
             + BrokerTransaction.objects.filter(connection=connection).count()
             + BrokerOrder.objects.filter(connection=connection).count())
     incremental = env.timed_sync(connection, broker)
-    minimum = MINIMUMS[broker](truth)
+    minimum = minimum_for(broker, truth)
     return {"broker": broker, "generated_s": generated, "full": full, "incremental": incremental, "rows": rows,
             "truth_transactions": len(truth["transactions"]), "truth_positions": len(truth["positions"]),
             "truth_orders": len(truth["orders"]), "minimum": minimum,

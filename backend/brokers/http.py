@@ -47,7 +47,7 @@ class SessionPolicy:
     transient_retries: int = 2          # in-place retries for 5xx / timeouts / bad bodies
     backoff_base: float = 0.25          # full jitter: sleep uniform(0, min(cap, base * 2**n))
     backoff_cap: float = 2.0
-    max_inplace_wait: float = 5.0       # longer rate-limit waits are raised to the task
+    max_inplace_wait: float = 10.0      # longer rate-limit waits are raised to the task
     min_429_wait: float = 1.0           # a Retry-After of 0 is never trusted (seen at Binance)
 
 

@@ -52,5 +52,5 @@ BROKER_SESSION_POLICY = {
     "connect_timeout": env.float("BROKER_CONNECT_TIMEOUT", default=3.05),
     "read_timeout": env.float("BROKER_READ_TIMEOUT", default=20.0),
     "transient_retries": env.int("BROKER_TRANSIENT_RETRIES", default=2),
-    "max_inplace_wait": env.float("BROKER_MAX_INPLACE_WAIT", default=5.0),
+    "max_inplace_wait": env.float("BROKER_MAX_INPLACE_WAIT", default=10.0),   # > Kraken's 6.06 s per history call
 }

@@ -1,0 +1,173 @@
+"""A fleet of sandbox accounts across the four brokers, synced with the real default rate
+limits and sandbox latency, from the worker count and pool recommended for 2 cores.
+
+    python benchmarks/fleet.py                       # 1,000 accounts, 2 workers x 16 threads
+    python benchmarks/fleet.py --accounts 200 --latency-ms 20
+
+Prints: wall time of the initial round against the lower bound that the rate budgets,
+page sizes and latency allow (the headline ratio), requests per broker, 429s and 418s
+received (target zero), rows per second, peak worker memory, CPU seconds per 1,000 rows,
+and the same for an incremental round after a fifth of the accounts changed. Every
+account's rows are checked against the sandbox's truth.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks import common  # noqa: E402
+from benchmarks.minimums import minimum_for  # noqa: E402
+
+# Share of accounts per broker, and account sizes: most people hold a few positions and a
+# few hundred records; a few are heavy traders.
+DEFAULT_MIX = "alpaca:0.4,coinbase:0.2,binance:0.2,kraken:0.2"
+SIZE_TIERS = [  # (share, positions range, activities range)
+    (0.70, (3, 10), (20, 300)),
+    (0.25, (10, 40), (300, 1500)),
+    (0.05, (40, 150), (1500, 4000)),
+]
+ENVIRONMENT = {"alpaca": "paper"}
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--accounts", type=int, default=1000)
+    parser.add_argument("--mix", default=DEFAULT_MIX)
+    parser.add_argument("--workers", type=int, default=2, help="worker processes (recommended: 1 per core)")
+    parser.add_argument("--concurrency", type=int, default=16, help="threads per worker")
+    parser.add_argument("--latency-ms", type=float, default=20.0, help="sandbox latency added to every answer")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--timeout", type=float, default=3 * 3600)
+    return parser.parse_args()
+
+
+def draw_accounts(args) -> list[dict]:
+    rng = random.Random(args.seed)
+    brokers, weights = zip(*((b, float(w)) for b, w in (p.split(":") for p in args.mix.split(","))))
+    specs = []
+    for i in range(args.accounts):
+        broker = rng.choices(brokers, weights)[0]
+        tier = rng.choices(SIZE_TIERS, [t[0] for t in SIZE_TIERS])[0]
+        specs.append({"broker": broker, "environment": ENVIRONMENT.get(broker, "live"), "seed": args.seed * 100_000 + i,
+                      "positions": rng.randint(*tier[1]), "activities": rng.randint(*tier[2])})
+    return specs
+
+
+def lower_bound(minimums: list[tuple[str, dict]], latency_s: float, capacity: int) -> dict:
+    """The fastest the round could possibly go: the slowest single account (its requests
+    in sequence, and its own rate budget), every broker-wide budget (Binance's weight per
+    IP), and the total latency spread over every worker thread."""
+    per_account = [max(common.rate_bound_seconds(b, m), m["requests"] * latency_s) for b, m in minimums]
+    binance_weight = sum(m.get("cost", m["requests"]) for b, m in minimums if b == "binance")
+    shared = {"binance_ip_weight": max(0.0, binance_weight - 6000) / (6000 / 60)}
+    total_latency = sum(m["requests"] for _, m in minimums) * latency_s / capacity
+    bound = max([max(per_account, default=0), total_latency, *shared.values()])
+    return {"seconds": bound, "slowest_account": max(per_account, default=0), "latency_over_threads": total_latency,
+            **shared}
+
+
+def run_round(env: common.BenchEnv, connections: list, timeout: float) -> dict:
+    from backend.sync.models import SyncRun
+    from backend.sync.services import sync_request
+
+    before = env.stats()
+    started = time.monotonic()
+    runs = [sync_request(connection=c, trigger="bench")[0].pk for c in connections]
+    peak_active = 0
+    while time.monotonic() - started < timeout:
+        active = SyncRun.objects.filter(pk__in=runs, state__in=SyncRun.ACTIVE_STATES).count()
+        peak_active = max(peak_active, active)
+        if not active:
+            break
+        time.sleep(1)
+    wall = time.monotonic() - started
+    after = env.stats()
+    finished = SyncRun.objects.filter(pk__in=runs)
+    states = Counter(finished.values_list("state", flat=True))
+    rows = sum(int(info.get("created", 0)) + int(info.get("updated", 0))
+               for steps in finished.values_list("steps", flat=True) for k, info in steps.items()
+               if isinstance(info, dict) and k in ("positions", "transactions", "orders"))
+    per_endpoint = {e: {k: after.get(e, {}).get(k, 0) - before.get(e, {}).get(k, 0)
+                        for k in ("requests", "429", "418", "5xx")} for e in after}
+    return {"wall_s": wall, "states": dict(states), "rows": rows, "endpoints": per_endpoint}
+
+
+def check_truth(env: common.BenchEnv, pairs: list) -> int:
+    """Accounts whose stored rows differ from the sandbox's truth (target: 0)."""
+    from backend.sync.models import BrokerOrder, BrokerTransaction
+
+    bad = 0
+    for account, connection in pairs:
+        truth = env.control("GET", f"/accounts/{account['account_id']}/truth")
+        tx = set(BrokerTransaction.objects.filter(connection=connection).values_list("broker_id", flat=True))
+        orders = dict(BrokerOrder.objects.filter(connection=connection).values_list("broker_id", "status"))
+        if tx != {t["broker_id"] for t in truth["transactions"]} or \
+                orders != {o["broker_id"]: o["status"] for o in truth["orders"]}:
+            bad += 1
+    return bad
+
+
+def print_round(name: str, r: dict, bound: dict | None, usage: dict) -> None:
+    requests = defaultdict(int)
+    for endpoint, figures in r["endpoints"].items():
+        requests[endpoint.split("-")[0]] += figures["requests"]
+    n429 = sum(f["429"] for f in r["endpoints"].values())
+    n418 = sum(f["418"] for f in r["endpoints"].values())
+    print(f"\n== {name}: {r['wall_s']:.1f}s wall, runs {r['states']}")
+    if bound:
+        print(f"   lower bound {bound['seconds']:.1f}s (slowest account {bound['slowest_account']:.1f}s, "
+              f"Binance IP weight {bound['binance_ip_weight']:.1f}s, latency/threads "
+              f"{bound['latency_over_threads']:.1f}s) -> ratio {r['wall_s'] / max(bound['seconds'], 1e-9):.2f}")
+    print("   requests " + ", ".join(f"{b} {n}" for b, n in sorted(requests.items())) + f"; 429s {n429}, 418s {n418}")
+    print(f"   rows {r['rows']}, {r['rows'] / max(r['wall_s'], 1e-9):,.0f} rows/s; worker CPU {usage['cpu_s']:.1f}s "
+          f"({1000 * usage['cpu_s'] / max(1, r['rows']):.2f}s per 1,000 rows); peak worker RSS {usage['peak_rss_mb']:.0f} MB")
+
+
+def main() -> int:
+    args = parse_args()
+    env = common.BenchEnv(limits="real", concurrency=args.concurrency, workers=args.workers)
+    try:
+        env.start()
+        env.control("POST", "/faults", {"target": "*", "latency_ms": args.latency_ms})
+        started = time.monotonic()
+        accounts = [env.control("POST", "/accounts", spec) for spec in draw_accounts(args)]
+        print(f"created {len(accounts)} sandbox accounts in {time.monotonic() - started:.1f}s", flush=True)
+        pairs = [(a, env.connect(a["account_id"].split(":")[0], a)) for a in accounts]
+        minimums = [(a["account_id"].split(":")[0], minimum_for(a["account_id"].split(":")[0],
+                                                               env.control("GET", f"/accounts/{a['account_id']}/truth")))
+                    for a in accounts]
+        bound = lower_bound(minimums, args.latency_ms / 1000, args.workers * args.concurrency)
+        cpu0 = env.worker_usage()["cpu_s"]
+        initial = run_round(env, [c for _, c in pairs], args.timeout)
+        usage = env.worker_usage()
+        print_round("initial sync", initial, bound, {**usage, "cpu_s": usage["cpu_s"] - cpu0})
+        print(f"   accounts not matching the sandbox's truth: {check_truth(env, pairs)}", flush=True)
+
+        rng = random.Random(args.seed + 1)
+        for account, _ in rng.sample(pairs, k=max(1, len(pairs) // 5)):
+            env.control("POST", f"/accounts/{account['account_id']}/advance", {})
+        cpu1 = env.worker_usage()["cpu_s"]
+        incremental = run_round(env, [c for _, c in pairs], args.timeout)
+        usage2 = env.worker_usage()
+        print_round("incremental round (a fifth of the accounts changed)", incremental, None,
+                    {**usage2, "cpu_s": usage2["cpu_s"] - cpu1})
+        print(f"   accounts not matching the sandbox's truth: {check_truth(env, pairs)}")
+        out = ROOT / "var" / "bench-fleet.json"
+        out.write_text(json.dumps({"args": vars(args), "bound": bound, "initial": initial,
+                                   "incremental": incremental, "worker": usage2}, indent=2, default=str))
+        print(f"figures saved to {out.relative_to(ROOT)}")
+    finally:
+        env.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
