@@ -4,6 +4,7 @@
     RateLimited      retry after the broker's wait (never less than our own floor)
     TransientError   retry with capped exponential backoff and full jitter
     database down    retry like a transient error (the step's transaction rolled back)
+    Redis down       the same (the shared rate limiter or a lock lost its server mid-step)
     PermanentError   fail the run
     anything else    fail the run (a bug: it is logged with its traceback)
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+import redis
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
@@ -32,12 +34,14 @@ class Decision:
 
 # The database went away mid-step (restart, failover): the step rolled back; retry it.
 DATABASE_TRANSIENT = (OperationalError, InterfaceError)
+# Redis went away mid-step (restart, failover): the limiter's or the lock's call failed; retry it.
+REDIS_TRANSIENT = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
 
 def decide(error: Exception, attempt: int) -> Decision:
     if isinstance(error, AuthError):
         return Decision("halt")
-    if isinstance(error, (RateLimited, TransientError) + DATABASE_TRANSIENT):
+    if isinstance(error, (RateLimited, TransientError) + DATABASE_TRANSIENT + REDIS_TRANSIENT):
         if attempt >= settings.SYNC_STEP_MAX_RETRIES:
             return Decision("fail")
         return Decision("retry", countdown(error, attempt))

@@ -15,7 +15,7 @@ from django.conf import settings
 from django.db import close_old_connections
 
 from .celery_app import app
-from .retry import DATABASE_TRANSIENT, decide
+from .retry import DATABASE_TRANSIENT, REDIS_TRANSIENT, decide
 from .routing import queue_for
 
 log = logging.getLogger("brokersync.tasks")
@@ -77,8 +77,11 @@ def run_sync_step(task, run_id: int, step: str) -> int:
 
 def _note_retry(run, exc: Exception) -> None:
     """Count the retry on the run; if the database itself is what failed, the count waits."""
+    from backend.brokers.errors import TransientError
     from backend.sync import services
 
+    if isinstance(exc, REDIS_TRANSIENT):        # recorded as what it is, not as "database unavailable"
+        exc = TransientError(f"redis unavailable: {type(exc).__name__}")
     try:
         services.sync_retry_noted(run=run, error=exc)
     except DATABASE_TRANSIENT:

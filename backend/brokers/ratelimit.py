@@ -74,6 +74,10 @@ return tostring(math.max(0.001, (c + cost - limit) / decay))
 """
 
 
+LEARNED_LIMIT_TTL = 24 * 3600     # re-learned whenever exchangeInfo is read (hourly per worker)
+LIMIT_CACHE_SECONDS = 60.0         # per process, so acquire() stays one Redis round trip
+
+
 @dataclass(frozen=True)
 class RateRule:
     algorithm: str            # "window" | "leaky"
@@ -99,6 +103,7 @@ class RateLimiter:
         self._window = client.register_script(_WINDOW_ACQUIRE)
         self._window_used = client.register_script(_WINDOW_USED)
         self._leaky = client.register_script(_LEAKY_ACQUIRE)
+        self._limits: dict[str, tuple[float, float]] = {}
 
     def _keys(self, scope: str) -> tuple[str, str]:
         return f"{self.prefix}:{scope}", f"{self.prefix}:block:{scope}"
@@ -112,11 +117,30 @@ class RateLimiter:
             return 0.0
         key, block = self._keys(scope)
         now = self.clock()
+        limit = self._limit(broker, rule)
         if rule.algorithm == "leaky":
-            wait = self._leaky(keys=[key, block], args=[now, rule.limit, rule.decay, cost])
+            wait = self._leaky(keys=[key, block], args=[now, limit, rule.decay, cost])
         else:
-            wait = self._window(keys=[key, block], args=[now, rule.period, rule.limit, cost, uuid.uuid4().hex[:12]])
+            wait = self._window(keys=[key, block], args=[now, rule.period, limit, cost, uuid.uuid4().hex[:12]])
         return float(wait)
+
+    def learn_limit(self, broker: str, limit: float) -> None:
+        """The broker told us its real budget (Binance's exchangeInfo): every worker uses it.
+        Never above the configured rule, which is the operator's ceiling."""
+        rule = self.rules.get(broker)
+        if rule is None or limit <= 0:
+            return
+        self.redis.set(f"{self.prefix}:limit:{broker}", repr(min(limit, rule.limit)), ex=LEARNED_LIMIT_TTL)
+        self._limits.pop(broker, None)
+
+    def _limit(self, broker: str, rule: RateRule) -> float:
+        cached = self._limits.get(broker)
+        now = time.monotonic()
+        if cached is None or now - cached[0] > LIMIT_CACHE_SECONDS:
+            learned = self.redis.get(f"{self.prefix}:limit:{broker}")
+            cached = (now, float(learned) if learned else rule.limit)
+            self._limits[broker] = cached
+        return cached[1]
 
     def used(self, broker: str, scope: str) -> float:
         rule = self.rules.get(broker)

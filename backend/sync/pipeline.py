@@ -57,8 +57,9 @@ def run_step(run: SyncRun, step: str, adapter_factory: Callable[[BrokerConnectio
         try:
             STREAM_STEPS[step](run, adapter)
         finally:
-            run.steps.setdefault(step, {})["requests"] = run.steps.get(step, {}).get("requests", 0) + \
-                adapter.session.requests_made
+            # An adapter with more than one session (Binance's per-account /sapi budget) sums them.
+            made = getattr(adapter, "requests_made", adapter.session.requests_made)
+            run.steps.setdefault(step, {})["requests"] = run.steps.get(step, {}).get("requests", 0) + made
     services.sync_step_finished(run=run, step=step, started=started)
 
 

@@ -7,14 +7,16 @@ a later issue builds the full ledger on top of this.
 """
 from __future__ import annotations
 
+from collections import defaultdict
 from decimal import Decimal
 
-from django.db.models import Sum
+from django.db import connection as db
 
 from backend.connections.models import BrokerConnection
 
 from .models import BrokerPosition, BrokerTransaction
 
+SQLITE_RELATIVE_PRECISION = Decimal("1e-13")   # 15 significant digits, with room for summing
 NOT_COUNTED_STATUSES = ("canceled", "cancelled", "failed", "rejected", "pending")
 
 
@@ -27,7 +29,7 @@ def quantity_differences(connection: BrokerConnection) -> list[dict]:
     differences = []
     for key in sorted(set(held) | set(computed)):
         broker_qty, ledger_qty = held.get(key, Decimal(0)), computed.get(key, Decimal(0))
-        if broker_qty != ledger_qty:
+        if not _same(broker_qty, ledger_qty):
             asset_class, symbol = key
             differences.append({"asset": symbol, "asset_class": asset_class, "broker_quantity": _fmt(broker_qty),
                                 "computed_quantity": _fmt(ledger_qty), "difference": _fmt(broker_qty - ledger_qty)})
@@ -35,8 +37,20 @@ def quantity_differences(connection: BrokerConnection) -> list[dict]:
 
 
 def _sum_by_asset(queryset) -> dict[tuple[str, str], Decimal]:
-    rows = (queryset.values("asset__asset_class", "asset__symbol").annotate(total=Sum("quantity")))
-    return {(r["asset__asset_class"], r["asset__symbol"]): r["total"] or Decimal(0) for r in rows}
+    """Summed in Python with Decimal: SQL SUM on SQLite goes through float."""
+    totals: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
+    for asset_class, symbol, quantity in queryset.values_list("asset__asset_class", "asset__symbol",
+                                                              "quantity").iterator(chunk_size=5000):
+        totals[(asset_class, symbol)] += quantity
+    return dict(totals)
+
+
+def _same(a: Decimal, b: Decimal) -> bool:
+    """Exact on PostgreSQL. Django keeps only 15 significant digits of a decimal on SQLite
+    (the zero-setup local database), so there a difference below that precision is noise."""
+    if db.vendor != "sqlite":
+        return a == b
+    return abs(a - b) <= max(abs(a), abs(b)) * SQLITE_RELATIVE_PRECISION
 
 
 def _fmt(value: Decimal) -> str:

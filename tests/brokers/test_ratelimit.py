@@ -90,3 +90,14 @@ def test_broker_reported_usage_tightens_the_budget(redis_client, clock):
 
 def test_unknown_broker_is_not_limited(redis_client, clock):
     assert limiter(redis_client, clock).acquire("nobody", "x") == 0
+
+
+def test_a_learned_limit_applies_to_every_limiter_but_never_exceeds_the_rule(redis_client, clock):
+    one = limiter(redis_client, clock, binance=dict(algorithm="window", limit=6000, period=60))
+    other = limiter(redis_client, clock, binance=dict(algorithm="window", limit=6000, period=60))
+    one.learn_limit("binance", 1200)                         # exchangeInfo said 1,200/min today
+    assert sum(other.acquire("binance", "ip", cost=20) == 0 for _ in range(100)) == 60
+    one.learn_limit("binance", 1_000_000)
+    other._limits.clear()
+    clock.now += 61
+    assert sum(other.acquire("binance", "ip", cost=20) == 0 for _ in range(400)) == 300

@@ -6,8 +6,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
+import subprocess
+import sys
 import time
 from decimal import Decimal
+from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
@@ -84,13 +88,22 @@ def test_signed_request_is_accepted_with_its_weight(sim, account):
     (dict(ts_shift=-5001), 400, -1021),           # serverTime - timestamp > recvWindow (5000)
     (dict(recv_window=60001), 400, -1131),
 ])
-def test_auth_failures_answer_binance_bodies(sim, account, change, status, code):
+def test_auth_failures_answer_binance_bodies(sim, account, change, status, code, monkeypatch):
+    frozen = sim.now_ms()
+    monkeypatch.setattr(sim, "now_ms", lambda: frozen)          # the server's time, to the millisecond
     shift = change.pop("ts_shift", None)
-    ts = sim.now_ms() + shift if shift is not None else None
+    ts = frozen + shift if shift is not None else None
     got, body, headers = call(sim, account, "/api/v3/account", ts=ts, **change)
     assert (got, body["code"]) == (status, code)
     assert isinstance(body["msg"], str) and body["msg"]
     assert "X-MBX-USED-WEIGHT-1M" in headers           # weight is spent even on failures
+
+
+def test_the_timing_rule_at_its_edges(sim, account, monkeypatch):
+    frozen = sim.now_ms()
+    monkeypatch.setattr(sim, "now_ms", lambda: frozen)
+    assert call(sim, account, "/api/v3/account", ts=frozen + 999)[0] == 200
+    assert call(sim, account, "/api/v3/account", ts=frozen - 5000)[0] == 200
 
 
 def test_a_larger_recv_window_accepts_an_older_timestamp(sim, account):
@@ -285,6 +298,24 @@ def test_same_seed_same_account(sim):
     first.pop("broker_account_id"), second.pop("broker_account_id")
     assert json.dumps(first) == json.dumps(second)
     assert a["credentials"] != b["credentials"]                   # keys stay unique per account
+
+
+_DIGEST = """
+import hashlib, json
+from sandbox.base import SimClock
+from sandbox.brokers.binance import BinanceSim
+sim = BinanceSim(SimClock())
+created = sim.create_account("live", seed=5, positions=60, activities=3000)
+print(hashlib.sha256(json.dumps(sim.truth(created["account_id"]), sort_keys=True).encode()).hexdigest())
+"""
+
+
+def test_same_seed_same_account_in_another_process():
+    """Nothing may depend on set order, which changes with PYTHONHASHSEED."""
+    root = Path(__file__).resolve().parents[2]
+    digests = {subprocess.run([sys.executable, "-c", _DIGEST], cwd=root, capture_output=True, text=True, check=True,
+                              env={**os.environ, "PYTHONHASHSEED": str(n)}).stdout for n in (1, 2)}
+    assert len(digests) == 1
 
 
 def test_advance_adds_everything_and_keeps_the_invariant(sim, account):

@@ -41,6 +41,8 @@ BROKER_RATE_LIMITS = {
     "coinbase": {"algorithm": "window", "limit": 30, "period": 1.05},
     # request weight 6,000/min per IP (exchangeInfo REQUEST_WEIGHT; read live value at runtime)
     "binance": {"algorithm": "window", "limit": 6000, "period": 61},
+    # Binance /sapi UID-weighted calls, per account (withdraw history: 18,000 of 180,000/min)
+    "binance-uid": {"algorithm": "window", "limit": 180000, "period": 61},
     # per-key counter max 15 decaying 0.33/s (starter tier, docs.kraken.com ratelimits)
     "kraken": {"algorithm": "leaky", "limit": 15, "decay": 0.33},
 }

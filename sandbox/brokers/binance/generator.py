@@ -48,7 +48,7 @@ class HistoryGenerator:
         extra = max(1, positions // 20)
         closed = [c for c in CORE if c not in held] + [c for c in order[positions:] if c not in CORE][:extra]
         self.held, self.closed = held, closed
-        self.active = self._active_symbols(set(held) | set(closed))
+        self.active = self.active_symbols(set(held) | set(closed))
         fixed = 2 + len(closed) + 4 + max(0, len(held) - 1) + len(closed)
         budget = max(0, activities - fixed)
         span = self.end - self.start
@@ -98,11 +98,11 @@ class HistoryGenerator:
                 break
             roll = self.rng.random()
             if roll < P_DEPOSIT:
-                self._random_deposit(t)
+                self.random_deposit(t)
             elif roll < P_DEPOSIT + P_WITHDRAWAL:
-                self._random_withdrawal(t)
+                self.random_withdrawal(t)
             elif roll < P_DEPOSIT + P_WITHDRAWAL + P_DIVIDEND:
-                self._random_dividend(t)
+                self.random_dividend(t)
             else:
                 self.random_order(t, max_fills=min(3, goal - self.records))
 
@@ -143,13 +143,13 @@ class HistoryGenerator:
         self.records += len(trades)
         return trades
 
-    def _random_deposit(self, t: int):
+    def random_deposit(self, t: int):
         coin = self.rng.choice(self.held) if self.held else "USDT"
         usd = 50 + self.rng.random() * 3000
         self.records += 1
         return self.maker.deposit(coin, to_units(usd / usd_price(coin, t)), t, status=1 if self.rng.random() < 0.9 else 6)
 
-    def _random_withdrawal(self, t: int):
+    def random_withdrawal(self, t: int):
         coin = self.rng.choice(self.held) if self.held else "USDT"
         free = self.account.free(coin)
         fee = self.maker.withdrawal_fee(coin, t)
@@ -159,7 +159,7 @@ class HistoryGenerator:
         self.records += 1
         return self.maker.withdrawal(coin, amount, fee, t, status=6 if self.rng.random() < 0.95 else 3)
 
-    def _random_dividend(self, t: int):
+    def random_dividend(self, t: int):
         coin = self.rng.choice(self.held) if self.held else "BNB"
         usd = 0.5 + self.rng.random() * 50
         self.records += 1
@@ -196,10 +196,10 @@ class HistoryGenerator:
         self.records += len(trades)
         return order
 
-    def _active_symbols(self, coins: set[str]) -> list[SymbolInfo]:
+    def active_symbols(self, coins: set[str]) -> list[SymbolInfo]:
         """Trading pairs between the account's coins; the big pairs several times over."""
         pairs = []
-        for coin in coins:
+        for coin in sorted(coins):                  # sets iterate in hash order: sort for determinism
             for info in self.universe.pairs_of(coin):
                 if info.base == coin and info.trading and info.quote in coins and info.quote in QUOTES:
                     pairs.append(info)

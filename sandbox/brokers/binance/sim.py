@@ -143,7 +143,7 @@ class _Advance:
     def _refresh(self) -> None:
         held = [a for a, units in self.account.totals.items() if units > 0]
         self.gen.held = sorted(held)
-        self.gen.active = self.gen._active_symbols(set(held))
+        self.gen.active = self.gen.active_symbols(set(held))
 
     def _tick(self) -> int:
         self.t += self.rng.randint(1, 3)
@@ -156,9 +156,9 @@ class _Advance:
         if wanted.get("fills"):
             added.update(self._fills(int(wanted["fills"])))
         if wanted.get("dividend"):
-            added["dividend"] = f"dividend:{self.gen._random_dividend(self._tick()).id}"
+            added["dividend"] = f"dividend:{self.gen.random_dividend(self._tick()).id}"
         if wanted.get("deposit"):
-            added["deposit"] = f"deposit:{self.gen._random_deposit(self._tick()).id}"
+            added["deposit"] = f"deposit:{self.gen.random_deposit(self._tick()).id}"
         if wanted.get("pending_deposit"):              # seen on-chain, not credited yet (status 0)
             coin = self.rng.choice(self.gen.held or ["USDT"])
             added["pending_deposit"] = f"deposit:{self.gen.maker.deposit(coin, 10 ** 8, self._tick(), status=0).id}"

@@ -14,7 +14,8 @@ from types import SimpleNamespace
 import pytest
 
 from backend.brokers.adapters.binance import BinanceAdapter
-from backend.brokers.adapters.binance import parse
+from backend.brokers.adapters.binance import parse, transactions
+from backend.brokers.adapters.binance.markets import Market, Markets, balance_totals, changed_assets
 from backend.brokers.dtos import Credentials, TransactionType
 from backend.brokers.errors import AuthError, BadRecord, PermanentError, RateLimited, TransientError
 from backend.brokers.http import BrokerSession, SessionPolicy
@@ -141,15 +142,36 @@ def test_a_pending_deposit_is_read_again_until_credited(sandbox, sim, account):
     assert quiet == [] and pages[-1].coverage["mode"] == "unchanged"
 
 
-def test_an_interrupted_sync_resumes_without_repeating(sandbox, sim, account):
-    first = build(sandbox, account).fetch_transactions(None)
-    head = [next(first) for _ in range(8)]                     # the worker dies after eight checkpoints
-    assert "pass" in head[-1].cursor
+def test_an_interrupted_sync_resumes_without_repeating(sandbox, sim, account, monkeypatch):
+    monkeypatch.setattr(transactions, "FLUSH_SYMBOLS", 3)        # a checkpoint every 3 symbols
+    head = []
+    for page in build(sandbox, account).fetch_transactions(None):
+        head.append(page)
+        if len(page.coverage.get("symbols_covered", [])) == 3:
+            break                                                  # the worker dies mid-way through the symbols
+    todo = head[-1].cursor["pass"]["todo"]
+    assert todo and not set(todo) & set(head[-1].coverage["symbols_covered"])
     rest, tail = drain(build(sandbox, account).fetch_transactions(head[-1].cursor))
     done = [t.broker_id for p in head for t in p.items]
     assert not set(done) & {t.broker_id for t in rest}
     assert set(done) | {t.broker_id for t in rest} == {t["broker_id"] for t in truth_of(sim, account)["transactions"]}
-    assert tail[-1].coverage["complete"]
+    assert tail[-1].coverage["complete"] and tail[0].requests == 4     # exchangeInfo + 3 symbols: no wallet walk again
+
+
+def test_candidate_symbols():
+    markets = Markets([Market("ETHUSDT", "ETH", "USDT", "TRADING"), Market("ETHBTC", "ETH", "BTC", "TRADING"),
+                       Market("SOLBTC", "SOL", "BTC", "TRADING"), Market("DOGEUSDT", "DOGE", "USDT", "TRADING"),
+                       Market("ETHBUSD", "ETH", "BUSD", "BREAK"), Market("SOLBUSD", "SOL", "BUSD", "BREAK")])
+    # Held or moved: ETH, USDT. BTC is a common quote; delisted pairs only with both sides known.
+    assert markets.full({"ETH", "USDT"}) == {"ETHUSDT", "ETHBTC"}
+    assert markets.full({"ETH", "USDT", "BUSD"}) == {"ETHUSDT", "ETHBTC", "ETHBUSD"}
+    assert markets.full({"ETH", "USDT"}, deep=True) == {"ETHUSDT", "ETHBTC", "DOGEUSDT"}
+    # Incremental: a trade moves both of its assets.
+    assert markets.changed({"SOL", "BTC"}) == {"SOLBTC"}
+    assert markets.changed({"ETH"}) == set()
+    assert balance_totals({"balances": [{"asset": "BTC", "free": "0.5", "locked": "0.25"},
+                                        {"asset": "ETH", "free": "0", "locked": "0"}]}) == ({"BTC": "0.75"}, {"BTC"})
+    assert changed_assets({"BTC": "0.75", "ETH": "1"}, {"BTC": "0.750", "SOL": "2"}) == {"ETH", "SOL"}
 
 
 # -- credentials ------------------------------------------------------------------------------------
@@ -243,10 +265,10 @@ def test_weights_are_charged_to_the_shared_ip_budget(sandbox, sim, account, redi
     limiter = RateLimiter(redis_client, {"binance": RateRule("window", 6000, 61)})
     adapter = build(sandbox, account, limiter=limiter)
     adapter.verify_credentials()                                   # account 20, apiRestrictions (/sapi) 0
-    adapter.fetch_positions()                                      # account 20
+    adapter.fetch_positions()                                      # account 20, ticker/price (all) 4
     other = Credentials(api_key="Z" * 64, api_secret="z" * 64)
     assert BinanceAdapter.rate_scope(other, "live") == adapter.session.scope == "binance:ip:default"
-    assert limiter.used("binance", adapter.session.scope) == 40
+    assert limiter.used("binance", adapter.session.scope) == 44
 
 
 def test_withdraw_history_budget_is_the_accounts_not_the_ips(sandbox, sim, account, redis_client, one_minute):
@@ -356,3 +378,10 @@ def test_documented_order():
     old = parse.order({**raw, "status": "FILLED", "executedQty": "1.0", "cummulativeQuoteQty": "-1.00000000"}, "LTC")
     assert old.status == "filled" and old.filled_avg_price is None      # < 0 means "not available"
     assert parse.order({**raw, "status": "SOMETHING_NEW"}, "LTC").status == "other"
+
+
+def test_positions_are_valued_in_dollars(sandbox, account):
+    snapshot = build(sandbox, account).fetch_positions()
+    valued = [p for p in snapshot.positions if p.market_value is not None]
+    assert valued, "coins with a USDT pair are valued"
+    assert all(p.market_value == p.quantity * p.current_price for p in valued)

@@ -171,10 +171,10 @@ def test_a_malformed_private_key_is_an_auth_error_without_the_secret(sandbox, sy
 
 def test_429_is_rate_limited_with_the_wait(sandbox, synced):
     adapter = build(sandbox, synced["account"]["credentials"])
-    sandbox.faults.set(FaultPlan(target="coinbase", burst_429=1, retry_after=7))
+    sandbox.faults.set(FaultPlan(target="coinbase", burst_429=1, retry_after=30))
     with pytest.raises(RateLimited) as exc:
         adapter.fetch_positions()
-    assert exc.value.retry_after == pytest.approx(7.0)
+    assert exc.value.retry_after == pytest.approx(30.0)
     sandbox.faults.set(FaultPlan(target="coinbase", burst_429=1, retry_after=0.5))
     assert adapter.fetch_positions().positions                 # a short wait is retried in place
 

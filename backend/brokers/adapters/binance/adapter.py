@@ -19,6 +19,8 @@ import hmac
 import re
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
+from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
 
@@ -36,6 +38,8 @@ from .transactions import TransactionSync
 UID_BUDGET = "binance-uid"               # settings.BROKER_RATE_LIMITS key for UID-weighted /sapi calls
 RECV_WINDOW_MS = 5000                   # Binance's default; its docs advise 5,000 or less
 MARKETS_TTL = 3600.0                    # exchangeInfo changes on listings/delistings only
+USD_QUOTES = ("USDT", "USDC", "FDUSD", "BUSD")     # pairs that price a coin in (near) dollars
+USD_STABLECOINS = frozenset(USD_QUOTES)
 _BANNED_UNTIL = re.compile(r"banned until (\d{13})")
 # Codes (errors.md) -> kind. -1021 is the clock; 5xx-style codes mean "unknown, try again".
 _AUTH = {-2014: "API-key format invalid", -2015: "invalid API key, IP or permissions",
@@ -129,7 +133,17 @@ class BinanceAdapter(BrokerAdapter):
         if self._markets is None or time.monotonic() - self._markets[0] > MARKETS_TTL:
             body = self.call("/api/v3/exchangeInfo", cost=weights.EXCHANGE_INFO, signed=False)
             self._markets = (time.monotonic(), Markets.from_exchange_info(body))
+            self._learn_weight_limit(body)
         return self._markets[1]
+
+    def _learn_weight_limit(self, exchange_info: dict) -> None:
+        """The real REQUEST_WEIGHT budget is whatever exchangeInfo says today (6,000/min in
+        the docs' example, 1,200 in older docs): teach it to the shared limiter."""
+        limiter = self.session.limiter
+        for rule in exchange_info.get("rateLimits") or []:
+            if rule.get("rateLimitType") == "REQUEST_WEIGHT" and rule.get("interval") == "MINUTE" \
+                    and int(rule.get("intervalNum", 1)) == 1 and limiter is not None:
+                limiter.learn_limit(self.key, float(rule["limit"]))
 
     def cached_markets(self) -> Markets | None:
         return self._markets[1] if self._markets else None
@@ -166,7 +180,22 @@ class BinanceAdapter(BrokerAdapter):
                 cash[canonical_code(asset)] = total
             else:
                 positions.append(Position(asset=coin_asset(asset), broker_symbol=asset, quantity=total, raw=row))
+        positions = self._priced(positions) if positions else positions
         return PositionSnapshot(positions=positions, cash=cash, skipped=skipped, requests=self.requests_made - start)
+
+    def _priced(self, positions: list[Position]) -> list[Position]:
+        """Value each coin in US dollars from one all-symbols ticker call (weight 4):
+        its USDT/USDC/FDUSD pair, stablecoins at 1, None where Binance has no such pair."""
+        prices = {row["symbol"]: Decimal(str(row["price"]))
+                  for row in self.call("/api/v3/ticker/price", cost=weights.TICKER_ALL, signed=False)
+                  if isinstance(row, dict) and "symbol" in row and "price" in row}
+        priced = []
+        for p in positions:
+            code = p.broker_symbol.upper()
+            price = Decimal(1) if code in USD_STABLECOINS else next(
+                (prices[code + quote] for quote in USD_QUOTES if code + quote in prices), None)
+            priced.append(replace(p, current_price=price, market_value=None if price is None else p.quantity * price))
+        return priced
 
     def fetch_transactions(self, cursor: dict[str, Any] | None) -> Iterator[Page[Transaction]]:
         return TransactionSync(self, cursor).run()

@@ -70,6 +70,7 @@ class TransactionSync:
             self.cur.setdefault(key, {})
         self.assets = set(self.cur.get("assets", []))
         adapter.trade_symbols.update(s for s, next_id in self.cur["trades"].items() if next_id)
+        adapter.new_trade_symbols = set()                # "new" means: found by this sync
         self.newest = ms_of(self.cur["watermark"])
         self.items: list[Transaction] = []
         self.skipped: list[SkippedRecord] = []

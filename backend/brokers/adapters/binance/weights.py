@@ -15,5 +15,6 @@ ORDER = 4
 OPEN_ORDERS_ONE = 6            # with a symbol
 OPEN_ORDERS_ALL = 80           # without
 SERVER_TIME = 1
+TICKER_ALL = 4                 # /api/v3/ticker/price without a symbol
 SAPI_IP = 0                    # apiRestrictions 1, deposit history 1, assetDividend 10: not /api weight
 WITHDRAW_HISTORY_UID = 18_000  # of 180,000 a minute per account: 10 calls a minute
