@@ -18,11 +18,23 @@ from scripts import procs  # noqa: E402
 
 BENCH_DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/brokersync_bench")
 BENCH_REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
-# Account options that lift the sandbox's own limits (--limits off).
+# --limits off lifts the sandbox's own limits: per account where the simulator takes an
+# option (sandbox/brokers/<broker>/sim.py create_account) ...
 UNLIMITED_ACCOUNT_OPTIONS = {
     "alpaca": {"rate_limit_per_min": 100_000_000},
+    "coinbase": {"rate_limits": "none"},
+    "kraken": {"tier": "none"},
+}
+# ... and through the sandbox process's environment where the limit is sandbox-wide
+# (Binance counts weight per IP across accounts, and the UID-weighted /sapi budget).
+UNLIMITED_SANDBOX_ENV = {
+    "SANDBOX_BINANCE_WEIGHT_LIMIT": str(1_000_000_000),
+    "SANDBOX_BINANCE_UID_LIMIT": str(1_000_000_000),
 }
 UNLIMITED_RULE = {"algorithm": "window", "limit": 1e12, "period": 1}
+# Our limiter's rules (backend/config/settings/brokers.py): one per broker, plus Binance's
+# UID-weighted /sapi budget, which is a rule of its own.
+LIMITER_RULES = sorted({b for b, *_ in ENDPOINTS.values()} | {"binance-uid"})
 # The real limits, for the bound a sync cannot beat (backend/config/settings/brokers.py).
 REAL_RATES = {
     "alpaca": lambda m: m["requests"] / (200 / 60),
@@ -60,7 +72,12 @@ class BenchEnv:
                     "BROKER_SANDBOX": f"127.0.0.1:{self.sandbox_port}", "PYTHONUNBUFFERED": "1",
                     "LOG_LEVEL": "WARNING", **(extra_env or {})}
         if limits == "off":
-            self.env["BROKER_RATE_LIMITS_JSON"] = json.dumps({b: UNLIMITED_RULE for b, *_ in ENDPOINTS.values()})
+            self.env["BROKER_RATE_LIMITS_JSON"] = json.dumps({b: UNLIMITED_RULE for b in LIMITER_RULES})
+        # The sandbox process alone gets the knobs, and with --limits real not even an
+        # inherited one: "real" means the simulators' real budgets.
+        self.sandbox_env = {k: v for k, v in self.env.items() if k not in UNLIMITED_SANDBOX_ENV}
+        if limits == "off":
+            self.sandbox_env.update(UNLIMITED_SANDBOX_ENV)
         self.control_url = f"http://127.0.0.1:{self.sandbox_port}/control"
         self.worker = None
         self.user = None
@@ -80,7 +97,8 @@ class BenchEnv:
         redis.Redis.from_url(BENCH_REDIS_URL).flushdb()
         logs = ROOT / "var"
         logs.mkdir(exist_ok=True)
-        sandbox = procs.start("sandbox", procs.sandbox_cmd(self.sandbox_port), self.env, logs / "bench-sandbox.log")
+        sandbox = procs.start("sandbox", procs.sandbox_cmd(self.sandbox_port), self.sandbox_env,
+                              logs / "bench-sandbox.log")
         procs.wait_http(self.control_url + "/health", sandbox, "sandbox")
         from workers.celery_app import app
         from workers.routing import all_queue_names

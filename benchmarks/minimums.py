@@ -1,8 +1,11 @@
 """The fewest requests (and, where the broker weighs requests, the least cost) a full sync
-of an account can make, given each API's page sizes. The benchmark divides by these."""
-from __future__ import annotations
+of an account can make, given each API's page sizes. The benchmark divides by these.
 
-import math
+Every simulator now reports its own minimum in the truth (`truth["minimum"]`, computed
+from its raw records, with a docstring in the simulator saying what is counted); the
+functions here are the fallback for a sandbox whose truth has none.
+"""
+from __future__ import annotations
 
 
 def _pages(n: int, size: int) -> int:
@@ -11,9 +14,10 @@ def _pages(n: int, size: int) -> int:
 
 
 def alpaca(truth: dict) -> dict:
-    # positions: 1 call; activities: pages of 100; orders: windows of 500 (docs §1.3)
-    requests = 1 + _pages(len(truth["transactions"]), 100) + _pages(len(truth["orders"]), 500)
-    return {"requests": requests}
+    # positions 1 + account 1 (cash); activities: pages of 100; orders: windows of 500 (docs §1.3).
+    # The same count as sandbox/brokers/alpaca/state.py minimum().
+    requests = 2 + _pages(len(truth["transactions"]), 100) + _pages(len(truth["orders"]), 500)
+    return {"requests": requests, "cost": float(requests)}
 
 
 MINIMUMS = {"alpaca": alpaca}
@@ -24,4 +28,6 @@ def minimum_for(broker: str, truth: dict) -> dict:
     per-symbol pages, Kraken's ledger rows per trade) reports its own minimum in the truth."""
     if "minimum" in truth:
         return truth["minimum"]
+    if broker not in MINIMUMS:
+        raise KeyError(f"the {broker} sandbox reports no minimum in its truth and there is no fallback")
     return MINIMUMS[broker](truth)

@@ -30,9 +30,29 @@ def _sandbox_port() -> int:
 
 @pytest.fixture(scope="session")
 def sandbox_server():
-    server = SandboxServer(port=_sandbox_port()).start()
+    server = _start_sandbox()
     yield server
     server.stop()
+
+
+def _start_sandbox() -> SandboxServer:
+    """On the port block test_settings chose; if another process took a port meanwhile,
+    on a fresh block, and every broker URL (ours and the worker's) follows it."""
+    from django.conf import settings
+
+    from backend.config.settings.brokers import _sandbox_urls
+    from sandbox.endpoints import free_port_block
+
+    for attempt in range(5):
+        server = SandboxServer(port=_sandbox_port())
+        try:
+            return server.start()
+        except OSError:
+            server.stop()
+            hostport = f"127.0.0.1:{free_port_block()}"
+            os.environ["BROKER_SANDBOX"] = settings.BROKER_SANDBOX = hostport
+            settings.BROKER_BASE_URLS = _sandbox_urls(hostport)
+    raise RuntimeError("could not start the sandbox on a free port block")
 
 
 @pytest.fixture

@@ -1,7 +1,8 @@
 """One table decides what a broker error means for a sync step.
 
     AuthError        halt: the connection is marked expired/revoked, its schedule stops
-    RateLimited      retry after the broker's wait (never less than our own floor)
+    RateLimited      retry after the broker's wait (never less than our own floor), with a
+                     larger allowance than failures: waiting is not failing
     TransientError   retry with capped exponential backoff and full jitter
     database down    retry like a transient error (the step's transaction rolled back)
     Redis down       the same (the shared rate limiter or a lock lost its server mid-step)
@@ -41,7 +42,12 @@ REDIS_TRANSIENT = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutErr
 def decide(error: Exception, attempt: int) -> Decision:
     if isinstance(error, AuthError):
         return Decision("halt")
-    if isinstance(error, (RateLimited, TransientError) + DATABASE_TRANSIENT + REDIS_TRANSIENT):
+    if isinstance(error, RateLimited):
+        # The broker asked us to wait, it did not fail: a longer (still finite) allowance.
+        if attempt >= settings.SYNC_STEP_MAX_RATE_LIMITED_RETRIES:
+            return Decision("fail")
+        return Decision("retry", countdown(error, attempt))
+    if isinstance(error, (TransientError,) + DATABASE_TRANSIENT + REDIS_TRANSIENT):
         if attempt >= settings.SYNC_STEP_MAX_RETRIES:
             return Decision("fail")
         return Decision("retry", countdown(error, attempt))

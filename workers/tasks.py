@@ -62,9 +62,9 @@ def run_sync_step(task, run_id: int, step: str) -> int:
         try:
             pipeline.run_step(run, step)
         except Exception as exc:
-            decision = decide(exc, run.attempts)
+            decision = decide(exc, services.sync_retry_count(run=run, error=exc))
             if decision.action == "retry":
-                _note_retry(run, exc)
+                _note_retry(run, exc, decision.countdown)
                 log.info("sync.step_retry run=%s step=%s kind=%s countdown=%.1f",
                          run_id, step, getattr(exc, "kind", "?"), decision.countdown)
                 raise task.retry(countdown=decision.countdown, max_retries=None)
@@ -75,15 +75,23 @@ def run_sync_step(task, run_id: int, step: str) -> int:
     return run_id
 
 
-def _note_retry(run, exc: Exception) -> None:
-    """Count the retry on the run; if the database itself is what failed, the count waits."""
+def _note_retry(run, exc: Exception, countdown: float) -> None:
+    """Count the retry on the run, and hold its lease until the retry is due: a run waiting
+    out a rate-limit wait longer than the lease is asleep, not dead, and must not be reaped.
+    If the database itself is what failed, neither is recorded."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
     from backend.brokers.errors import TransientError
     from backend.sync import services
+    from backend.sync.models import SyncRun
 
     if isinstance(exc, REDIS_TRANSIENT):        # recorded as what it is, not as "database unavailable"
         exc = TransientError(f"redis unavailable: {type(exc).__name__}")
     try:
         services.sync_retry_noted(run=run, error=exc)
+        SyncRun.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now() + timedelta(seconds=countdown))
     except DATABASE_TRANSIENT:
         close_old_connections()
         log.warning("sync.retry_unrecorded run=%s (database unavailable)", run.pk)

@@ -25,8 +25,15 @@ class DecimalModelSerializer(serializers.ModelSerializer):
                                 models.DecimalField: PlainDecimalField}
 
 
+class StepsField(serializers.DictField):
+    """Per-step figures; the run's own bookkeeping (keys starting with "_") stays internal."""
+
+    def to_representation(self, value):
+        return super().to_representation({k: v for k, v in (value or {}).items() if not k.startswith("_")})
+
+
 class SyncRunOutputSerializer(serializers.ModelSerializer):
-    steps = serializers.DictField(
+    steps = StepsField(
         child=serializers.DictField(), help_text="Per step: started_at, finished_at, duration_ms, and counts "
                                                  "(fetched, created, updated, closed, skipped, requests).")
     reconcile_differences = serializers.JSONField(

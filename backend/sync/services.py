@@ -12,13 +12,14 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from backend.brokers.errors import AuthError
+from backend.brokers.errors import AuthError, RateLimited
 from backend.connections.models import BrokerConnection
 
 from .models import SyncRun
 
 log = logging.getLogger("brokersync.sync")
 STEPS = [s.value for s in SyncRun.Step]
+RATE_WAITS = "_rate_waits"           # in run.steps: rate-limit retries since the last progress
 
 
 def sync_request(*, connection: BrokerConnection, trigger: str = "api",
@@ -79,6 +80,7 @@ def sync_step_progress(*, run: SyncRun, step: str, counts: dict) -> None:
     for key, value in counts.items():
         if isinstance(value, (int, float)):
             info[key] = info.get(key, 0) + value
+    run.steps.pop(RATE_WAITS, None)
     run.attempts = 0
     run.heartbeat_at = timezone.now()
     SyncRun.objects.filter(pk=run.pk).update(steps=run.steps, attempts=0, heartbeat_at=run.heartbeat_at)
@@ -93,13 +95,24 @@ def sync_step_finished(*, run: SyncRun, step: str, started: datetime, extra: dic
     SyncRun.objects.filter(pk=run.pk).update(steps=run.steps, heartbeat_at=now)
 
 
+def sync_retry_count(*, run: SyncRun, error: Exception) -> int:
+    """Retries so far without progress, of the error's own sort: waits the broker asked for
+    are counted apart from failures, so a long rate-limited step never fails for waiting."""
+    if isinstance(error, RateLimited):
+        return int(run.steps.get(RATE_WAITS, 0))
+    return run.attempts
+
+
 def sync_retry_noted(*, run: SyncRun, error: Exception) -> int:
-    run.attempts += 1
     kind = getattr(error, "kind", "database")
     message = getattr(error, "message", None) or f"{type(error).__name__}: database unavailable"
-    SyncRun.objects.filter(pk=run.pk).update(attempts=run.attempts, error_kind=kind,
+    if isinstance(error, RateLimited):
+        run.steps[RATE_WAITS] = int(run.steps.get(RATE_WAITS, 0)) + 1
+    else:
+        run.attempts += 1
+    SyncRun.objects.filter(pk=run.pk).update(attempts=run.attempts, steps=run.steps, error_kind=kind,
                                              error_message=message[:500], heartbeat_at=timezone.now())
-    return run.attempts
+    return sync_retry_count(run=run, error=error)
 
 
 def sync_cancel(*, connection: BrokerConnection, reason: str, now: datetime | None = None) -> int:

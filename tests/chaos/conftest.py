@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -50,8 +51,9 @@ WORKER_ENV = {
     "SYNC_RETRY_BACKOFF_CAP": "2",
     "BROKER_READ_TIMEOUT": "2",                     # the flaky sandbox hangs a little longer than this
     "BROKER_CONNECT_TIMEOUT": "2",
-    # The big accounts have their sandbox limit raised (rate_limit_per_min); raise ours with it,
-    # or a 20,000-activity backfill spends a minute waiting for Alpaca's 200/min window.
+    # The big accounts have their sandbox limit raised (rate_limit_per_min); ours is raised with
+    # it, so an 8,000-activity backfill that is resumed (pages fetched twice) never waits for
+    # Alpaca's 200/min window: the tests time chaos, not rate limits.
     "BROKER_RATE_LIMITS_JSON": json.dumps({"alpaca": {"algorithm": "window", "limit": 100_000, "period": 61}}),
     "PYTHONUNBUFFERED": "1",
 }
@@ -195,7 +197,8 @@ class Chaos:
         self.settings = settings          # pytest-django's: restored after the test
         self.lease = LEASE_SECONDS
         self.log_dir = LOG_ROOT / name
-        self.log_dir.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(self.log_dir, ignore_errors=True)          # no log left from an earlier run
+        self.log_dir.mkdir(parents=True)
         self.db = db_settings
         self.sandbox = sandbox
         self.redis = PrivateRedis(self.log_dir)
@@ -203,6 +206,13 @@ class Chaos:
         self.stats: Counter = Counter()
         self._last_tick = 0.0
         self.notes: list[str] = []
+        self.errors_seen: set[str] = set()      # errors recorded on runs while they retried
+        self._faults_before = dict(sandbox.faults.injected)     # the board counts for the whole session
+
+    def faults_injected(self) -> dict:
+        """Faults the sandbox injected during this test: {"5xx": n, "timeout": n, ...}."""
+        now = dict(self.sandbox.faults.injected)
+        return {k: v - self._faults_before.get(k, 0) for k, v in now.items() if v - self._faults_before.get(k, 0)}
 
     # -- processes --------------------------------------------------------------------------
     def database_url(self, label: str) -> str:
@@ -276,6 +286,7 @@ class Chaos:
         database away) is logged and skipped, as a failed beat task would be."""
         from django.db import close_old_connections
 
+        from backend.sync.models import SyncRun
         from backend.sync.scheduling import dispatch_due, reap_stale
 
         self._last_tick = time.monotonic()
@@ -283,6 +294,8 @@ class Chaos:
         try:
             self.stats["reaped"] += reap_stale()
             self.stats["dispatched"] += dispatch_due()
+            self.errors_seen.update(SyncRun.objects.filter(state__in=SyncRun.ACTIVE_STATES)
+                                    .exclude(error_message="").values_list("error_message", flat=True))
         except Exception as exc:  # noqa: BLE001 - a failed beat tick, as in production
             self.stats["tick_errors"] += 1
             self.notes.append(f"tick error: {type(exc).__name__}: {str(exc)[:200]}")
@@ -354,7 +367,8 @@ class Chaos:
             "tick_errors": self.stats["tick_errors"],
             "worker_restarts": self.stats["worker_restarts"],
             "reruns": self.stats["reruns"],
-            "sandbox_faults": dict(self.sandbox.faults.injected),
+            "sandbox_faults": self.faults_injected(),
+            "retry_errors_seen": sorted({e.split(" on ")[0][:60] for e in self.errors_seen}),
         }
 
     def report(self) -> str:

@@ -6,10 +6,12 @@
                                       reaper brings every lost run back after its lease
     3. restart PostgreSQL mid-sync    every database session is cut; steps roll back and retry
     4. a flaky sandbox                20% 5xx, 5% hangs past the read timeout, 5% cut bodies
+    5. a rate-limit wait longer than the lease: the sleeping run is not reaped
 
-After each: every run ended (succeeded or failed), every account has a succeeded run (a run
-the chaos failed is re-run, as the dispatcher would), and every account's rows equal the
-sandbox's truth: nothing lost, nothing doubled.
+After each: every run ended (succeeded or failed), every account has a succeeded run, and
+every account's rows equal the sandbox's truth: nothing lost, nothing doubled. Only the
+Redis restart may fail a run (lost three times over); such an account is synced again, as
+the dispatcher would, and must then match. Everywhere else every run must succeed.
 
 Each test has its own redis-server, workers and beat stand-in (tests/chaos/conftest.py);
 nothing here touches the machine's Redis or PostgreSQL server, or the session worker.
@@ -28,7 +30,7 @@ from sandbox.faults import FaultPlan
 from tests.factories import make_connection, sandbox_account, sandbox_truth
 from tests.sync.helpers import assert_matches_truth
 
-from .conftest import APP_NAME_PREFIX
+from .conftest import APP_NAME_PREFIX, LEASE_SECONDS
 
 pytestmark = [pytest.mark.chaos, pytest.mark.django_db(transaction=True)]
 
@@ -158,11 +160,14 @@ def test_redis_restarted_mid_sync(chaos, sandbox):
 
     outcome = settle(chaos, sandbox, pairs, run_ids, timeout=120, rerun_failed=True)
     counters = chaos.counters()
+    # Every worker is back on the new Redis: it reconnected, or it died and the supervisor
+    # restarted it (kombu 5.7.0 can crash a worker whose connection drops with unacked
+    # messages: "Unrecoverable error: AttributeError ... 'hostname'"; see conftest.supervise).
+    originals = [w for w in chaos.workers if not w.restarted and "restart" not in w.label]
+    chaos.wait_until(lambda: all(w.count(r"Connected to redis://") >= 2 for w in originals), timeout=30,
+                     what="the surviving workers to reconnect")
     alive = [w for w in chaos.workers if w.proc.poll() is None]
-    assert len(alive) >= 2, chaos.report()           # reconnected, or restarted by the supervisor
-    for worker in alive:
-        if not worker.label.count("restart"):
-            assert worker.count(r"Connected to redis://") >= 2, f"worker {worker.label} did not reconnect\n{worker.tail()}"
+    assert len(alive) == 2, chaos.report()
     print(f"redis restarted; {outcome}; {counters}")
 
 
@@ -247,12 +252,35 @@ def test_flaky_sandbox(chaos, sandbox):
             pairs.append((account, make_connection(account, broker=broker)))
             targets.append(broker)
     for i, target in enumerate(targets):
+        # Binance: the /api endpoints only. Its /sapi withdraw history is UID-weighted at 18,000
+        # of 180,000 a minute (10 calls/min, every attempt charged), so with 20% faults there a
+        # first sync spends minutes waiting for the budget (measured: 225 s for one account).
         sandbox.faults.set(FaultPlan(target=target, error_rate=0.2, error_status=503, timeout_rate=0.05,
-                                     hang_seconds=2.5, malformed_rate=0.05, seed=40 + i))
+                                     hang_seconds=2.5, malformed_rate=0.05, seed=40 + i,
+                                     path_contains="/api/" if target == "binance" else ""))
 
     chaos.start_worker("a", concurrency=6)
     run_ids = [chaos.sync(connection).pk for _, connection in pairs]
     settle(chaos, sandbox, pairs, run_ids, timeout=150, rerun_failed=False)
-    injected = dict(sandbox.faults.injected)
+    injected = chaos.faults_injected()
     assert injected.get("5xx", 0) > 0 and injected.get("timeout", 0) > 0 and injected.get("malformed", 0) > 0, injected
     print(f"flaky sandbox over {targets}: {chaos.counters()}")
+
+
+
+def test_rate_limit_wait_longer_than_the_lease_is_not_reaped(chaos, sandbox):
+    """A broker that says "wait 15 s" to a worker whose lease is 8 s: the step's retry is
+    due in 15 s, the run is asleep, not dead. The reaper must leave it alone (a re-queue
+    here would start a second chain, and three of them would fail the run as "lost")."""
+    pairs = alpaca_accounts(sandbox, 1, seed=350, activities=300, environment="paper")
+    sandbox.faults.set(FaultPlan(target="alpaca-paper", burst_429=1, retry_after=15,
+                                 path_contains="/v2/account/activities"))
+    chaos.start_worker("a")
+    run_ids = [chaos.sync(connection).pk for _, connection in pairs]
+    settle(chaos, sandbox, pairs, run_ids, timeout=60, rerun_failed=False)
+    run = SyncRun.objects.get(pk=run_ids[0])
+    counters = chaos.counters()
+    assert chaos.faults_injected().get("429") == 1
+    assert counters["requeued_by_reaper"] == 0 and "_requeues" not in run.steps, chaos.report()
+    assert (run.finished_at - run.started_at).total_seconds() > LEASE_SECONDS   # it did sleep past the lease
+    print(f"rate-limited past the lease; {counters}")

@@ -333,3 +333,43 @@ def test_largest_account_generates_in_seconds():
     elapsed = time.perf_counter() - started
     assert len(ledger.acts) == 200_000 and len(ledger.holdings) == 2000
     assert elapsed < 15, f"generating 200k activities took {elapsed:.1f}s"
+
+
+# -- the minimum a first sync needs ---------------------------------------------------------------
+def test_minimum_counts_pages_of_100_activities_and_500_orders(alpaca):
+    account = alpaca.create_account("paper", seed=8, positions=10, activities=1000)
+    truth = alpaca.truth(account["account_id"])
+    minimum = truth["minimum"]
+    # positions + account (cash), then pages that end with a short one (empty at 1,000 = 10 x 100)
+    assert minimum["detail"] == {"positions": 1, "account": 1, "activities": 11,
+                                 "orders": len(truth["orders"]) // 500 + 1}
+    assert minimum["requests"] == 14 + len(truth["orders"]) // 500 and minimum["cost"] == minimum["requests"]
+
+
+def test_a_full_adapter_fetch_makes_at_least_the_minimum_of_requests(sandbox, alpaca):
+    """A first sync as backend/sync/pipeline.py runs it (a fresh adapter per step), counted
+    by the sandbox: never below the minimum, and not far above it."""
+    from backend.brokers.adapters.alpaca import AlpacaAdapter
+    from backend.brokers.dtos import Credentials
+    from backend.brokers.http import BrokerSession
+
+    account = alpaca.create_account("paper", seed=13, positions=40, activities=3000, rate_limit_per_min=100_000)
+    minimum = alpaca.truth(account["account_id"])["minimum"]
+    creds = Credentials(**account["credentials"])
+
+    def build() -> AlpacaAdapter:
+        session = BrokerSession(broker="alpaca", base_url=sandbox.urls["alpaca-paper"],
+                                scope=AlpacaAdapter.rate_scope(creds, "paper"), limiter=None,
+                                vendor_errors=AlpacaAdapter.vendor_errors, secrets=creds.secrets(),
+                                sleep=lambda seconds: None)
+        return AlpacaAdapter(credentials=creds, environment="paper", session=session)
+
+    before = dict(sandbox.stats.get("alpaca-paper", {}))
+    build().fetch_positions()
+    list(build().fetch_transactions(None))
+    list(build().fetch_orders(None, ()))
+    after = sandbox.stats["alpaca-paper"]
+    made = after["requests"] - before.get("requests", 0)
+    assert after["429"] == before.get("429", 0)
+    assert minimum["requests"] > 0
+    assert minimum["requests"] <= made <= 1.5 * minimum["requests"], (made, minimum)

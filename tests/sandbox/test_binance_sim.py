@@ -363,3 +363,76 @@ def test_served_over_http_with_the_control_api(sandbox):
     assert response.status_code == 200 and response.headers["X-MBX-USED-WEIGHT-1M"]
     assert str(response.json()["uid"]) == created["broker_account_id"]
     assert requests.get(sandbox.urls["binance"] + "/api/v3/nothing", timeout=10).status_code == 404
+
+
+# -- the minimum a first sync needs ---------------------------------------------------------------
+def test_window_requests_places_windows_as_few_requests_allow():
+    from sandbox.brokers.binance.truth import window_requests
+
+    # Nothing recorded: the windows still have to be asked, one per span (inclusive ends).
+    assert window_requests([], 0, 99, 9, 1000, offset_paged=True) == 10
+    assert window_requests([], 0, 100, 9, 1000, offset_paged=True) == 11
+    # 5 records in one window of page 2: 5 // 2 + 1 = 3 offset pages, or shorter windows of
+    # at most 1 record each (a page of 2 is then short): 5 windows. Three is fewer.
+    assert window_requests([1, 2, 3, 4, 5], 0, 9, 9, 2, offset_paged=True) == 3
+    # Without offsets (assetDividend) a window may hold at most `page` records.
+    assert window_requests([1, 2, 3, 4, 5], 0, 9, 9, 2, offset_paged=False) == 3
+    assert window_requests([1, 2, 3, 4, 5], 0, 9, 9, 5, offset_paged=False) == 1
+
+
+def test_minimum_counts_symbols_pages_and_windows(sim):
+    from sandbox.brokers.binance import handlers
+
+    created = sim.create_account("live", seed=8, positions=20, activities=1500)
+    acct = sim.accounts[created["account_id"]]
+    minimum = sim.truth(created["account_id"])["minimum"]
+    trading = [b for b in acct.books.values() if b.info.trading]
+    detail = minimum["detail"]
+    assert detail["my_trades"] == sum(len(b.trades) // 1000 + 1 for b in trading if b.trades)
+    assert detail["all_orders"] == sum(len(b.orders) // 1000 + 1 for b in trading if b.orders)
+    assert (detail["account"], detail["exchange_info"]) == (1, 1)
+    history_ms = sim.now_ms() - min(acct.deposits.times[0], *(b.trade_times[0] for b in acct.books.values()))
+    assert detail["deposits"] == detail["withdrawals"] == -(-history_ms // (handlers.DEPOSIT_WINDOW_MS + 1))
+    assert detail["dividends"] == -(-history_ms // (handlers.DIVIDEND_WINDOW_MS + 1))
+    assert minimum["requests"] == sum(detail.values())
+    # /api weight only: account and exchangeInfo 20 each, myTrades and allOrders 20 a page
+    assert minimum["cost"] == 20.0 * (2 + detail["my_trades"] + detail["all_orders"])
+
+
+def test_a_full_adapter_fetch_makes_at_least_the_minimum_of_requests(sandbox):
+    """A first sync as backend/sync/pipeline.py runs it (a fresh adapter per step), counted
+    by the sandbox: never below the minimum, and not far above it."""
+    from backend.brokers.adapters.binance import BinanceAdapter
+    from backend.brokers.dtos import Credentials
+    from backend.brokers.http import BrokerSession
+
+    binance = sandbox.sims["binance"]
+    limits = binance.weights.limit, binance.sapi_weights.uid_limit
+    binance.reset_limits()
+    # One IP for every test, and a first sync reads the withdraw history (18,000 UID weight
+    # a call) twice: lift both budgets, as --limits off does.
+    binance.weights.limit, binance.sapi_weights.uid_limit = 10 ** 9, 10 ** 9
+    try:
+        created = binance.create_account("live", seed=14, positions=40, activities=3000)
+        minimum = binance.truth(created["account_id"])["minimum"]
+        creds = Credentials(**created["credentials"])
+
+        def build() -> BinanceAdapter:
+            session = BrokerSession(broker="binance", base_url=sandbox.urls["binance"],
+                                    scope=BinanceAdapter.rate_scope(creds, "live"), limiter=None,
+                                    vendor_errors=BinanceAdapter.vendor_errors, secrets=creds.secrets(),
+                                    sleep=lambda seconds: None)
+            return BinanceAdapter(credentials=creds, environment="live", session=session)
+
+        before = dict(sandbox.stats.get("binance", {}))
+        build().fetch_positions()
+        list(build().fetch_transactions(None))
+        list(build().fetch_orders(None, ()))
+        after = sandbox.stats["binance"]
+    finally:
+        binance.weights.limit, binance.sapi_weights.uid_limit = limits
+        binance.reset_limits()
+    made = after["requests"] - before.get("requests", 0)
+    assert after["429"] == before.get("429", 0)
+    assert minimum["requests"] > 0 and minimum["cost"] > 0
+    assert minimum["requests"] <= made <= 1.5 * minimum["requests"], (made, minimum)

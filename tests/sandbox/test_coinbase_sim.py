@@ -268,6 +268,21 @@ def test_v2_limit_is_hourly_with_v2_error_body():
     assert sim.limits["v3"] == (30, 1.0)
 
 
+def test_rate_limits_none_account_is_never_refused():
+    sim = CoinbaseSim(SimClock())
+    free = sim.create_account("live", seed=1, positions=2, activities=10, rate_limits="none")["credentials"]
+    held = sim.create_account("live", seed=2, positions=2, activities=10)["credentials"]
+    sim.limits["v3"], sim.limits["v2"] = (2, 1.0), (2, 3600.0)
+    sim.wall = lambda: 1_000_000.25
+    for path in (f"{V3}/key_permissions", "/v2/accounts"):
+        assert [_direct(sim, free, path).status for _ in range(5)] == [200] * 5
+        assert [_direct(sim, held, path).status for _ in range(3)] == [200, 200, 429]   # others keep the limits
+    answer = _direct(sim, free, f"{V3}/key_permissions")
+    assert answer.headers["x-ratelimit-limit"] == "1000000000"
+    with pytest.raises(ValueError):
+        sim.create_account("live", seed=3, positions=1, activities=5, rate_limits="off")
+
+
 def test_fault_shapes():
     sim = CoinbaseSim(SimClock())
     limited = sim.rate_limited_response(7)
@@ -333,3 +348,50 @@ def test_largest_account_generates_in_seconds():
     truth = sim.truth(acct["account_id"])
     assert len(truth["positions"]) == 2000 and len(truth["transactions"]) >= 200_000
     assert elapsed < 10, f"generation took {elapsed:.1f}s"        # ~2.5 s measured; slack for busy CI
+
+
+# -- the minimum a first sync needs ---------------------------------------------------------------
+def test_minimum_counts_every_page_a_sync_must_read():
+    sim = CoinbaseSim(SimClock())
+    acct = sim.create_account("live", seed=5, positions=12, activities=1200)
+    book = sim.books[acct["account_id"]]
+    minimum = sim.truth(acct["account_id"])["minimum"]
+    pages = lambda n, size: max(1, -(-n // size))       # noqa: E731 - lists say whether more follows
+    v2 = pages(len(book.wallet_list), 100) + sum(pages(len(w.txs), 100) for w in book.wallet_list)
+    assert minimum["v2"] == v2
+    assert minimum["requests"] == (pages(len(book.wallet_list), 250) + pages(len(book.fills), 250)
+                                   + pages(len(book.orders), 1000) + v2)
+    assert minimum["cost"] == float(minimum["requests"])
+    # the advanced_trade_fill twins are paged through although the truth leaves them out
+    assert sum(len(w.txs) for w in book.wallet_list) > sum(1 for t in sim.truth(acct["account_id"])["transactions"]
+                                                           if t["broker_id"].startswith("v2:"))
+
+
+def test_a_full_adapter_fetch_makes_at_least_the_minimum_of_requests(sandbox):
+    """A first sync as backend/sync/pipeline.py runs it (a fresh adapter per step), counted
+    by the sandbox: never below the minimum, and not far above it."""
+    from backend.brokers.adapters.coinbase import CoinbaseAdapter
+    from backend.brokers.dtos import Credentials
+    from backend.brokers.http import BrokerSession
+
+    sim = sandbox.sims["coinbase"]
+    acct = sim.create_account("live", seed=6, positions=40, activities=3000, rate_limits="none")
+    minimum = sim.truth(acct["account_id"])["minimum"]
+    creds = Credentials(**acct["credentials"])
+
+    def build() -> CoinbaseAdapter:
+        session = BrokerSession(broker="coinbase", base_url=sandbox.urls["coinbase"],
+                                scope=CoinbaseAdapter.rate_scope(creds, "live"), limiter=None,
+                                vendor_errors=CoinbaseAdapter.vendor_errors, secrets=creds.secrets(),
+                                sleep=lambda seconds: None)
+        return CoinbaseAdapter(credentials=creds, environment="live", session=session)
+
+    before = dict(sandbox.stats.get("coinbase", {}))
+    build().fetch_positions()
+    list(build().fetch_transactions(None))
+    list(build().fetch_orders(None, ()))
+    after = sandbox.stats["coinbase"]
+    made = after["requests"] - before.get("requests", 0)
+    assert after["429"] == before.get("429", 0)
+    assert minimum["requests"] > 0
+    assert minimum["requests"] <= made <= 1.5 * minimum["requests"], (made, minimum)

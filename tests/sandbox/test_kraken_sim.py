@@ -282,3 +282,53 @@ def test_generating_the_largest_account_is_fast():
     page = ledgers(a, {"ofs": "150000", "end": a.ledger.items[-1].id})
     assert len(page["ledger"]) == 50 and page["count"] == len(a.ledger)
     assert time.perf_counter() - started < 0.05, "a page must not scan the history"
+
+
+# -- the minimum a first sync needs ---------------------------------------------------------------
+def test_minimum_counts_pages_of_50_and_their_costs(sandbox):
+    account = new_account(sandbox, positions=8, activities=600)
+    a = sandbox.sims["kraken"].accounts[account["account_id"]]
+    minimum = sandbox.sims["kraken"].truth(account["account_id"])["minimum"]
+    pages = lambda n: max(1, -(-n // 50))      # noqa: E731 - `count` tells where the list ends
+    assert minimum["detail"] == {"balance": 1, "ledgers": pages(len(a.ledger)), "trades_history": pages(len(a.trades)),
+                                 "closed_orders": pages(len(a.closed)), "open_orders": 1}
+    assert minimum["requests"] == sum(minimum["detail"].values())
+    # Ledgers and TradesHistory cost 2 on the call counter, the others 1
+    detail = minimum["detail"]
+    assert minimum["cost"] == 2 + 2 * (detail["ledgers"] + detail["trades_history"]) + detail["closed_orders"]
+    empty = new_account(sandbox, positions=0, activities=0)
+    assert sandbox.sims["kraken"].truth(empty["account_id"])["minimum"]["requests"] >= 5
+
+
+def test_a_full_adapter_fetch_makes_at_least_the_minimum_of_requests(sandbox):
+    """A first sync as backend/sync/pipeline.py runs it (a fresh adapter per step), counted
+    by the sandbox: never below the minimum, and not far above it. Public calls (Assets,
+    AssetPairs, Ticker) answer on the same host and are counted too."""
+    from backend.brokers.adapters.kraken import KrakenAdapter
+    from backend.brokers.dtos import Credentials
+    from backend.brokers.http import BrokerSession
+    from backend.brokers.nonce import LocalNonceSource
+
+    sim = sandbox.sims["kraken"]
+    sim.reset_limits()                          # public calls share one per-IP budget across tests
+    account = new_account(sandbox, seed=15, positions=40, activities=3000, tier="none")
+    minimum = sim.truth(account["account_id"])["minimum"]
+    creds = Credentials(**account["credentials"])
+    nonces = LocalNonceSource()
+
+    def build() -> KrakenAdapter:
+        session = BrokerSession(broker="kraken", base_url=sandbox.urls["kraken"],
+                                scope=KrakenAdapter.rate_scope(creds, "live"), limiter=None,
+                                vendor_errors=KrakenAdapter.vendor_errors, secrets=creds.secrets(),
+                                sleep=lambda seconds: None)
+        return KrakenAdapter(credentials=creds, environment="live", session=session, nonces=nonces)
+
+    before = sandbox.stats.get("kraken", {}).get("requests", 0)
+    refused = dict(sim.error_counts)
+    build().fetch_positions()
+    list(build().fetch_transactions(None))
+    list(build().fetch_orders(None, ()))
+    made = sandbox.stats["kraken"]["requests"] - before
+    assert dict(sim.error_counts) == refused             # nothing refused: every request was a real one
+    assert minimum["requests"] > 0 and minimum["cost"] > 0
+    assert minimum["requests"] <= made <= 1.5 * minimum["requests"], (made, minimum)

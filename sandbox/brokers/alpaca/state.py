@@ -23,6 +23,9 @@ from .play import Player
 from .records import Fill, dec, normalised_status
 from .times import US, activity_id_prefix
 
+# Page sizes of a full sync (broker-apis.md §1.3; api.py serves the same maxima).
+ACTIVITY_PAGE, ORDER_PAGE = 100, 500
+
 DEFAULT_RATE_LIMIT = 200          # requests per minute per account (broker-apis.md §1.5)
 RATE_WINDOW = 60.0
 ADVANCE_KEYS = {"fills": 3, "new_symbol": True, "dividend": True, "split": True, "close_position": True,
@@ -98,7 +101,30 @@ class Account:
             "cash": {"USD": dec(ledger.cash)},
             "transactions": [_truth_transaction(a) for a in ledger.acts],
             "orders": [{"broker_id": o.id, "status": normalised_status(o.status)} for o in ledger.orders],
+            "minimum": minimum(len(ledger.acts), len(ledger.orders)),
         }
+
+
+def _pages(n: int, size: int) -> int:
+    """A stream of n records at `size` a page: Alpaca lists have no "more" flag, so the end
+    is known only from a page shorter than `size` (an empty one when n is a multiple)."""
+    return n // size + 1
+
+
+def minimum(activities: int, orders: int) -> dict[str, Any]:
+    """The fewest requests a complete first sync of the account can make.
+
+    Counted: GET /v2/positions (1) and GET /v2/account (1: the cash balance the truth
+    holds), GET /v2/account/activities at page_size 100 (n // 100 + 1 pages, the last one
+    short or empty) and GET /v2/orders?status=all at limit 500 (n // 500 + 1). Alpaca has
+    no request weights: cost = requests. Not counted: verifying the key, GET /v2/orders
+    one by one (a first sync stores no open orders to refresh), and the overlap a client
+    needs when several orders share a submitted_at across a page boundary.
+    """
+    detail = {"positions": 1, "account": 1, "activities": _pages(activities, ACTIVITY_PAGE),
+              "orders": _pages(orders, ORDER_PAGE)}
+    requests = sum(detail.values())
+    return {"requests": requests, "cost": float(requests), "detail": detail}
 
 
 def _truth_transaction(a) -> dict[str, Any]:

@@ -96,7 +96,7 @@ class BinanceSim(BrokerSim):
 
     def truth(self, account_id: str) -> dict[str, Any]:
         with self.lock:
-            return account_truth(self._account(account_id))
+            return account_truth(self._account(account_id), self.now_ms())
 
     def advance(self, account_id: str, **changes: Any) -> dict[str, Any]:
         """New fills (one on a pair never traded before), a dividend, a deposit, a coin

@@ -6,6 +6,8 @@ windows. Every authenticated answer carries x-ratelimit-limit / -remaining / -re
 reset is the number of seconds (decimal) until the current window ends. Coinbase does not
 document the unit; seconds-until-reset was chosen because the simulator's clock can be
 pushed forward, which would make an epoch value meaningless to a wall-clock client.
+An account created with `rate_limits="none"` is never refused (benchmarks that measure
+brokersync rather than Coinbase's budget); its answers still carry the headers.
 """
 from __future__ import annotations
 
@@ -28,6 +30,8 @@ from .truth import truth as truth_of
 UNAUTHORIZED_BODY = "Unauthorized"          # plain text [CB-ISS ccxt#26300]
 V3_RATE_BODY = {"error": "RESOURCE_EXHAUSTED", "error_details": "Too many requests", "message": "Too many requests"}
 V2_RATE_BODY = {"errors": [{"id": "rate_limit_exceeded", "message": "Too many requests"}]}
+RATE_LIMIT_MODES = ("real", "none")
+UNLIMITED = 1_000_000_000                   # the budget an account with rate_limits="none" announces
 
 
 class CoinbaseSim(BrokerSim):
@@ -41,11 +45,19 @@ class CoinbaseSim(BrokerSim):
         self._serials: dict[int, int] = {}
         # bucket -> (requests, window seconds); tests may lower these
         self.limits: dict[str, tuple[int, float]] = {"v3": (30, 1.0), "v2": (10_000, 3600.0)}
+        self.unlimited: set[str] = set()     # account ids created with rate_limits="none"
         self.wall = time.time                # rate windows run on wall time (tests may freeze it)
 
     # -- accounts ---------------------------------------------------------------------------
     def create_account(self, environment: str, *, seed: int, positions: int, activities: int,
-                       **options: Any) -> dict[str, Any]:
+                       rate_limits: str = "real", **options: Any) -> dict[str, Any]:
+        """Options: can_view (default true), can_trade, can_transfer (the key's permissions,
+        default view-only) and rate_limits: "real" (default: the v3 30/s and v2 10,000/h
+        windows of `self.limits`) or "none" (this account's requests are never refused, for
+        benchmarks that measure brokersync, not Coinbase's budget; the x-ratelimit-*
+        headers then announce a budget of 1,000,000,000)."""
+        if rate_limits not in RATE_LIMIT_MODES:
+            raise ValueError(f"rate_limits must be one of {list(RATE_LIMIT_MODES)}, not {rate_limits!r}")
         serial = self._serials.get(seed, 0)
         self._serials[seed] = serial + 1
         account_id = f"coinbase:{len(self.books) + 1}"
@@ -57,6 +69,8 @@ class CoinbaseSim(BrokerSim):
             generate(book, random.Random(f"coinbase:{seed}:{positions}:{activities}"), positions, activities)
         self.books[account_id] = book
         self.keys[key.name] = book
+        if rate_limits == "none":
+            self.unlimited.add(account_id)
         return {"account_id": account_id, "broker_account_id": book.portfolio_uuid, "environment": environment,
                 "credentials": {"api_key": key.name, "api_secret": key.private_pem}}
 
@@ -124,6 +138,8 @@ class CoinbaseSim(BrokerSim):
     def _count(self, book: Book, bucket: str) -> dict[str, str] | None:
         """Count one request in the key's fixed window; None when the window is full."""
         limit, _, index, resets_in = self._window(bucket)
+        if book.account_id in self.unlimited:
+            limit = UNLIMITED
         start, used = book.windows.get(bucket, (index, 0))
         used = used if start == index else 0
         if used >= limit:

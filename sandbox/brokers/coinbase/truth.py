@@ -15,6 +15,8 @@ from typing import Any
 
 from backend.brokers.symbols import canonical_code
 
+from .api import ACCOUNTS_MAX, FILLS_MAX, ORDERS_MAX
+from .paging import V2_MAX_LIMIT
 from .render import num
 from .state import FIAT, Book, Order, split_product
 
@@ -77,4 +79,41 @@ def truth(book: Book) -> dict[str, Any]:
         "cash": {w.currency: num(w.balance) for w in book.wallet_list if w.currency in FIAT},
         "transactions": _fill_rows(book) + _v2_rows(book),
         "orders": [{"broker_id": o.order_id, "status": order_status(o)} for o in book.orders],
+        "minimum": minimum(book),
     }
+
+
+def _pages(n: int, size: int) -> int:
+    """Every list here says whether more follows (v3 `has_next` / a non-empty `cursor`, v2
+    `next_starting_after`), so n records need ceil(n / size) pages; an empty list one."""
+    return max(1, -(-n // size))
+
+
+def minimum(book: Book) -> dict[str, Any]:
+    """The fewest requests a complete first sync of the account can make, at the largest
+    page each list serves (api.py / paging.py).
+
+    Counted:
+      v3 accounts      GET /api/v3/brokerage/accounts at 250: ceil(wallets / 250)
+      v3 fills         GET .../orders/historical/fills at 250: ceil(fills / 250)
+      v3 orders        GET .../orders/historical/batch at 1000: ceil(orders / 1000)
+      v2 wallets       GET /v2/accounts at 100: ceil(wallets / 100)
+      v2 histories     GET /v2/accounts/{id}/transactions at 100, for every wallet (one
+                       request for an empty one): the sum of ceil(rows / 100), where rows
+                       include the two `advanced_trade_fill` twins every fill leaves in
+                       the v2 lists. They repeat v3 fills, but v2 cannot filter them out,
+                       so a sync must page through them to reach the deposits, sends and
+                       rewards between them.
+    Coinbase weighs no request: cost = requests. Not counted: verifying the key, the
+    product prices that value positions (the truth holds quantities only), and reading
+    orders by id (a first sync holds no open orders to refresh). `detail` splits the
+    count; `v2` matters on its own because v2 allows 10,000 requests an hour per key,
+    v3 30 a second.
+    """
+    wallets = len(book.wallet_list)
+    detail = {"v3_accounts": _pages(wallets, ACCOUNTS_MAX), "v3_fills": _pages(len(book.fills), FILLS_MAX),
+              "v3_orders": _pages(len(book.orders), ORDERS_MAX), "v2_accounts": _pages(wallets, V2_MAX_LIMIT),
+              "v2_transactions": sum(_pages(len(w.txs), V2_MAX_LIMIT) for w in book.wallet_list)}
+    requests = sum(detail.values())
+    return {"requests": requests, "cost": float(requests), "detail": detail,
+            "v2": detail["v2_accounts"] + detail["v2_transactions"]}

@@ -9,10 +9,10 @@ from typing import Any
 from sandbox.base import AccountNotFound, BrokerSim, SimClock
 from sandbox.http import Request, Response
 
-from .api import PUBLIC_DECAY, PUBLIC_MAX, KrakenApi, error
+from .api import METHODS, PUBLIC_DECAY, PUBLIC_MAX, KrakenApi, error
 from .generator import History, advance, generate
 from .market import FIAT_CANONICAL, FIATS, SCALE_DECIMALS, Market, fmt_amount
-from .state import PERMISSIONS, READ_ONLY, T4, TIERS, Account
+from .state import PAGE, PERMISSIONS, READ_ONLY, T4, TIERS, Account
 
 PERMISSION_PRESETS = {"read_only": READ_ONLY, "full": PERMISSIONS}
 
@@ -95,7 +95,8 @@ class KrakenSim(BrokerSim):
             return {"broker_account_id": a.broker_account_id, "positions": _positions(a),
                     "cash": {FIAT_CANONICAL[c]: fmt_amount(a.balances.get(c, 0), 4) for c in FIATS if c in a.balances},
                     "transactions": [_transaction(a, row) for row in a.ledger.items],
-                    "orders": [{"broker_id": o.txid, "status": _order_status(o)} for o in a.orders.values()]}
+                    "orders": [{"broker_id": o.txid, "status": _order_status(o)} for o in a.orders.values()],
+                    "minimum": minimum(a)}
 
     # -- HTTP -------------------------------------------------------------------------------
     def handle(self, environment: str, request: Request) -> Response:
@@ -124,6 +125,28 @@ class KrakenSim(BrokerSim):
 
     def spend_public(self, ip: str) -> bool:
         return _spend(self.public_counters, ip, 1, PUBLIC_MAX, PUBLIC_DECAY, self.clock.now())
+
+
+def minimum(a: Account) -> dict[str, Any]:
+    """The fewest private requests, and the least call-counter cost, a complete first sync
+    of the account can make.
+
+    Counted (costs from api.METHODS, 50 records a page, api.PAGE): Balance once (1);
+    Ledgers over every ledger row, TradesHistory over every trade (the price, side and
+    order of each trade row; 2 each) and ClosedOrders over every closed order (1):
+    ceil(n / 50) pages each, one for an empty list, because every answer carries `count`
+    (the end is known without an extra request); OpenOrders once (1), which lists every
+    open order. Not counted: public calls (Assets, AssetPairs and Ticker are the same for
+    every user, and answer on Kraken's per-IP budget, not the key's counter), verifying
+    the key, a last look for records that arrived while paging, and QueryOrders (a first
+    sync holds no open orders to refresh).
+    """
+    pages = {"ledgers": (len(a.ledger), "Ledgers"), "trades_history": (len(a.trades), "TradesHistory"),
+             "closed_orders": (len(a.closed), "ClosedOrders")}
+    detail = {"balance": 1, **{name: max(1, -(-n // PAGE)) for name, (n, _) in pages.items()}, "open_orders": 1}
+    cost = METHODS["Balance"].cost + METHODS["OpenOrders"].cost + sum(
+        detail[name] * METHODS[method].cost for name, (_, method) in pages.items())
+    return {"requests": sum(detail.values()), "cost": float(cost), "detail": detail}
 
 
 def _spend(counters: dict[str, list[float]], key: str, cost: float, limit: float, decay: float, now: float) -> bool:

@@ -1,0 +1,32 @@
+import pytest
+from django.core.management import call_command
+from django_celery_beat.models import PeriodicTask
+
+from workers.celery_app import app
+from workers.routing import all_queue_names, queue_for
+from workers.tasks import sync_chain
+
+pytestmark = pytest.mark.django_db
+
+
+def test_installs_the_dispatcher_and_the_reaper_idempotently():
+    call_command("setup_periodic_tasks")
+    call_command("setup_periodic_tasks")
+    tasks = {t.name: t for t in PeriodicTask.objects.all()}
+    assert {t.task for t in tasks.values()} == {"sync.dispatch_due", "sync.reap_stale_runs"}
+    assert len(tasks) == 2 and all(t.enabled and t.interval.every == 60 for t in tasks.values())
+    assert set(t.task for t in tasks.values()) <= set(app.tasks)
+
+
+def test_a_sync_chain_runs_its_five_steps_on_the_brokers_queue():
+    chain = sync_chain(42, "kraken")
+    assert [t.task for t in chain.tasks] == ["sync.fetch_positions", "sync.fetch_transactions", "sync.fetch_orders",
+                                            "sync.reconcile", "sync.write_log"]
+    assert all(t.options["queue"] == queue_for("kraken") and t.args == (42,) for t in chain.tasks)
+    assert [t.task for t in sync_chain(42, "alpaca", first_step="orders").tasks][0] == "sync.fetch_orders"
+    assert set(all_queue_names()) == {"default", "sync.alpaca", "sync.coinbase", "sync.binance", "sync.kraken"}
+
+
+def test_tasks_are_acknowledged_late_and_requeued_when_a_worker_dies():
+    assert app.conf.task_acks_late and app.conf.task_reject_on_worker_lost
+    assert app.conf.broker_transport_options["visibility_timeout"] > app.conf.task_time_limit
