@@ -56,6 +56,12 @@ class BrokerAdapter(ABC):
         (orders we stored as open last time, which may since have filled or been
         cancelled)."""
 
+    def prime(self, cursors: dict[str, dict[str, Any]]) -> None:
+        """The stored cursor of every stream, given before a step runs. The pipeline builds
+        a fresh adapter per step (steps may run in different processes); an adapter whose
+        streams depend on each other reads here what an earlier step learnt (Binance:
+        orders are fetched for the pairs the trades step found). Default: nothing."""
+
     # -- helpers shared by every adapter ------------------------------------------------
     @classmethod
     def rate_scope(cls, credentials: Credentials, environment: str) -> str:

@@ -54,6 +54,7 @@ def run_step(run: SyncRun, step: str, adapter_factory: Callable[[BrokerConnectio
         return
     else:
         adapter = adapter_factory(connection)
+        adapter.prime({c.stream: c.cursor for c in SyncCursor.objects.filter(connection=connection)})
         try:
             STREAM_STEPS[step](run, adapter)
         finally:

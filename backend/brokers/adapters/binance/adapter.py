@@ -75,6 +75,21 @@ class BinanceAdapter(BrokerAdapter):
         self.trade_symbols: set[str] = set()
         self.new_trade_symbols: set[str] = set()
         self.trades_known = False               # trade_symbols holds every pair with trades
+        self.trades_snapshot: dict[str, int] | None = None   # {symbol: next fromId}, from prime()
+
+    def prime(self, cursors: dict[str, dict[str, Any]]) -> None:
+        """What the transactions step of this run (another adapter, maybe another process)
+        stored: the pairs with trades, and which of them have new trades since the orders
+        step last looked, so fetch_orders never repeats the wallet-history discovery."""
+        tx = cursors.get("transactions") or {}
+        if tx.get("balances") is None or "pass" in tx:
+            return                                          # no completed trades pass to lean on
+        trades = {s: n for s, n in (tx.get("trades") or {}).items() if n}
+        seen = (cursors.get("orders") or {}).get("trades_seen") or {}
+        self.trade_symbols = set(trades)
+        self.new_trade_symbols = {s for s, n in trades.items() if seen.get(s) != n}
+        self.trades_snapshot = trades
+        self.trades_known = True
 
     @classmethod
     def rate_scope(cls, credentials, environment) -> str:

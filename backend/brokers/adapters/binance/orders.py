@@ -61,6 +61,8 @@ class OrderSync:
         opened = self._open_orders(set(state["locked"]))
         refreshed = self._refresh(opened)
         self.cur["balances"] = state["baseline"]
+        if self.a.trades_snapshot is not None:
+            self.cur["trades_seen"] = self.a.trades_snapshot   # what prime() compares against next time
         del self.cur["pass"]
         # The pipeline keeps the last value of each coverage key: the pass's totals go last.
         yield self._page({"mode": state["mode"], "complete": True, "candidates": state["candidates"],
