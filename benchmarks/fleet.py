@@ -35,6 +35,7 @@ SIZE_TIERS = [  # (share, positions range, activities range)
     (0.05, (40, 150), (1500, 4000)),
 ]
 ENVIRONMENT = {"alpaca": "paper"}
+BINANCE_IP_WEIGHT_PER_MIN = 6000      # the real default; the sandbox enforces it per IP
 
 
 def parse_args() -> argparse.Namespace:
@@ -67,18 +68,19 @@ def lower_bound(minimums: list[tuple[str, dict]], latency_s: float, capacity: in
     IP), and the total latency spread over every worker thread."""
     per_account = [max(common.rate_bound_seconds(b, m), m["requests"] * latency_s) for b, m in minimums]
     binance_weight = sum(m.get("cost", m["requests"]) for b, m in minimums if b == "binance")
-    shared = {"binance_ip_weight": max(0.0, binance_weight - 6000) / (6000 / 60)}
+    per_s = BINANCE_IP_WEIGHT_PER_MIN / 60
+    shared = {"binance_ip_weight": max(0.0, binance_weight - BINANCE_IP_WEIGHT_PER_MIN) / per_s}
     total_latency = sum(m["requests"] for _, m in minimums) * latency_s / capacity
     bound = max([max(per_account, default=0), total_latency, *shared.values()])
     return {"seconds": bound, "slowest_account": max(per_account, default=0), "latency_over_threads": total_latency,
-            **shared}
+            "binance_weight": binance_weight, **shared}
 
 
 def run_round(env: common.BenchEnv, connections: list, timeout: float) -> dict:
     from backend.sync.models import SyncRun
     from backend.sync.services import sync_request
 
-    before = env.stats()
+    before, weight_before = env.stats(), env.budgets_spent().get("binance_ip_weight", 0)
     started = time.monotonic()
     runs = [sync_request(connection=c, trigger="bench")[0].pk for c in connections]
     peak_active = 0
@@ -97,7 +99,9 @@ def run_round(env: common.BenchEnv, connections: list, timeout: float) -> dict:
                if isinstance(info, dict) and k in ("positions", "transactions", "orders"))
     per_endpoint = {e: {k: after.get(e, {}).get(k, 0) - before.get(e, {}).get(k, 0)
                         for k in ("requests", "429", "418", "5xx")} for e in after}
-    return {"wall_s": wall, "states": dict(states), "rows": rows, "endpoints": per_endpoint}
+    weight = env.budgets_spent().get("binance_ip_weight", 0) - weight_before
+    return {"wall_s": wall, "states": dict(states), "rows": rows, "endpoints": per_endpoint,
+            "binance_ip_weight": weight, "peak_active": peak_active}
 
 
 def check_truth(env: common.BenchEnv, pairs: list) -> int:
@@ -115,7 +119,7 @@ def check_truth(env: common.BenchEnv, pairs: list) -> int:
     return bad
 
 
-def print_round(name: str, r: dict, bound: dict | None, usage: dict) -> None:
+def print_round(name: str, r: dict, bound: dict | None, usage: dict, minimum: dict | None = None) -> None:
     requests = defaultdict(int)
     for endpoint, figures in r["endpoints"].items():
         requests[endpoint.split("-")[0]] += figures["requests"]
@@ -126,7 +130,16 @@ def print_round(name: str, r: dict, bound: dict | None, usage: dict) -> None:
         print(f"   lower bound {bound['seconds']:.1f}s (slowest account {bound['slowest_account']:.1f}s, "
               f"Binance IP weight {bound['binance_ip_weight']:.1f}s, latency/threads "
               f"{bound['latency_over_threads']:.1f}s) -> ratio {r['wall_s'] / max(bound['seconds'], 1e-9):.2f}")
-    print("   requests " + ", ".join(f"{b} {n}" for b, n in sorted(requests.items())) + f"; 429s {n429}, 418s {n418}")
+    print("   requests " + ", ".join(f"{b} {n}" + (f" (minimum {minimum[b]}, {n / max(1, minimum[b]):.2f}x)"
+                                                  if minimum and b in minimum else "")
+                                    for b, n in sorted(requests.items()) if n) + f"; 429s {n429}, 418s {n418}")
+    if r.get("binance_ip_weight"):
+        # How well the shared budget was spent, apart from how much the adapter chose to ask:
+        # the weight actually spent, at 6,000 a minute, against the wall time.
+        spent_s = r["binance_ip_weight"] / (BINANCE_IP_WEIGHT_PER_MIN / 60)
+        floor = f" (minimum {minimum_weight:,.0f})" if (minimum_weight := (bound or {}).get("binance_weight")) else ""
+        print(f"   Binance IP weight spent {r['binance_ip_weight']:,}{floor}: {spent_s:.0f}s of budget at "
+              f"{BINANCE_IP_WEIGHT_PER_MIN:,}/min, {100 * spent_s / max(r['wall_s'], 1e-9):.0f}% of the wall time")
     print(f"   rows {r['rows']}, {r['rows'] / max(r['wall_s'], 1e-9):,.0f} rows/s; worker CPU {usage['cpu_s']:.1f}s "
           f"({1000 * usage['cpu_s'] / max(1, r['rows']):.2f}s per 1,000 rows); peak worker RSS {usage['peak_rss_mb']:.0f} MB")
 
@@ -148,7 +161,10 @@ def main() -> int:
         cpu0 = env.worker_usage()["cpu_s"]
         initial = run_round(env, [c for _, c in pairs], args.timeout)
         usage = env.worker_usage()
-        print_round("initial sync", initial, bound, {**usage, "cpu_s": usage["cpu_s"] - cpu0})
+        minimum = defaultdict(int)
+        for broker, m in minimums:
+            minimum[broker] += m["requests"]
+        print_round("initial sync", initial, bound, {**usage, "cpu_s": usage["cpu_s"] - cpu0}, minimum)
         print(f"   accounts not matching the sandbox's truth: {check_truth(env, pairs)}", flush=True)
 
         rng = random.Random(args.seed + 1)

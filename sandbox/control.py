@@ -58,11 +58,18 @@ class ControlApi:
             if method == "DELETE":
                 with self.server.stats_lock:
                     self.server.stats.clear()
-            return Response.json({"endpoints": self.server.stats, "injected": self.server.faults.injected})
+            return Response.json({"endpoints": self.server.stats, "injected": self.server.faults.injected,
+                                  "budgets": self._budgets_spent()})
         match = _ACCOUNT.match(path)
         if match:
             return self.account_action(match["id"], match["action"], request)
         return _error("not found", 404)
+
+    def _budgets_spent(self) -> dict[str, int]:
+        """Shared budgets spent so far: {"binance_ip_weight": n} (the /api weight of every IP)."""
+        binance = self.server.sims.get("binance")
+        weights = getattr(binance, "weights", None)
+        return {"binance_ip_weight": weights.spent} if weights is not None else {}
 
     def _sim_for(self, account_id: str):
         broker = account_id.split(":", 1)[0]

@@ -24,10 +24,16 @@ class FaultPlan:
     retry_after: float = 1.0         # Retry-After sent with a burst 429
     fail_next: int = 0               # the next N requests get `error_status`
     path_contains: str = ""          # only requests whose path contains this
+    skip_first: int = 0              # the first N of those pass untouched, then the plan applies
     seed: int = 0
     _rng: random.Random = field(default=None, repr=False, compare=False)   # type: ignore[assignment]
 
     def __post_init__(self):
+        # The control API parses JSON numbers as Decimal; time.sleep and random want floats.
+        for name in ("latency_ms", "error_rate", "timeout_rate", "hang_seconds", "malformed_rate", "retry_after"):
+            setattr(self, name, float(getattr(self, name)))
+        for name in ("error_status", "burst_429", "fail_next", "skip_first", "seed"):
+            setattr(self, name, int(getattr(self, name)))
         self._rng = random.Random(self.seed)
 
     def public(self) -> dict:
@@ -61,6 +67,9 @@ class FaultBoard:
         if plan is None or (plan.path_contains and plan.path_contains not in request.path):
             return answer()
         with self.lock:
+            if plan.skip_first > 0:
+                plan.skip_first -= 1
+                return answer()
             roll = plan._rng.random()
             if plan.burst_429 > 0:
                 plan.burst_429 -= 1

@@ -16,10 +16,23 @@ PY = sys.executable
 _started: list[tuple[str, subprocess.Popen]] = []
 
 
+def die_with_parent() -> None:
+    """In a child before exec: SIGTERM it when the process that started it dies, however it
+    dies (a test worker left behind would take the next session's tasks, with a sandbox URL
+    that no longer answers)."""
+    import ctypes
+
+    PR_SET_PDEATHSIG = 1
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except OSError:            # not Linux: the finally blocks still stop it on a normal exit
+        pass
+
+
 def start(name: str, args: list[str], env: dict[str, str], log: Path | None = None) -> subprocess.Popen:
     out = open(log, "w") if log else None
     proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=out or None, stderr=subprocess.STDOUT if out else None,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=die_with_parent)
     _started.append((name, proc))
     return proc
 

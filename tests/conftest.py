@@ -5,6 +5,7 @@ so the Celery worker subprocess reaches it by the same URLs as the tests do."""
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -14,6 +15,7 @@ import pytest
 import redis as redis_lib
 
 from sandbox.server import SandboxServer
+from scripts.procs import die_with_parent
 
 ROOT = Path(__file__).resolve().parents[1]
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
@@ -90,28 +92,44 @@ def celery_worker_process(django_db_setup, django_db_blocker, sandbox_server):
            "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{db_name}", "REDIS_URL": TEST_REDIS_URL,
            "SYNC_RUN_LEASE_SECONDS": "120", "SYNC_STEP_MAX_RETRIES": "4", "PYTHONUNBUFFERED": "1"}
     WORKER_LOG.parent.mkdir(exist_ok=True)
+    hostname = f"test-worker-{os.getpid()}@{socket.gethostname()}"
+    _refuse_foreign_workers()
     log = open(WORKER_LOG, "w")
     proc = subprocess.Popen([sys.executable, "-m", "celery", "-A", "workers", "worker", "--pool=threads",
-                             "--concurrency=4", "-Q", ",".join(all_queue_names()), "--hostname=test-worker@%h",
+                             "--concurrency=4", "-Q", ",".join(all_queue_names()), f"--hostname={hostname}",
                              "--loglevel=INFO", "--without-gossip", "--without-mingle"],
-                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    _wait_for_worker(proc)
-    yield proc
-    proc.terminate()
+                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, preexec_fn=die_with_parent)
     try:
-        proc.wait(20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+        _wait_for_worker(proc, hostname)
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
 
 
-def _wait_for_worker(proc, timeout: float = 60) -> None:
+def _refuse_foreign_workers() -> None:
+    """Another worker on the test queues (a concurrent or left-over session) would take this
+    session's tasks: say so instead of failing later with its wrong sandbox or database."""
+    from workers.celery_app import app
+
+    others = app.control.ping(timeout=1.0)
+    if others:
+        names = sorted(name for reply in others for name in reply)
+        raise RuntimeError(f"other Celery workers consume the test queues on {TEST_REDIS_URL}: {names}; "
+                           "stop them (or give this session its own Redis database) and run again")
+
+
+def _wait_for_worker(proc, hostname: str, timeout: float = 60) -> None:
     from workers.celery_app import app
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"celery worker exited with {proc.returncode}; see {WORKER_LOG}")
-        if app.control.ping(timeout=1.0):
+        if app.control.ping(destination=[hostname], timeout=1.0):
             return
     raise RuntimeError(f"celery worker did not answer a ping in {timeout}s; see {WORKER_LOG}")

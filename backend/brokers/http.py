@@ -147,8 +147,8 @@ class BrokerSession:
         except requests.Timeout:
             raise TransientError(f"{self.broker}: timeout on {path}")
         except requests.RequestException as exc:
-            # The exception text can hold the URL with a signed query: keep only its type.
-            raise TransientError(f"{self.broker}: {type(exc).__name__} on {path}")
+            # The exception text can hold the URL with a signed query: keep only the types.
+            raise TransientError(f"{self.broker}: {_error_types(exc)} on {path}")
 
     def _learn(self, response: requests.Response) -> None:
         """Feed rate-limit headers back to the shared limiter."""
@@ -229,3 +229,19 @@ def _reason(response: requests.Response) -> str:
             if body.get(key):
                 return str(body[key])
     return (response.text or response.reason or "")[:200]
+
+
+def _error_types(exc: BaseException) -> str:
+    """ "ConnectionError(MaxRetryError, ConnectionResetError)": the type of the error and of
+    what caused it (urllib3 wraps the socket's error twice), never their text."""
+    causes, seen = [], {id(exc)}
+    inner = getattr(exc.args[0], "reason", None) if exc.args else None
+    current = inner if isinstance(inner, BaseException) else (exc.__cause__ or exc.__context__)
+    if exc.args and isinstance(exc.args[0], BaseException):
+        causes.append(type(exc.args[0]).__name__)
+    while current is not None and id(current) not in seen and len(causes) < 4:
+        seen.add(id(current))
+        causes.append(type(current).__name__)
+        nested = getattr(current, "reason", None)
+        current = nested if isinstance(nested, BaseException) else (current.__cause__ or current.__context__)
+    return f"{type(exc).__name__}({', '.join(dict.fromkeys(causes))})" if causes else type(exc).__name__

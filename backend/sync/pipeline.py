@@ -7,9 +7,11 @@ id). The Celery tasks in workers/tasks.py are doorways to `run_step`.
 """
 from __future__ import annotations
 
+import copy
 import logging
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from django.db import transaction
@@ -60,13 +62,14 @@ def run_step(run: SyncRun, step: str, adapter_factory: Callable[[BrokerConnectio
         finally:
             # An adapter with more than one session (Binance's per-account /sapi budget) sums them.
             made = getattr(adapter, "requests_made", adapter.session.requests_made)
+            run.unrecorded_requests = (step, made)          # what a retry note adds, if the step failed
             run.steps.setdefault(step, {})["requests"] = run.steps.get(step, {}).get("requests", 0) + made
     services.sync_step_finished(run=run, step=step, started=started)
 
 
 def _positions(run: SyncRun, adapter: BrokerAdapter) -> None:
     snapshot = adapter.fetch_positions()
-    with transaction.atomic():
+    with _committed_or_restored(run), transaction.atomic():
         counts = writers.positions_replace(run.connection, snapshot.positions, timezone.now())
         counts["skipped"] = len(snapshot.skipped)
         _keep_skipped(run, "positions", snapshot.skipped)
@@ -86,10 +89,24 @@ def _orders(run: SyncRun, adapter: BrokerAdapter) -> None:
 
 
 def _consume(run: SyncRun, stream: str, pages: Iterator[Page], upsert) -> None:
-    """Save pages in checkpoints: rows and the newest page's cursor in one transaction."""
+    """Save pages in checkpoints: rows and the newest page's cursor in one transaction.
+
+    When the broker fails mid-stream (a rate-limit wait, a 5xx, a revoked key), the pages
+    already received are saved before the error goes on: each is whole (its rows and the
+    cursor that covers them), and a retry that had to fetch them again could spend the same
+    budget again and never get further (Binance's withdraw history allows 10 calls a minute)."""
     batch: list[Page] = []
     rows, last_commit = 0, time.monotonic()
-    for page in pages:
+    pages = iter(pages)
+    while True:
+        try:
+            page = next(pages)
+        except StopIteration:
+            break
+        except Exception:
+            if batch:
+                _checkpoint(run, stream, batch, upsert)
+            raise
         batch.append(page)
         rows += len(page.items)
         if rows >= CHECKPOINT_ROWS or time.monotonic() - last_commit >= CHECKPOINT_SECONDS:
@@ -102,12 +119,25 @@ def _consume(run: SyncRun, stream: str, pages: Iterator[Page], upsert) -> None:
 def _checkpoint(run: SyncRun, stream: str, batch: list[Page], upsert) -> None:
     items = [item for page in batch for item in page.items]
     skipped = [s for page in batch for s in page.skipped]
-    with transaction.atomic():
+    with _committed_or_restored(run), transaction.atomic():
         counts = upsert(run.connection, items, timezone.now()) if items else {"fetched": 0, "created": 0, "updated": 0}
         counts["skipped"] = len(skipped)
         _keep_skipped(run, stream, skipped)
         _advance_cursor(run.connection, stream, batch[-1].cursor, _merge_coverage(batch))
         services.sync_step_progress(run=run, step=stream, counts=counts)
+
+
+@contextmanager
+def _committed_or_restored(run: SyncRun):
+    """A checkpoint adds its counts to `run` in memory before its transaction commits. If the
+    commit fails (the database went away), put back what was committed, so nothing written
+    later from this object (a retry note, the step's end) claims rows that were rolled back."""
+    steps, skipped = copy.deepcopy(run.steps), copy.deepcopy(run.skipped_records)
+    try:
+        yield
+    except BaseException:
+        run.steps, run.skipped_records = steps, skipped
+        raise
 
 
 def _cursor(connection: BrokerConnection, stream: str) -> SyncCursor:

@@ -104,14 +104,25 @@ def sync_retry_count(*, run: SyncRun, error: Exception) -> int:
 
 
 def sync_retry_noted(*, run: SyncRun, error: Exception) -> int:
+    """Count a retry on the run. Starts from the row as committed, not from `run` in memory:
+    a step that failed may have counted a checkpoint whose commit never landed (or landed
+    although the client saw the connection drop). Adds only this attempt's own facts: one
+    retry, and the requests it made (`run.unrecorded_requests`, set by the pipeline)."""
     kind = getattr(error, "kind", "database")
     message = getattr(error, "message", None) or f"{type(error).__name__}: database unavailable"
-    if isinstance(error, RateLimited):
-        run.steps[RATE_WAITS] = int(run.steps.get(RATE_WAITS, 0)) + 1
-    else:
-        run.attempts += 1
-    SyncRun.objects.filter(pk=run.pk).update(attempts=run.attempts, steps=run.steps, error_kind=kind,
-                                             error_message=message[:500], heartbeat_at=timezone.now())
+    with transaction.atomic():
+        fresh = SyncRun.objects.select_for_update().only("steps", "attempts").get(pk=run.pk)
+        steps, attempts = fresh.steps, fresh.attempts
+        step, made = getattr(run, "unrecorded_requests", (None, 0))
+        if step and made:
+            steps.setdefault(step, {})["requests"] = steps.get(step, {}).get("requests", 0) + made
+        if isinstance(error, RateLimited):
+            steps[RATE_WAITS] = int(steps.get(RATE_WAITS, 0)) + 1
+        else:
+            attempts += 1
+        SyncRun.objects.filter(pk=run.pk).update(attempts=attempts, steps=steps, error_kind=kind,
+                                                 error_message=message[:500], heartbeat_at=timezone.now())
+    run.steps, run.attempts, run.unrecorded_requests = steps, attempts, (None, 0)
     return sync_retry_count(run=run, error=error)
 
 

@@ -11,10 +11,9 @@ the session worker (`celery_worker_process` in tests/conftest.py).
     beat          not a process: `Chaos.tick()` calls what beat's two entries call each minute,
                   `reap_stale()` and `dispatch_due()`, every BEAT_EVERY seconds while a test
                   waits (with a lease of seconds, once a minute would be far too slow)
-    sends         the test process's Celery app read CELERY_BROKER_URL at import time, so its
-                  sends (sync_request's chain, the reaper's re-queues) go through
-                  `Chaos.enqueue`, which publishes on a connection to the private Redis; it
-                  replaces backend.sync.services._enqueue for the test (monkeypatch restores it)
+    sends         the test process's Celery app read CELERY_BROKER_URL at import time; the
+                  fixture points it at the private Redis (`point_celery_at`) and back after,
+                  so sync_request's chain and the reaper's re-queues are real sends
 
 Logs: var/chaos/<test>/ (redis.log, worker-<label>.log). A failing test prints every
 worker's log tail and the state of every run.
@@ -36,6 +35,8 @@ from urllib.parse import quote
 
 import pytest
 import redis as redis_lib
+
+from scripts.procs import die_with_parent
 
 ROOT = Path(__file__).resolve().parents[2]
 LOG_ROOT = ROOT / "var" / "chaos"
@@ -87,7 +88,7 @@ class PrivateRedis:
         self.proc = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
              "--daemonize", "no", "--dir", str(self.log_dir), "--logfile", str(self.log_dir / "redis.log")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, preexec_fn=die_with_parent)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -129,7 +130,7 @@ class ChaosWorker:
             [sys.executable, "-m", "celery", "-A", "workers", "worker", "--pool=threads",
              f"--concurrency={self.concurrency}", "-Q", ",".join(all_queue_names()),
              f"--hostname=chaos-{self.label}@%h", "--loglevel=INFO", "--without-gossip", "--without-mingle"],
-            cwd=ROOT, env=self.env, stdout=self._log, stderr=subprocess.STDOUT)
+            cwd=ROOT, env=self.env, stdout=self._log, stderr=subprocess.STDOUT, preexec_fn=die_with_parent)
         return self
 
     @property
@@ -264,16 +265,6 @@ class Chaos:
         self.redis.stop()
 
     # -- sends ------------------------------------------------------------------------------
-    def enqueue(self, run_id: int, broker: str, first_step: str = "positions", countdown: float = 0) -> None:
-        """services._enqueue, publishing on a connection to the private Redis."""
-        from workers.celery_app import app
-        from workers.tasks import sync_chain
-
-        with app.connection_for_write(self.redis.url) as conn:
-            sync_chain(run_id, broker, first_step=first_step).apply_async(countdown=countdown or None,
-                                                                          connection=conn)
-        self.stats["sent"] += 1
-
     def sync(self, connection, trigger: str = "api"):
         from backend.sync.services import sync_request
 
@@ -352,10 +343,16 @@ class Chaos:
                     found |= lost & set(other.received())
         return found
 
+    def requeued(self) -> int:
+        """Runs the reaper sent again: everything it reaped, less the runs it failed as lost."""
+        from backend.sync.models import SyncRun
+
+        return self.stats["reaped"] - SyncRun.objects.filter(error_kind="lost").count()
+
     def counters(self) -> dict:
         logs = [w for w in self.workers]
         return {
-            "requeued_by_reaper": self.stats["requeued"],
+            "requeued_by_reaper": self.requeued(),
             "reaped_total": self.stats["reaped"],
             "redelivered": len(self.redelivered()),
             "step_retries": sum(w.count(r"sync\.step_retry ") for w in logs),
@@ -396,31 +393,40 @@ def pytest_runtest_makereport(item, call):
     setattr(item, f"rep_{report.when}", report)
 
 
+def point_celery_at(app, url: str) -> str:
+    """Make the test process's Celery app publish to `url` (sync_request's chain, the
+    reaper's re-queues), dropping the pooled connections to the old broker. Returns the old URL."""
+    from kombu import pools
+
+    previous = app.conf.broker_url
+    app.conf.broker_url = url
+    app.conf.broker_write_url = None
+    # kombu keeps its pools in a registry keyed by connection: close them and empty it, or
+    # pointing back at the shared broker would hand out the pool closed here.
+    pools.reset()
+    app._pool = None
+    app.amqp._producer_pool = None
+    return previous
+
+
 @pytest.fixture
-def chaos(request, sandbox, transactional_db, settings, monkeypatch):
+def chaos(request, sandbox, transactional_db, settings):
     """A private Redis (started), room for workers, the test process's sends and limiter on it."""
     from django.db import connection
 
     from backend.brokers.registry import default_limiter
-    from backend.sync import services
+    from workers.celery_app import app
 
     harness = Chaos(name=request.node.name, db_settings=connection.settings_dict, sandbox=sandbox,
                     settings=settings)
     harness.redis.start()
     # The reaper runs here: it must use the workers' lease, and anything here that reads
-    # REDIS_URL (the limiter, locks) must see the private Redis.
+    # REDIS_URL (the limiter, locks) or publishes tasks must reach the private Redis.
     harness.set_lease(LEASE_SECONDS)
+    shared_broker = point_celery_at(app, harness.redis.url)   # first: the app reads its URL from settings
     settings.REDIS_URL = harness.redis.url
     settings.CELERY_BROKER_URL = harness.redis.url
     default_limiter.cache_clear()
-    monkeypatch.setattr(services, "_enqueue", harness.enqueue)
-    original_requeue = services.sync_requeue
-
-    def counting_requeue(*, run):
-        harness.stats["requeued"] += 1
-        original_requeue(run=run)
-
-    monkeypatch.setattr(services, "sync_requeue", counting_requeue)
     started = time.monotonic()
     try:
         yield harness
@@ -429,6 +435,7 @@ def chaos(request, sandbox, transactional_db, settings, monkeypatch):
         if call is not None and call.failed:
             print(harness.report())
         harness.stop()
+        point_celery_at(app, shared_broker)
         default_limiter.cache_clear()
         summary = {"test": harness.name, "seconds": round(time.monotonic() - started, 1), **harness.counters()}
         with open(LOG_ROOT / "summary.jsonl", "a") as f:

@@ -96,6 +96,29 @@ def test_rerun_after_a_failed_step_resumes_and_duplicates_nothing(sandbox, alpac
     assert_matches_truth(connection, sandbox_truth(sandbox, account["account_id"]))
 
 
+def test_pages_received_before_a_broker_error_are_kept(sandbox, alpaca_live):
+    """600 activities come as a 500-row page (5 requests) and a 100-row one. The broker fails
+    from the 6th request on: the first page is saved before the error goes on, although no
+    checkpoint was due, and the retry starts after it."""
+    account, connection = alpaca_live
+    sandbox.faults.set(FaultPlan(target="alpaca-live", skip_first=5, error_rate=1.0, error_status=503,
+                                 path_contains="/v2/account/activities"))
+    run = SyncRun.objects.create(connection=connection, trigger="test")
+    with pytest.raises(TransientError):
+        pipeline.run_step(run, "transactions")
+    kept = SyncCursor.objects.get(connection=connection, stream="transactions")
+    assert BrokerTransaction.objects.filter(connection=connection).count() == 500
+    assert kept.cursor.get("watermark") == kept.watermark != ""
+    assert SyncRun.objects.get(pk=run.pk).steps["transactions"]["created"] == 500
+
+    sandbox.faults.clear()
+    before = sandbox_requests(sandbox, "alpaca-live")
+    pipeline.run_step(run, "transactions")
+    assert sandbox_requests(sandbox, "alpaca-live") - before <= 2       # the last page, not all six
+    assert SyncRun.objects.get(pk=run.pk).steps["transactions"]["created"] == 600
+    assert BrokerTransaction.objects.filter(connection=connection).count() == 600
+
+
 def test_repeating_a_step_writes_nothing_twice(sandbox, alpaca_live):
     """A re-delivered step (worker died after committing, before acking) is harmless."""
     account, connection = alpaca_live

@@ -47,6 +47,7 @@ class WeightLimiter:
         self.ban_seconds = ban_seconds
         self._ips: dict[str, _Window] = {}
         self._lock = threading.Lock()
+        self.spent = 0                  # weight granted since start, every IP (benchmarks read it)
 
     def reset(self) -> None:
         with self._lock:
@@ -67,6 +68,7 @@ class WeightLimiter:
                 w.minute, w.used = minute, 0
             if w.used + weight <= self.limit:
                 w.used += weight
+                self.spent += weight
                 return Verdict(w.used)
             if w.warned_until > now_ms:
                 return self._ban(w, now_ms)
