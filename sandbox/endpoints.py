@@ -27,16 +27,35 @@ def endpoint_name(broker: str, environment: str) -> str:
 
 
 def port_free(host: str, port: int) -> bool:
+    """Nothing holds the port: no listener, and no connection bound to it either (a bind
+    test, not a connect test: an outgoing connection's local port also makes bind fail)."""
     with socket.socket() as s:
-        return s.connect_ex((host, port)) != 0
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    """The ports the kernel hands to outgoing connections: a block chosen there can be taken
+    by any client between the check and the bind."""
+    try:
+        low, high = (int(x) for x in open("/proc/sys/net/ipv4/ip_local_port_range").read().split())
+        return low, high
+    except (OSError, ValueError):
+        return 32768, 60999
 
 
 def free_port_block(host: str = DEFAULT_HOST) -> int:
     """A base port with every endpoint's port after it free, for a sandbox that other
-    processes (the Celery worker under test) must reach by the same derived URLs."""
+    processes (the Celery worker under test) must reach by the same derived URLs. Chosen
+    below the ephemeral range when there is room there."""
     size = max(offset for *_, offset in ENDPOINTS.values()) + 1
+    low, high = _ephemeral_range()
+    start, stop = (20000, low - size) if low - size > 21000 else (high + 1, 65535 - size)
     for _ in range(200):
-        base = random.randrange(20000, 60000 - size)
+        base = random.randrange(start, stop)
         if all(port_free(host, base + i) for i in range(size)):
             return base
     raise RuntimeError("no free port block for the sandbox")

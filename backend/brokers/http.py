@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -47,8 +48,31 @@ class SessionPolicy:
     transient_retries: int = 2          # in-place retries for 5xx / timeouts / bad bodies
     backoff_base: float = 0.25          # full jitter: sleep uniform(0, min(cap, base * 2**n))
     backoff_cap: float = 2.0
-    max_inplace_wait: float = 10.0      # longer rate-limit waits are raised to the task
+    max_inplace_wait: float = 10.0      # longer rate-limit waits (in all, per request) are raised to the task
+    max_inplace_waiters: int = 4        # threads of one worker process asleep on one broker's budget
     min_429_wait: float = 1.0           # a Retry-After of 0 is never trusted (seen at Binance)
+
+
+class _InPlaceWaiters:
+    """How many threads of this process are asleep on each broker's budget."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._count: dict[str, int] = {}
+
+    def enter(self, broker: str, most: int) -> bool:
+        with self._lock:
+            if self._count.get(broker, 0) >= most:
+                return False
+            self._count[broker] = self._count.get(broker, 0) + 1
+            return True
+
+    def leave(self, broker: str) -> None:
+        with self._lock:
+            self._count[broker] -= 1
+
+
+_INPLACE = _InPlaceWaiters()
 
 
 def json_loads(text: str | bytes) -> Any:
@@ -93,6 +117,8 @@ class BrokerSession:
             try:
                 return self._attempt(method, path, parse=parse, **kw)
             except RateLimited as exc:
+                if exc.local:
+                    raise                       # our pacing already chose to give the thread back
                 self.rate_wait_seconds += exc.retry_after
                 if exc.retry_after > self.policy.max_inplace_wait or attempt >= self.policy.transient_retries + 3:
                     raise
@@ -128,13 +154,22 @@ class BrokerSession:
     def _acquire(self, cost: float) -> None:
         if self.limiter is None:
             return
-        wait = self.limiter.acquire(self.broker, self.scope, cost)
-        while 0 < wait <= self.policy.max_inplace_wait:
+        wait, waited = self.limiter.acquire(self.broker, self.scope, cost), 0.0
+        while wait > 0:
+            # Short waits are slept here, but never more than max_inplace_wait in all, and by
+            # no more than max_inplace_waiters threads per broker: a spent budget must not
+            # hold the threads every other broker's syncs need. Otherwise the task retries
+            # when the budget is due, and the thread goes back to the pool meanwhile.
+            if waited + wait > self.policy.max_inplace_wait or not _INPLACE.enter(self.broker,
+                                                                                  self.policy.max_inplace_waiters):
+                raise RateLimited(f"{self.broker}: shared rate budget spent", retry_after=wait, local=True)
+            try:
+                self.sleep(wait)
+            finally:
+                _INPLACE.leave(self.broker)
+            waited += wait
             self.rate_wait_seconds += wait
-            self.sleep(wait)
             wait = self.limiter.acquire(self.broker, self.scope, cost)
-        if wait > 0:
-            raise RateLimited(f"{self.broker}: shared rate budget spent", retry_after=wait)
 
     def _send(self, method, path, params, data, headers, sign) -> requests.Response:
         if sign is not None:

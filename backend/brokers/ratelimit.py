@@ -74,6 +74,18 @@ return tostring(math.max(0.001, (c + cost - limit) / decay))
 """
 
 
+_SLOT_TAKE = """
+local key, now, expires, holder, most = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
+redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+if redis.call('ZSCORE', key, holder) or redis.call('ZCARD', key) < most then
+  redis.call('ZADD', key, expires, holder)
+  redis.call('PEXPIRE', key, math.ceil((expires - now) * 1000) + 1000)
+  return 1
+end
+return 0
+"""
+
+
 LEARNED_LIMIT_TTL = 24 * 3600     # re-learned whenever exchangeInfo is read (hourly per worker)
 LIMIT_CACHE_SECONDS = 60.0         # per process, so acquire() stays one Redis round trip
 
@@ -84,10 +96,11 @@ class RateRule:
     limit: float              # window: total cost per period; leaky: counter maximum
     period: float = 60.0      # window only, seconds (pad it a little past the broker's window)
     decay: float = 1.0        # leaky only, counter units per second
+    max_active_steps: int = 0  # sync steps spending one scope's budget at once (0: no cap)
 
     @classmethod
     def from_setting(cls, data: dict) -> "RateRule":
-        return cls(**{k: data[k] for k in ("algorithm", "limit", "period", "decay") if k in data})
+        return cls(**{k: data[k] for k in ("algorithm", "limit", "period", "decay", "max_active_steps") if k in data})
 
 
 class RateLimiter:
@@ -102,6 +115,7 @@ class RateLimiter:
         self.prefix = prefix
         self._window = client.register_script(_WINDOW_ACQUIRE)
         self._window_used = client.register_script(_WINDOW_USED)
+        self._slot_take = client.register_script(_SLOT_TAKE)
         self._leaky = client.register_script(_LEAKY_ACQUIRE)
         self._limits: dict[str, tuple[float, float]] = {}
 
@@ -123,6 +137,22 @@ class RateLimiter:
         else:
             wait = self._window(keys=[key, block], args=[now, rule.period, limit, cost, uuid.uuid4().hex[:12]])
         return float(wait)
+
+    def take_slot(self, broker: str, scope: str, holder: str, ttl: float) -> bool:
+        """One of the broker's `max_active_steps` slots in `scope` for `holder` (a run), for
+        `ttl` seconds: True when taken or renewed, False when all are held. Always True
+        when the rule sets no cap. A holder that dies loses its slot when the ttl ends."""
+        rule = self.rules.get(broker)
+        if rule is None or rule.max_active_steps <= 0:
+            return True
+        now = self.clock()
+        return bool(self._slot_take(keys=[f"{self.prefix}:slots:{scope}"],
+                                    args=[now, now + ttl, holder, rule.max_active_steps]))
+
+    def release_slot(self, broker: str, scope: str, holder: str) -> None:
+        rule = self.rules.get(broker)
+        if rule is not None and rule.max_active_steps > 0:
+            self.redis.zrem(f"{self.prefix}:slots:{scope}", holder)
 
     def learn_limit(self, broker: str, limit: float) -> None:
         """The broker told us its real budget (Binance's exchangeInfo): every worker uses it.

@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import copy
 import logging
+import random
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from backend.brokers.base import BrokerAdapter
 from backend.brokers.dtos import Page
+from backend.brokers.errors import RateLimited
 from backend.brokers.registry import build_adapter
 from backend.connections.models import BrokerConnection
 
@@ -33,6 +36,7 @@ log = logging.getLogger("brokersync.sync")
 CHECKPOINT_ROWS = 2_000
 CHECKPOINT_SECONDS = 5.0
 MAX_SKIPPED_KEPT = 200
+SLOT_RETRY_SECONDS = (3.0, 10.0)     # a step without a budget slot asks again after this long
 
 
 def adapter_for(connection: BrokerConnection) -> BrokerAdapter:
@@ -58,7 +62,8 @@ def run_step(run: SyncRun, step: str, adapter_factory: Callable[[BrokerConnectio
         adapter = adapter_factory(connection)
         adapter.prime({c.stream: c.cursor for c in SyncCursor.objects.filter(connection=connection)})
         try:
-            STREAM_STEPS[step](run, adapter)
+            with _step_slot(run, adapter):
+                STREAM_STEPS[step](run, adapter)
         finally:
             # An adapter with more than one session (Binance's per-account /sapi budget) sums them.
             made = getattr(adapter, "requests_made", adapter.session.requests_made)
@@ -125,6 +130,33 @@ def _checkpoint(run: SyncRun, stream: str, batch: list[Page], upsert) -> None:
         _keep_skipped(run, stream, skipped)
         _advance_cursor(run.connection, stream, batch[-1].cursor, _merge_coverage(batch))
         services.sync_step_progress(run=run, step=stream, counts=counts)
+    if getattr(run, "renew_slot", None):
+        run.renew_slot()
+
+
+@contextmanager
+def _step_slot(run: SyncRun, adapter: BrokerAdapter):
+    """A slot of the broker's budget scope, where its rule caps how many steps spend it at
+    once (Binance: one weight budget per IP for every user). Without one, the step waits
+    for a slot as a retry with a countdown, holding no thread and spending no weight. The
+    slot lasts a lease and is renewed at every checkpoint; a dead worker's slot expires."""
+    session = adapter.session
+    limiter, holder, ttl = session.limiter, f"run:{run.pk}", settings.SYNC_RUN_LEASE_SECONDS
+    if limiter is None:
+        yield
+        return
+    if not limiter.take_slot(session.broker, session.scope, holder, ttl):
+        raise RateLimited(f"{session.broker}: every step slot of its shared budget is in use",
+                          retry_after=random.uniform(*SLOT_RETRY_SECONDS), local=True)
+    run.renew_slot = lambda: limiter.take_slot(session.broker, session.scope, holder, ttl)
+    try:
+        yield
+    finally:
+        run.renew_slot = None
+        try:
+            limiter.release_slot(session.broker, session.scope, holder)
+        except Exception:  # noqa: BLE001 - Redis away: the slot expires by itself; keep the step's own error
+            log.warning("sync.slot_not_released run=%s scope=%s", run.pk, session.scope)
 
 
 @contextmanager

@@ -97,9 +97,10 @@ def sync_step_finished(*, run: SyncRun, step: str, started: datetime, extra: dic
 
 def sync_retry_count(*, run: SyncRun, error: Exception) -> int:
     """Retries so far without progress, of the error's own sort: waits the broker asked for
-    are counted apart from failures, so a long rate-limited step never fails for waiting."""
+    are counted apart from failures, so a long rate-limited step never fails for waiting,
+    and waits of our own pacing (a spent shared budget, no free step slot) not at all."""
     if isinstance(error, RateLimited):
-        return int(run.steps.get(RATE_WAITS, 0))
+        return 0 if error.local else int(run.steps.get(RATE_WAITS, 0))
     return run.attempts
 
 
@@ -117,7 +118,8 @@ def sync_retry_noted(*, run: SyncRun, error: Exception) -> int:
         if step and made:
             steps.setdefault(step, {})["requests"] = steps.get(step, {}).get("requests", 0) + made
         if isinstance(error, RateLimited):
-            steps[RATE_WAITS] = int(steps.get(RATE_WAITS, 0)) + 1
+            if not error.local:              # our own pacing always ends: only the broker's waits count
+                steps[RATE_WAITS] = int(steps.get(RATE_WAITS, 0)) + 1
         else:
             attempts += 1
         SyncRun.objects.filter(pk=run.pk).update(attempts=attempts, steps=steps, error_kind=kind,

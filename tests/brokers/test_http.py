@@ -106,3 +106,38 @@ def test_malformed_body_is_transient(sandbox, account):
     with pytest.raises(TransientError):
         session(sandbox, account, policy=SessionPolicy(transient_retries=0)).get_json(
             "/v2/positions", headers=headers(account))
+
+
+def test_waits_in_place_are_capped_in_all_and_per_broker(sandbox, account, redis_client):
+    """A spent budget never holds a thread for long, nor more than max_inplace_waiters
+    threads per broker: past that, the wait is raised to the task (local: our own pacing)."""
+    import threading
+
+    limiter = RateLimiter(redis_client, {"alpaca": RateRule("window", 1, 61)})
+    policy = SessionPolicy(max_inplace_wait=100.0, max_inplace_waiters=1)
+    first = session(sandbox, account, limiter=limiter, policy=policy)
+    first.get_json("/v2/account", headers=headers(account))          # the budget of 1 is spent
+    asleep, release = threading.Event(), threading.Event()
+
+    def sleeper(seconds):
+        asleep.set()
+        release.wait(5)
+        raise RuntimeError("stop waiting")                         # ends the first thread's wait
+
+    waiting = BrokerSession(broker="alpaca", base_url=sandbox.urls["alpaca-live"], scope="alpaca:test:acct",
+                            limiter=limiter, policy=policy, vendor_errors=AlpacaAdapter.vendor_errors, sleep=sleeper)
+    thread = threading.Thread(target=lambda: pytest.raises(RuntimeError, waiting.get_json, "/v2/account",
+                                                           headers=headers(account)))
+    thread.start()
+    assert asleep.wait(5)
+    second = session(sandbox, account, limiter=limiter, policy=policy, sleeps=[])
+    with pytest.raises(RateLimited) as raised:                       # the one waiter's place is taken
+        second.get_json("/v2/account", headers=headers(account))
+    assert raised.value.local and 0 < raised.value.retry_after <= 61
+    release.set()
+    thread.join(5)
+
+    short = session(sandbox, account, limiter=limiter, policy=SessionPolicy(max_inplace_wait=30.0), sleeps=[])
+    with pytest.raises(RateLimited) as raised:                       # ~61 s in all is more than 30
+        short.get_json("/v2/account", headers=headers(account))
+    assert raised.value.local and short.requests_made == 0

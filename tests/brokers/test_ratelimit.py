@@ -101,3 +101,17 @@ def test_a_learned_limit_applies_to_every_limiter_but_never_exceeds_the_rule(red
     other._limits.clear()
     clock.now += 61
     assert sum(other.acquire("binance", "ip", cost=20) == 0 for _ in range(400)) == 300
+
+
+def test_step_slots_cap_the_steps_that_share_one_budget(redis_client, clock):
+    rl = limiter(redis_client, clock, binance=dict(algorithm="window", limit=6000, period=61, max_active_steps=2),
+                 alpaca=dict(algorithm="window", limit=200, period=61))
+    assert rl.take_slot("binance", "ip", "run:1", ttl=30) and rl.take_slot("binance", "ip", "run:2", ttl=30)
+    assert not rl.take_slot("binance", "ip", "run:3", ttl=30)          # both held
+    assert rl.take_slot("binance", "ip", "run:1", ttl=30)              # a holder renews its own
+    assert rl.take_slot("binance", "other-ip", "run:3", ttl=30)        # per scope
+    rl.release_slot("binance", "ip", "run:2")
+    assert rl.take_slot("binance", "ip", "run:3", ttl=30)
+    clock.now += 31                                                    # a dead holder's slot expires
+    assert rl.take_slot("binance", "ip", "run:4", ttl=30) and rl.take_slot("binance", "ip", "run:5", ttl=30)
+    assert all(rl.take_slot("alpaca", "acct", f"run:{i}", ttl=30) for i in range(10))   # no cap in its rule

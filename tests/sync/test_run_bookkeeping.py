@@ -89,3 +89,15 @@ def test_retry_note_starts_from_the_committed_row_and_adds_this_attempts_request
     assert stored.error_kind == "rate_limited"
     assert run.steps == stored.steps and run.attempts == 1
     assert stored.heartbeat_at <= timezone.now()
+
+
+@pytest.mark.django_db
+def test_waits_of_our_own_pacing_are_never_counted_against_a_run():
+    run = _run()
+    for _ in range(50):
+        services.sync_retry_noted(run=run, error=RateLimited("no step slot", retry_after=5, local=True))
+    stored = SyncRun.objects.get(pk=run.pk)
+    assert services.RATE_WAITS not in stored.steps and stored.attempts == 0
+    assert services.sync_retry_count(run=stored, error=RateLimited("no slot", retry_after=5, local=True)) == 0
+    services.sync_retry_noted(run=run, error=RateLimited("429 from the broker", retry_after=5))
+    assert SyncRun.objects.get(pk=run.pk).steps[services.RATE_WAITS] == 1

@@ -40,7 +40,9 @@ BROKER_RATE_LIMITS = {
     # 30 requests/s per key on private v3 endpoints (ccxt + third-party summaries; unconfirmed)
     "coinbase": {"algorithm": "window", "limit": 30, "period": 1.05},
     # request weight 6,000/min per IP (exchangeInfo REQUEST_WEIGHT; read live value at runtime)
-    "binance": {"algorithm": "window", "limit": 6000, "period": 61},
+    # max_active_steps: a budget every user shares is spent best by a few steps at a time
+    # (each then finishes fast and commits); the others wait for a slot without a thread.
+    "binance": {"algorithm": "window", "limit": 6000, "period": 61, "max_active_steps": 6},
     # Binance /sapi UID-weighted calls, per account (withdraw history: 18,000 of 180,000/min)
     "binance-uid": {"algorithm": "window", "limit": 180000, "period": 61},
     # per-key counter max 15 decaying 0.33/s (starter tier, docs.kraken.com ratelimits)
@@ -55,4 +57,6 @@ BROKER_SESSION_POLICY = {
     "read_timeout": env.float("BROKER_READ_TIMEOUT", default=20.0),
     "transient_retries": env.int("BROKER_TRANSIENT_RETRIES", default=2),
     "max_inplace_wait": env.float("BROKER_MAX_INPLACE_WAIT", default=10.0),   # > Kraken's 6.06 s per history call
+    # threads of one worker process that may sleep on one broker's budget at once
+    "max_inplace_waiters": env.int("BROKER_MAX_INPLACE_WAITERS", default=4),
 }
