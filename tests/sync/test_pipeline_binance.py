@@ -36,3 +36,37 @@ def test_orders_step_asks_only_the_pairs_the_trades_step_found(sandbox, binance)
     assert again.state == "succeeded"
     assert_matches_truth(connection, sandbox_truth(sandbox, account["account_id"]))
     assert again.steps["orders"]["requests"] < run.steps["orders"]["requests"]
+
+
+def test_a_step_without_a_budget_slot_waits_without_spending_weight(sandbox, binance):
+    """Binance's weight is one budget per IP for every user: at most max_active_steps steps
+    spend it at once. The next one is told to come back (our own pacing, never counted
+    against the run) before it sends anything; once a slot frees, it runs."""
+    from django.conf import settings
+
+    from backend.brokers.errors import RateLimited
+    from backend.brokers.registry import default_limiter
+    from backend.sync import pipeline
+    from backend.sync.models import SyncRun
+    from tests.factories import sandbox_requests
+
+    account, connection = binance
+    limiter = default_limiter()
+    adapter = pipeline.adapter_for(connection)
+    scope, most = adapter.session.scope, settings.BROKER_RATE_LIMITS["binance"]["max_active_steps"]
+    others = [f"run:other-{i}" for i in range(most)]
+    assert all(limiter.take_slot("binance", scope, holder, ttl=60) for holder in others)
+
+    run = SyncRun.objects.create(connection=connection, trigger="test")
+    before = sandbox_requests(sandbox, "binance")
+    with pytest.raises(RateLimited) as waiting:
+        pipeline.run_step(run, "positions")
+    assert waiting.value.local and 3 <= waiting.value.retry_after <= 10
+    assert sandbox_requests(sandbox, "binance") == before
+
+    limiter.release_slot("binance", scope, others[0])
+    pipeline.run_step(run, "positions")
+    assert sandbox_requests(sandbox, "binance") > before
+    assert limiter.take_slot("binance", scope, "run:next", ttl=60)   # the step gave its slot back
+    for holder in others[1:] + ["run:next"]:
+        limiter.release_slot("binance", scope, holder)
