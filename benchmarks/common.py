@@ -34,7 +34,7 @@ UNLIMITED_SANDBOX_ENV = {
 UNLIMITED_RULE = {"algorithm": "window", "limit": 1e12, "period": 1}
 # Our limiter's rules (backend/config/settings/brokers.py): one per broker, plus Binance's
 # UID-weighted /sapi budget, which is a rule of its own.
-LIMITER_RULES = sorted({b for b, *_ in ENDPOINTS.values()} | {"binance-uid"})
+LIMITER_RULES = sorted({b for b, *_ in ENDPOINTS.values()} | {"binance-uid", "kraken-public"})
 # The real limits, for the bound a sync cannot beat (backend/config/settings/brokers.py).
 REAL_RATES = {
     "alpaca": lambda m: m["requests"] / (200 / 60),

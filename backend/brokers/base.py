@@ -84,3 +84,19 @@ class BrokerAdapter(ABC):
             ],
             "rate_limit": cls.rate_limit_note,
         }
+
+
+def egress_ip() -> str:
+    """The IP our requests leave from, as the operator names it (BINANCE_EGRESS_IP): the
+    scope of budgets a broker counts per IP. Settings are read when asked, so adapters
+    import without Django."""
+    try:
+        from django.conf import settings
+        from django.core.exceptions import ImproperlyConfigured
+    except ImportError:
+        return "default"
+    try:
+        return str(getattr(settings, "BINANCE_EGRESS_IP", "") or "default")
+    except ImproperlyConfigured:
+        return "default"
+

@@ -132,11 +132,13 @@ class BrokerSession:
             attempt += 1
 
     def _attempt(self, method: str, path: str, *, parse: bool, params: Any = None, data: Any = None,
-                 headers: Mapping[str, str] | None = None, cost: float = 1, sign: Signer | None = None) -> Any:
-        self._acquire(cost)
+                 headers: Mapping[str, str] | None = None, cost: float = 1, sign: Signer | None = None,
+                 budget: tuple[str, str] | None = None) -> Any:
+        broker, scope = budget or (self.broker, self.scope)
+        self._acquire(cost, broker, scope)
         response = self._send(method, path, params, data, dict(headers or {}), sign)
         self._learn(response)
-        self._raise_for_status(response, path)
+        self._raise_for_status(response, path, scope)
         if not parse:
             return response
         try:
@@ -146,30 +148,32 @@ class BrokerSession:
         error = self.vendor_errors(response, body) if self.vendor_errors else None
         if error is not None:
             if isinstance(error, RateLimited):
-                self._note_rate_limited(error)
+                self._note_rate_limited(error, scope)
             raise error
         return body
 
     # -- steps ----------------------------------------------------------------------------
-    def _acquire(self, cost: float) -> None:
+    def _acquire(self, cost: float, broker: str, scope: str) -> None:
+        """`broker`/`scope`: the budget this request spends (a session's own, or another one
+        the broker counts apart, such as Kraken's public calls per IP)."""
         if self.limiter is None:
             return
-        wait, waited = self.limiter.acquire(self.broker, self.scope, cost), 0.0
+        wait, waited = self.limiter.acquire(broker, scope, cost), 0.0
         while wait > 0:
             # Short waits are slept here, but never more than max_inplace_wait in all, and by
             # no more than max_inplace_waiters threads per broker: a spent budget must not
             # hold the threads every other broker's syncs need. Otherwise the task retries
             # when the budget is due, and the thread goes back to the pool meanwhile.
-            if waited + wait > self.policy.max_inplace_wait or not _INPLACE.enter(self.broker,
+            if waited + wait > self.policy.max_inplace_wait or not _INPLACE.enter(broker,
                                                                                   self.policy.max_inplace_waiters):
                 raise RateLimited(f"{self.broker}: shared rate budget spent", retry_after=wait, local=True)
             try:
                 self.sleep(wait)
             finally:
-                _INPLACE.leave(self.broker)
+                _INPLACE.leave(broker)
             waited += wait
             self.rate_wait_seconds += wait
-            wait = self.limiter.acquire(self.broker, self.scope, cost)
+            wait = self.limiter.acquire(broker, scope, cost)
 
     def _send(self, method, path, params, data, headers, sign) -> requests.Response:
         if sign is not None:
@@ -209,38 +213,38 @@ class BrokerSession:
         except (TypeError, ValueError):
             log.warning("broker.bad_ratelimit_headers broker=%s", self.broker)
 
-    def _raise_for_status(self, response: requests.Response, path: str) -> None:
+    def _raise_for_status(self, response: requests.Response, path: str, scope: str) -> None:
         status = response.status_code
         if status < 400:
             if self.limiter is not None and self.rate_limited:
-                self.limiter.strikes(self.scope, reset=True)
+                self.limiter.strikes(scope, reset=True)
             return
         if self.vendor_errors is not None:
             body = _try_json(response)
             error = self.vendor_errors(response, body)
             if error is not None:
                 if isinstance(error, RateLimited):
-                    self._note_rate_limited(error)
+                    self._note_rate_limited(error, scope)
                 raise error
         if status in (429, 418):
             error = RateLimited(f"{self.broker}: HTTP {status} on {path}", status=status,
                                 retry_after=_retry_after(response), banned=status == 418)
-            self._note_rate_limited(error)
+            self._note_rate_limited(error, scope)
             raise error
         message = scrub(f"{self.broker}: HTTP {status} on {path}: {_reason(response)}", self.secrets)
         kind = STATUS_KINDS.get(status, TransientError if status >= 500 else PermanentError)
         raise kind(message, status=status)
 
-    def _note_rate_limited(self, error: RateLimited) -> None:
+    def _note_rate_limited(self, error: RateLimited, scope: str) -> None:
         """A 429 tightens the shared budget at once; a zero wait becomes our own backoff."""
         self.rate_limited += 1
         if self.limiter is None:
             error.retry_after = max(error.retry_after, self.policy.min_429_wait)
             return
-        strikes = self.limiter.strikes(self.scope)
+        strikes = self.limiter.strikes(scope)
         own = min(300.0, self.policy.min_429_wait * 2 ** (strikes - 1))
         error.retry_after = max(error.retry_after, own) if error.retry_after < self.policy.min_429_wait else error.retry_after
-        self.limiter.block(self.scope, error.retry_after)
+        self.limiter.block(scope, error.retry_after)
 
 
 def _retry_after(response: requests.Response) -> float:

@@ -47,6 +47,9 @@ BROKER_RATE_LIMITS = {
     "binance-uid": {"algorithm": "window", "limit": 180000, "period": 61},
     # per-key counter max 15 decaying 0.33/s (starter tier, docs.kraken.com ratelimits)
     "kraken": {"algorithm": "leaky", "limit": 15, "decay": 0.33},
+    # Kraken public endpoints (Assets, AssetPairs, Ticker), per IP: about one call a second
+    # with a small burst (docs.kraken.com: "1 request per second"; the burst is ours)
+    "kraken-public": {"algorithm": "leaky", "limit": 30, "decay": 1.0},
 }
 # Operators (and the benchmarks) may override rules per broker without a code change:
 # BROKER_RATE_LIMITS_JSON='{"alpaca": {"algorithm": "window", "limit": 1000, "period": 60}}'

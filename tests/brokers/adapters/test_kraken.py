@@ -203,13 +203,13 @@ def test_a_record_that_cannot_be_parsed_is_skipped_not_fatal(sandbox, redis_clie
     assert len(items) == len(sim.truth(account["account_id"])["transactions"]) - 1
 
 
-def test_history_calls_cost_two_and_public_calls_nothing(sandbox, redis_client):
+def test_history_calls_cost_two_and_public_calls_spend_the_ips_budget(sandbox, redis_client):
     account = make_account(sandbox)
-    costs: list[tuple[float, str]] = []
+    costs: list[tuple[str, str, float]] = []
 
     class Recorder:
         def acquire(self, broker, scope, cost=1):
-            costs.append(cost)
+            costs.append((broker, scope, cost))
             return 0.0
 
         def rule_for(self, broker):
@@ -223,7 +223,9 @@ def test_history_calls_cost_two_and_public_calls_nothing(sandbox, redis_client):
     adapter.client.private("Ledgers")
     adapter.client.private("TradesHistory")
     adapter.client.public("Time")
-    assert costs == [1, 2, 2, 0]
+    key_scope = adapter.session.scope
+    assert costs == [("kraken", key_scope, 1), ("kraken", key_scope, 2), ("kraken", key_scope, 2),
+                     ("kraken-public", "kraken-public:ip:default", 1)]   # every user's public calls, one IP
 
 
 # -- orders --------------------------------------------------------------------------------

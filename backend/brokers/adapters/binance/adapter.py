@@ -24,7 +24,7 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
 
-from ...base import BrokerAdapter
+from ...base import BrokerAdapter, egress_ip
 from ...dtos import AccountInfo, CredentialField, Order, Page, Position, PositionSnapshot, SkippedRecord, Transaction
 from ...errors import AuthError, BadRecord, BrokerError, PermanentError, RateLimited, TransientError
 from ...http import BrokerSession
@@ -93,7 +93,7 @@ class BinanceAdapter(BrokerAdapter):
 
     @classmethod
     def rate_scope(cls, credentials, environment) -> str:
-        return f"binance:ip:{_egress_ip()}"
+        return f"binance:ip:{egress_ip()}"
 
     # -- HTTP ---------------------------------------------------------------------------------
     @property
@@ -265,15 +265,3 @@ def _ban_wait(response, msg: str) -> float:
     wait = _header_seconds(response)
     return wait if wait > 0 else 120.0          # a ban is at least 2 minutes
 
-
-def _egress_ip() -> str:
-    """Settings are read when asked, so the adapter imports without Django."""
-    try:
-        from django.conf import settings
-        from django.core.exceptions import ImproperlyConfigured
-    except ImportError:
-        return "default"
-    try:
-        return str(getattr(settings, "BINANCE_EGRESS_IP", "") or "default")
-    except ImproperlyConfigured:
-        return "default"

@@ -22,6 +22,7 @@ import requests
 
 from ...dtos import Credentials
 from ...errors import AuthError, BrokerError, PermanentError, RateLimited, TransientError
+from ...base import egress_ip
 from ...http import BrokerSession
 from .assets import AssetBook
 
@@ -29,6 +30,7 @@ from .assets import AssetBook
 COSTS = {"Ledgers": 2, "QueryLedgers": 2, "TradesHistory": 2}
 STARTER_DECAY = 0.33            # counter units per second on the Starter tier (the slowest)
 PUBLIC_WAIT = 1.0               # public calls: ~1 per second per IP
+PUBLIC_BUDGET = "kraken-public"  # the rate rule (settings.BROKER_RATE_LIMITS) of public calls
 LOCKOUT_WAIT = 900.0            # "EGeneral:Temporary lockout": Kraken does not say; 15 min is our guess
 BOOK_TTL_SECONDS = 3600.0       # Assets / AssetPairs change rarely; KSDK caches them for the process
 
@@ -131,7 +133,10 @@ class KrakenClient:
     # -- public -------------------------------------------------------------------------
     def public(self, method: str, params: dict[str, Any] | None = None) -> dict:
         path = f"/0/public/{method}"
-        body = self.session.request_json("GET", path, params=params, cost=0)    # counted per IP, not per key
+        # Counted per IP, not per key (a counter of 30 decaying 1/s in our rule): every user's
+        # public calls share it, so they go through the limiter under the IP's scope.
+        body = self.session.request_json("GET", path, params=params, cost=1,
+                                         budget=(PUBLIC_BUDGET, f"{PUBLIC_BUDGET}:ip:{egress_ip()}"))
         result = body.get("result")
         if not isinstance(result, dict):
             raise TransientError(f"kraken: no result from {path}")
