@@ -136,10 +136,6 @@ class BenchEnv:
     def stats(self) -> dict:
         return self.control("GET", "/stats")["endpoints"]
 
-    def budgets_spent(self) -> dict:
-        """Shared budgets the sandbox granted so far, e.g. {"binance_ip_weight": n}."""
-        return self.control("GET", "/stats").get("budgets", {})
-
     # -- brokersync -----------------------------------------------------------------------
     def connect(self, broker: str, account: dict):
         from django.contrib.auth import get_user_model

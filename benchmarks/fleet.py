@@ -35,7 +35,6 @@ SIZE_TIERS = [  # (share, positions range, activities range)
     (0.05, (40, 150), (1500, 4000)),
 ]
 ENVIRONMENT = {"alpaca": "paper"}
-BINANCE_IP_WEIGHT_PER_MIN = 6000      # the real default; the sandbox enforces it per IP
 
 
 def parse_args() -> argparse.Namespace:
@@ -68,19 +67,23 @@ def lower_bound(minimums: list[tuple[str, dict]], latency_s: float, capacity: in
     IP), and the total latency spread over every worker thread."""
     per_account = [max(common.rate_bound_seconds(b, m), m["requests"] * latency_s) for b, m in minimums]
     binance_weight = sum(m.get("cost", m["requests"]) for b, m in minimums if b == "binance")
-    per_s = BINANCE_IP_WEIGHT_PER_MIN / 60
-    shared = {"binance_ip_weight": max(0.0, binance_weight - BINANCE_IP_WEIGHT_PER_MIN) / per_s}
+    shared = {"binance_ip_weight": binance_weight_seconds(binance_weight)}
     total_latency = sum(m["requests"] for _, m in minimums) * latency_s / capacity
     bound = max([max(per_account, default=0), total_latency, *shared.values()])
     return {"seconds": bound, "slowest_account": max(per_account, default=0), "latency_over_threads": total_latency,
             "binance_weight": binance_weight, **shared}
 
 
+def binance_weight_seconds(weight: float) -> float:
+    """The least time Binance's per-IP budget needs to grant `weight` (its first minute at once)."""
+    return common.rate_bound_seconds("binance", {"cost": weight, "requests": 0})
+
+
 def run_round(env: common.BenchEnv, connections: list, timeout: float) -> dict:
     from backend.sync.models import SyncRun
     from backend.sync.services import sync_request
 
-    before, weight_before = env.stats(), env.budgets_spent().get("binance_ip_weight", 0)
+    before = env.control("GET", "/stats")
     started = time.monotonic()
     runs = [sync_request(connection=c, trigger="bench")[0].pk for c in connections]
     peak_active = 0
@@ -91,15 +94,16 @@ def run_round(env: common.BenchEnv, connections: list, timeout: float) -> dict:
             break
         time.sleep(1)
     wall = time.monotonic() - started
-    after = env.stats()
+    after = env.control("GET", "/stats")
     finished = SyncRun.objects.filter(pk__in=runs)
     states = Counter(finished.values_list("state", flat=True))
     rows = sum(int(info.get("created", 0)) + int(info.get("updated", 0))
                for steps in finished.values_list("steps", flat=True) for k, info in steps.items()
                if isinstance(info, dict) and k in ("positions", "transactions", "orders"))
-    per_endpoint = {e: {k: after.get(e, {}).get(k, 0) - before.get(e, {}).get(k, 0)
-                        for k in ("requests", "429", "418", "5xx")} for e in after}
-    weight = env.budgets_spent().get("binance_ip_weight", 0) - weight_before
+    per_endpoint = {e: {k: after["endpoints"].get(e, {}).get(k, 0) - before["endpoints"].get(e, {}).get(k, 0)
+                        for k in ("requests", "429", "418", "5xx")} for e in after["endpoints"]}
+    weight = (after.get("budgets", {}).get("binance_ip_weight", 0)
+              - before.get("budgets", {}).get("binance_ip_weight", 0))
     return {"wall_s": wall, "states": dict(states), "rows": rows, "endpoints": per_endpoint,
             "binance_ip_weight": weight, "peak_active": peak_active}
 
@@ -149,12 +153,11 @@ def print_round(name: str, r: dict, bound: dict | None, usage: dict, minimum: di
                                     for b, n in sorted(requests.items()) if n) + f"; 429s {n429}, 418s {n418}")
     if r.get("binance_ip_weight"):
         # How well the shared budget was spent, apart from how much the adapter chose to ask:
-        # the weight actually spent, at 6,000 a minute, against the wall time.
-        # The first minute's budget is there at once; the rest comes at 100 a second.
-        spent_s = max(0, r["binance_ip_weight"] - BINANCE_IP_WEIGHT_PER_MIN) / (BINANCE_IP_WEIGHT_PER_MIN / 60)
+        # the least time the weight actually spent needs, against the wall time.
+        spent_s = binance_weight_seconds(r["binance_ip_weight"])
         floor = f" (minimum {minimum_weight:,.0f})" if (minimum_weight := (bound or {}).get("binance_weight")) else ""
         print(f"   Binance IP weight spent {r['binance_ip_weight']:,}{floor}: needs {spent_s:.0f}s at "
-              f"{BINANCE_IP_WEIGHT_PER_MIN:,}/min, {100 * spent_s / max(r['wall_s'], 1e-9):.0f}% of the wall time")
+              f"6,000/min, {100 * spent_s / max(r['wall_s'], 1e-9):.0f}% of the wall time")
     print(f"   rows {r['rows']}, {r['rows'] / max(r['wall_s'], 1e-9):,.0f} rows/s; worker CPU {usage['cpu_s']:.1f}s "
           f"({1000 * usage['cpu_s'] / max(1, r['rows']):.2f}s per 1,000 rows); peak worker RSS {usage['peak_rss_mb']:.0f} MB")
 

@@ -5,6 +5,7 @@ backend/config/settings/brokers.py derives the same URLs from BROKER_SANDBOX.
 """
 import random
 import socket
+from pathlib import Path
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8700
@@ -41,7 +42,7 @@ def _ephemeral_range() -> tuple[int, int]:
     """The ports the kernel hands to outgoing connections: a block chosen there can be taken
     by any client between the check and the bind."""
     try:
-        low, high = (int(x) for x in open("/proc/sys/net/ipv4/ip_local_port_range").read().split())
+        low, high = (int(x) for x in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
         return low, high
     except (OSError, ValueError):
         return 32768, 60999

@@ -71,3 +71,14 @@ def wait_for_run(run_id: int, timeout: float = 120):
             return run
         time.sleep(0.2)
     raise AssertionError(f"run {run_id} still {SyncRun.objects.get(pk=run_id).state} after {timeout}s")
+
+
+def raw_db_connection(**options):
+    """A psycopg connection of its own to the test database, beside Django's: another
+    session that can hold locks or end other sessions while a test watches."""
+    import psycopg
+    from django.db import connection
+
+    d = connection.settings_dict
+    return psycopg.connect(dbname=d["NAME"], user=d["USER"] or "postgres", password=d.get("PASSWORD") or None,
+                           host=d["HOST"] or "127.0.0.1", port=d["PORT"] or 5432, **options)

@@ -99,4 +99,3 @@ def egress_ip() -> str:
         return str(getattr(settings, "BINANCE_EGRESS_IP", "") or "default")
     except ImproperlyConfigured:
         return "default"
-

@@ -21,13 +21,12 @@ from __future__ import annotations
 import threading
 import time
 
-import psycopg
 import pytest
 from django.db import connection as django_connection
 
 from backend.sync.models import BrokerTransaction, SyncRun
 from sandbox.faults import FaultPlan
-from tests.factories import make_connection, sandbox_account, sandbox_truth
+from tests.factories import make_connection, raw_db_connection, sandbox_account, sandbox_truth
 from tests.sync.helpers import assert_matches_truth
 
 from .conftest import APP_NAME_PREFIX, LEASE_SECONDS
@@ -204,8 +203,7 @@ def _cut_sessions(chaos, *, seconds: float) -> int:
     """pg_terminate_backend every chaos-worker session of the test database, every 100 ms,
     from a separate psycopg connection, while the test thread keeps beat ticking."""
     d = django_connection.settings_dict
-    killer = psycopg.connect(dbname=d["NAME"], user=d["USER"] or "postgres", password=d.get("PASSWORD") or None,
-                             host=d["HOST"] or "127.0.0.1", port=d["PORT"] or 5432, autocommit=True)
+    killer = raw_db_connection(autocommit=True)
     count = [0]
     stop = threading.Event()
 

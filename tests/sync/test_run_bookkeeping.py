@@ -6,7 +6,6 @@ import copy
 from datetime import datetime, timezone as dt_timezone
 from decimal import Decimal
 
-import psycopg
 import pytest
 from django.db import OperationalError
 from django.db import connection as django_connection
@@ -18,7 +17,7 @@ from backend.connections.models import BrokerConnection
 from backend.portfolio.models import Portfolio
 from backend.sync import pipeline, services, writers
 from backend.sync.models import BrokerTransaction, SyncCursor, SyncRun
-from tests.factories import UserFactory
+from tests.factories import UserFactory, raw_db_connection
 
 
 def _run() -> SyncRun:
@@ -39,11 +38,9 @@ def _page(n: int) -> Page:
     return Page(items=items, cursor={"watermark": "2026-01-01T00:00:00Z"})
 
 
-def _hold_row_lock(run: SyncRun) -> psycopg.Connection:
+def _hold_row_lock(run: SyncRun):
     """Another session holds the run's row, so the checkpoint's update of it times out."""
-    d = django_connection.settings_dict
-    holder = psycopg.connect(dbname=d["NAME"], user=d["USER"] or "postgres", host=d["HOST"] or "127.0.0.1",
-                             port=d["PORT"] or 5432)
+    holder = raw_db_connection()
     holder.execute(f"SELECT 1 FROM {SyncRun._meta.db_table} WHERE id = %s FOR UPDATE", [run.pk])
     return holder
 

@@ -20,9 +20,9 @@ from urllib.parse import urlencode, urlsplit
 
 import requests
 
+from ...base import egress_ip
 from ...dtos import Credentials
 from ...errors import AuthError, BrokerError, PermanentError, RateLimited, TransientError
-from ...base import egress_ip
 from ...http import BrokerSession
 from .assets import AssetBook
 
