@@ -48,7 +48,7 @@ web: $(STAMP)
 	$(LOCAL) $(PY) manage.py runserver 127.0.0.1:8000
 
 worker: $(STAMP)
-	$(LOCAL) $(VENV)/bin/celery -A workers worker --pool=threads --concurrency=8 -Q default,sync.alpaca,sync.coinbase,sync.binance,sync.kraken --loglevel=INFO
+	$(LOCAL) $(VENV)/bin/celery -A workers worker --pool=threads --concurrency=8 -Q default,sync.alpaca,sync.coinbase,sync.binance,sync.kraken,sync.ibkr,portfolio,ledger,imports --loglevel=INFO
 
 beat: $(STAMP)
 	$(VENV)/bin/celery -A workers beat --loglevel=INFO

@@ -17,6 +17,8 @@ ENDPOINTS: dict[str, tuple[str, str, int]] = {
     "coinbase": ("coinbase", "live", 3),
     "binance": ("binance", "live", 4),
     "kraken": ("kraken", "live", 5),
+    "alpaca-data": ("alpaca", "data", 6),      # Alpaca Market Data (data.alpaca.markets)
+    "ibkr": ("ibkr", "live", 7),               # Interactive Brokers Flex Web Service
 }
 
 

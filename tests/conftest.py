@@ -80,6 +80,36 @@ def redis_client():
     _clear_redis(client)
 
 
+@pytest.fixture
+def user(db):
+    from tests.factories import UserFactory
+
+    return UserFactory()
+
+
+@pytest.fixture
+def other_user(db):
+    from tests.factories import UserFactory
+
+    return UserFactory()
+
+
+@pytest.fixture
+def api(user):
+    """An API client authenticated as `user` (tests.factories.api_client_for)."""
+    from tests.factories import api_client_for
+
+    return api_client_for(user)
+
+
+@pytest.fixture
+def other_api(other_user):
+    """An API client authenticated as a second user: their objects must be 404s to `api`."""
+    from tests.factories import api_client_for
+
+    return api_client_for(other_user)
+
+
 @pytest.fixture(scope="session")
 def celery_worker_process(django_db_setup, django_db_blocker, sandbox_server):
     """A real Celery worker on every queue, against the test database and the sandbox."""

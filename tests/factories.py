@@ -23,6 +23,17 @@ class UserFactory(factory.django.DjangoModelFactory):
     email = factory.LazyAttribute(lambda u: f"{u.username}@example.com")
 
 
+def api_client_for(user):
+    """An API client that authenticates as `user` the way a real client does (a token in the
+    Authorization header). Every test that calls the API gets its client here."""
+    from rest_framework.authtoken.models import Token
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    return client
+
+
 def sandbox_account(sandbox, **spec) -> dict:
     """Create a sandbox account through the control API (real HTTP)."""
     response = requests.post(sandbox.urls["control"] + "/control/accounts", json=spec, timeout=60)

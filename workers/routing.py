@@ -5,7 +5,10 @@ from __future__ import annotations
 from kombu import Queue
 
 DEFAULT_QUEUE = "default"
-BROKER_QUEUES = ("alpaca", "coinbase", "binance", "kraken")
+BROKER_QUEUES = ("alpaca", "coinbase", "binance", "kraken", "ibkr")
+# Work that is not a broker call, each on a queue of its own so a backlog of one never
+# delays syncs: value history rebuilds, ledger recomputes, file imports.
+WORK_QUEUES = ("portfolio", "ledger", "imports")
 
 
 def queue_for(broker: str) -> str:
@@ -13,7 +16,8 @@ def queue_for(broker: str) -> str:
 
 
 def task_queues() -> tuple[Queue, ...]:
-    return (Queue(DEFAULT_QUEUE),) + tuple(Queue(queue_for(b)) for b in BROKER_QUEUES)
+    return ((Queue(DEFAULT_QUEUE),) + tuple(Queue(queue_for(b)) for b in BROKER_QUEUES)
+            + tuple(Queue(name) for name in WORK_QUEUES))
 
 
 def all_queue_names() -> list[str]:

@@ -75,6 +75,7 @@ class AssetRef:
     asset_class: AssetClass
     exchange: str = ""
     currency: str = "USD"
+    multiplier: Decimal = Decimal(1)    # units of the underlying per unit held (options: 100)
 
 
 @dataclass(frozen=True)

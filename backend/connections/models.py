@@ -50,6 +50,8 @@ class BrokerConnection(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True)
     status_reason = models.CharField(max_length=255, blank=True, default="")
     warnings = models.JSONField(default=list, blank=True)
+    # Per-connection switches a broker reads (e.g. Binance {"deep": true}); never a secret.
+    options = models.JSONField(default=dict, blank=True)
 
     sync_interval = models.DurationField(default=DEFAULT_SYNC_INTERVAL)
     sync_positions = models.BooleanField(default=True)

@@ -21,7 +21,8 @@ def assets_resolve(refs: Iterable[AssetRef]) -> dict[tuple[str, str], Asset]:
     if not wanted:
         return {}
     found = _existing(wanted)
-    missing = [Asset(symbol=r.symbol, asset_class=str(r.asset_class), exchange=r.exchange, currency=r.currency)
+    missing = [Asset(symbol=r.symbol, asset_class=str(r.asset_class), exchange=r.exchange, currency=r.currency,
+                     multiplier=r.multiplier)
                for key, r in wanted.items() if key not in found]
     if missing:
         # Another worker may create the same asset at the same moment: ignore and re-read.

@@ -44,6 +44,9 @@ class SyncRun(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True, help_text="Lease: refreshed while a step runs.")
+    changed_since = models.DateTimeField(
+        null=True, blank=True, help_text="Earliest occurred_at among the transactions this run created or "
+                                         "changed: what depends on history is recomputed from there.")
 
     class Meta:
         constraints = [

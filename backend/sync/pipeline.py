@@ -74,11 +74,11 @@ def run_step(run: SyncRun, step: str, adapter_factory: Callable[[BrokerConnectio
 
 def _positions(run: SyncRun, adapter: BrokerAdapter) -> None:
     snapshot = adapter.fetch_positions()
+    holdings = [*snapshot.positions, *writers.cash_positions(snapshot.cash)]
     with _committed_or_restored(run), transaction.atomic():
-        counts = writers.positions_replace(run.connection, snapshot.positions, timezone.now())
+        counts = writers.positions_replace(run.connection, holdings, timezone.now())
         counts["skipped"] = len(snapshot.skipped)
         _keep_skipped(run, "positions", snapshot.skipped)
-        run.steps.setdefault("positions", {})["cash"] = {k: str(v) for k, v in snapshot.cash.items()}
         services.sync_step_progress(run=run, step="positions", counts=counts)
 
 
@@ -164,11 +164,11 @@ def _committed_or_restored(run: SyncRun):
     """A checkpoint adds its counts to `run` in memory before its transaction commits. If the
     commit fails (the database went away), put back what was committed, so nothing written
     later from this object (a retry note, the step's end) claims rows that were rolled back."""
-    steps, skipped = copy.deepcopy(run.steps), copy.deepcopy(run.skipped_records)
+    steps, skipped, changed_since = copy.deepcopy(run.steps), copy.deepcopy(run.skipped_records), run.changed_since
     try:
         yield
     except BaseException:
-        run.steps, run.skipped_records = steps, skipped
+        run.steps, run.skipped_records, run.changed_since = steps, skipped, changed_since
         raise
 
 

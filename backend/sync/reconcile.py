@@ -21,7 +21,9 @@ NOT_COUNTED_STATUSES = ("canceled", "cancelled", "failed", "rejected", "pending"
 
 
 def quantity_differences(connection: BrokerConnection) -> list[dict]:
-    held = _sum_by_asset(BrokerPosition.objects.filter(connection=connection, is_open=True))
+    # Cash (fiat holdings) is compared apart: its history is every trade's cash leg too.
+    held = _sum_by_asset(BrokerPosition.objects.filter(connection=connection, is_open=True)
+                         .exclude(asset__asset_class="fiat"))
     computed = _sum_by_asset(BrokerTransaction.objects.filter(connection=connection, asset__isnull=False,
                                                                quantity__isnull=False)
                              .exclude(status__in=NOT_COUNTED_STATUSES)

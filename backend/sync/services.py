@@ -16,6 +16,7 @@ from backend.brokers.errors import AuthError, RateLimited
 from backend.connections.models import BrokerConnection
 
 from .models import SyncRun
+from .signals import history_changed
 
 log = logging.getLogger("brokersync.sync")
 STEPS = [s.value for s in SyncRun.Step]
@@ -80,10 +81,14 @@ def sync_step_progress(*, run: SyncRun, step: str, counts: dict) -> None:
     for key, value in counts.items():
         if isinstance(value, (int, float)):
             info[key] = info.get(key, 0) + value
+    earliest = counts.get("earliest_changed")
+    if earliest is not None and (run.changed_since is None or earliest < run.changed_since):
+        run.changed_since = earliest
     run.steps.pop(RATE_WAITS, None)
     run.attempts = 0
     run.heartbeat_at = timezone.now()
-    SyncRun.objects.filter(pk=run.pk).update(steps=run.steps, attempts=0, heartbeat_at=run.heartbeat_at)
+    SyncRun.objects.filter(pk=run.pk).update(steps=run.steps, attempts=0, heartbeat_at=run.heartbeat_at,
+                                             changed_since=run.changed_since)
 
 
 def sync_step_finished(*, run: SyncRun, step: str, started: datetime, extra: dict | None = None) -> None:
@@ -185,4 +190,7 @@ def sync_finish(*, run: SyncRun) -> None:
         if connection.schedulable:
             connection.next_sync_at = now + connection.sync_interval
         connection.save()
+        transaction.on_commit(lambda: history_changed.send(
+            sender=SyncRun, connection_id=run.connection_id, portfolio_id=connection.portfolio_id,
+            since=run.changed_since, reason="sync"))
     log.info("sync.run_finished connection=%s run=%s", run.connection_id, run.pk)

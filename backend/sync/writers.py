@@ -6,7 +6,7 @@ from datetime import datetime
 
 from django.db.models import Q
 
-from backend.brokers.dtos import Order, Position, Transaction
+from backend.brokers.dtos import AssetClass, AssetRef, Order, Position, Transaction
 from backend.connections.models import BrokerConnection
 from backend.portfolio.services import assets_resolve
 
@@ -23,10 +23,26 @@ ORDER_FIELDS = ["portfolio", "asset", "client_order_id", "broker_symbol", "side"
                 "updated_at"]
 
 
+# What a transaction contributes to history, lots and value: a stored row whose values here
+# differ from the broker's new copy has changed, and everything computed from it after its
+# (old or new) time must be recomputed.
+HISTORY_FIELDS = ("asset_id", "type", "status", "occurred_at", "quantity", "price", "amount", "fee", "currency",
+                  "side")
+CASH_PREFIX = "cash:"
+
+
 def _split_new(model, connection: BrokerConnection, broker_ids: Sequence[str], field="broker_id") -> int:
     existing = set(model.objects.filter(connection=connection, **{f"{field}__in": broker_ids})
                    .values_list(field, flat=True))
     return len(set(broker_ids) - existing)
+
+
+def cash_positions(cash: dict) -> list[Position]:
+    """Cash balances as holdings of fiat assets: `cash:USD` beside the securities, so cash is
+    stored, listed, valued and reconciled like any other holding (a ticker may be `USD`)."""
+    return [Position(asset=AssetRef(symbol=code, asset_class=AssetClass.FIAT, currency=code),
+                     broker_symbol=f"{CASH_PREFIX}{code}", quantity=balance, raw={"currency": code, "cash": str(balance)})
+            for code, balance in sorted(cash.items())]
 
 
 def positions_replace(connection: BrokerConnection, positions: Sequence[Position], now: datetime) -> dict:
@@ -60,10 +76,33 @@ def transactions_upsert(connection: BrokerConnection, items: Sequence[Transactio
         occurred_at=t.occurred_at, broker_symbol=t.broker_symbol, quantity=t.quantity, price=t.price,
         amount=t.amount, fee=t.fee, currency=t.currency, side=t.side, order_id=t.order_id,
         description=t.description, raw=t.raw, updated_at=now) for t in by_id.values()]
-    created = _split_new(BrokerTransaction, connection, list(by_id))
+    created, changed, earliest = _transaction_changes(connection, rows)
     BrokerTransaction.objects.bulk_create(rows, update_conflicts=True, batch_size=1000,
                                           unique_fields=["connection", "broker_id"], update_fields=TRANSACTION_FIELDS)
-    return {"fetched": len(items), "created": created, "updated": len(rows) - created}
+    return {"fetched": len(items), "created": created, "updated": len(rows) - created, "changed": changed,
+            "earliest_changed": earliest}
+
+
+def _transaction_changes(connection: BrokerConnection, rows: Sequence[BrokerTransaction]):
+    """(created, changed, earliest occurred_at touched): new rows, stored rows whose history
+    fields differ from the new copy, and the earliest time either of them (old or new) stood."""
+    stored = {values[0]: values[1:] for values in BrokerTransaction.objects.filter(
+        connection=connection, broker_id__in=[r.broker_id for r in rows]).values_list("broker_id", *HISTORY_FIELDS)}
+    created = changed = 0
+    earliest = None
+    for row in rows:
+        old = stored.get(row.broker_id)
+        if old is None:
+            created += 1
+            times = (row.occurred_at,)
+        elif old != tuple(getattr(row, f) for f in HISTORY_FIELDS):
+            changed += 1
+            times = (row.occurred_at, old[HISTORY_FIELDS.index("occurred_at")])
+        else:
+            continue
+        first = min(times)
+        earliest = first if earliest is None or first < earliest else earliest
+    return created, changed, earliest
 
 
 def orders_upsert(connection: BrokerConnection, items: Sequence[Order], now: datetime) -> dict:

@@ -1,41 +1,12 @@
-"""API test fixtures: two users with token-authenticated clients, and accounts on the broker
+"""API test fixtures: accounts on the broker
 sandbox, which every test that checks keys reaches over real HTTP."""
 from __future__ import annotations
 
 import pytest
-from rest_framework.authtoken.models import Token
-from rest_framework.test import APIClient
 
 from backend.brokers import registry
-from tests.factories import UserFactory
 
 from .factories import new_sandbox_account
-
-
-@pytest.fixture
-def user(db):
-    return UserFactory()
-
-
-@pytest.fixture
-def other_user(db):
-    return UserFactory()
-
-
-def _client_for(user) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
-    return client
-
-
-@pytest.fixture
-def api(user) -> APIClient:
-    return _client_for(user)
-
-
-@pytest.fixture
-def other_api(other_user) -> APIClient:
-    return _client_for(other_user)
 
 
 @pytest.fixture

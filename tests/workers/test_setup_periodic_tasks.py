@@ -24,7 +24,8 @@ def test_a_sync_chain_runs_its_five_steps_on_the_brokers_queue():
                                             "sync.reconcile", "sync.write_log"]
     assert all(t.options["queue"] == queue_for("kraken") and t.args == (42,) for t in chain.tasks)
     assert [t.task for t in sync_chain(42, "alpaca", first_step="orders").tasks][0] == "sync.fetch_orders"
-    assert set(all_queue_names()) == {"default", "sync.alpaca", "sync.coinbase", "sync.binance", "sync.kraken"}
+    assert set(all_queue_names()) == {"default", "sync.alpaca", "sync.coinbase", "sync.binance", "sync.kraken",
+                                      "sync.ibkr", "portfolio", "ledger", "imports"}
 
 
 def test_tasks_are_acknowledged_late_and_requeued_when_a_worker_dies():

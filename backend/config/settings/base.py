@@ -38,6 +38,8 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "backend.core",
     "backend.portfolio",
+    "backend.market",
+    "backend.ledger",
     "backend.connections",
     "backend.sync",
     "workers",

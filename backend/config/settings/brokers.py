@@ -6,10 +6,12 @@ from backend.config.env import env
 # Real hosts. BROKER_SANDBOX=host:port points every broker at the local sandbox instead
 # (python -m sandbox); a per-broker *_BASE_URL variable overrides either.
 _REAL = {
-    "alpaca": {"paper": "https://paper-api.alpaca.markets", "live": "https://api.alpaca.markets"},
+    "alpaca": {"paper": "https://paper-api.alpaca.markets", "live": "https://api.alpaca.markets",
+               "data": "https://data.alpaca.markets"},
     "coinbase": {"live": "https://api.coinbase.com"},
     "binance": {"live": "https://api.binance.com"},
     "kraken": {"live": "https://api.kraken.com"},
+    "ibkr": {"live": "https://ndcdyn.interactivebrokers.com"},
 }
 BROKER_SANDBOX = env("BROKER_SANDBOX", default="")
 

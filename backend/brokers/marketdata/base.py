@@ -1,0 +1,82 @@
+"""The market-data interface: one small class per source answers three narrow questions.
+
+Prices are per asset, not per user: a source is built once per refresh, not per connection,
+and asks for many symbols per request. Like an adapter, a source never touches the database:
+it returns `Quote`s and `Bar`s in the source's own quote currency, and the price store
+(backend/market/) decides what to keep. Every request goes through a `BrokerSession`, so the
+shared rate limiter and the error kinds are the same as a sync's.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, ClassVar
+
+from ..dtos import AssetClass
+from ..http import BrokerSession
+
+
+@dataclass(frozen=True)
+class Listing:
+    """One market a source prices: `symbol` (canonical, as Asset rows are keyed) quoted in
+    `quote` (a fiat code or a coin: "USD", "EUR", "USDT", "BTC"), called `source_symbol` there
+    ("AAPL", "BTC/USD", "BTCUSDT", "XXBTZUSD", "BTC-USD")."""
+
+    symbol: str
+    asset_class: AssetClass
+    quote: str
+    source_symbol: str
+
+
+@dataclass(frozen=True)
+class Quote:
+    """The latest price of one listing: the last trade (or the mid of the best bid and ask
+    where the source gives no trade), at the time the source says it happened."""
+
+    listing: Listing
+    price: Decimal
+    at: datetime                        # timezone-aware, UTC
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class Bar:
+    """One daily bar (UTC day for crypto; the exchange's session for equities)."""
+
+    listing: Listing
+    day: date
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+    volume: Decimal = Decimal(0)
+
+
+class MarketDataSource(ABC):
+    key: ClassVar[str]                   # "alpaca", "binance", ...: also the price's `source`
+    batch_size: ClassVar[int]            # listings per latest-price request (the refresh's divisor)
+    # The oldest day `daily_bars` can reach, as days before today (None: no limit). Kraken's
+    # OHLC returns only the latest 720 entries whatever `since` asks.
+    max_history_days: ClassVar[int | None] = None
+
+    def __init__(self, *, session: BrokerSession):
+        self.session = session
+
+    @abstractmethod
+    def listings(self, wanted: Iterable[tuple[str, AssetClass]]) -> dict[tuple[str, AssetClass], list[Listing]]:
+        """Which of these (symbol, asset class) the source can price, each with its markets,
+        the preferred quote first. Sources that publish their markets (exchangeInfo,
+        AssetPairs, products) read them once and cache them for a while."""
+
+    @abstractmethod
+    def latest(self, listings: Sequence[Listing]) -> Iterator[Quote]:
+        """The latest price of each listing, `batch_size` listings per request. A listing the
+        source does not answer for is left out, never given a price of 0."""
+
+    @abstractmethod
+    def daily_bars(self, listing: Listing, start: date, end: date) -> Iterator[Bar]:
+        """Daily bars from `start` to `end` inclusive, oldest first, paged as the source pages
+        (Alpaca next_page_token, Binance 1,000 klines, Coinbase 350 candles)."""
