@@ -150,7 +150,7 @@ def _transaction(key: str, values: dict[str, Any]) -> Transaction:
         amount = -(notional + (fee or 0)) if kind == "buy" else notional - (fee or 0)
         quantity = quantity if kind == "buy" else -quantity
     elif kind == "holding" and price is not None:
-        raw["cost_basis"] = str(quantity * price)
+        raw["cost_basis"] = _plain(quantity * price)
     elif kind in ("fee", "withdrawal"):
         amount = -amount
     elif kind == "split":
@@ -163,8 +163,12 @@ def _transaction(key: str, values: dict[str, Any]) -> Transaction:
 
 
 def _stored(values: dict[str, Any]) -> dict[str, Any]:
-    return {k: (v.isoformat() if isinstance(v, datetime) else str(v) if isinstance(v, Decimal) else v)
+    return {k: (v.isoformat() if isinstance(v, datetime) else _plain(v) if isinstance(v, Decimal) else v)
             for k, v in values.items()}
+
+
+def _plain(value: Decimal) -> str:
+    return format(value.normalize(), "f") if value else "0"
 
 
 def _refresh_splits(connection) -> None:

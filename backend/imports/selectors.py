@@ -23,11 +23,13 @@ from .models import FileImport
 class ImportFilter(filters.FilterSet):
     status = filters.MultipleChoiceFilter(choices=FileImport.Status.choices,
                                           help_text="Repeat to ask for several: status=queued&status=running.")
-    format = filters.ChoiceFilter(choices=[(k, k) for k in LAYOUTS])
+    # Not `format`: DRF reads ?format= as the response format.
+    file_format = filters.ChoiceFilter(field_name="format", choices=[(k, k) for k in LAYOUTS],
+                                       help_text="The file's layout.")
 
     class Meta:
         model = FileImport
-        fields = ["status", "format"]
+        fields = ["status", "file_format"]
 
 
 class ManualTransactionFilter(TransactionFilter):

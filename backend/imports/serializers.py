@@ -17,6 +17,9 @@ from .values import FUTURE_SLACK, CellError, currency_code
 
 
 class FileImportOutputSerializer(serializers.ModelSerializer):
+    # Plain text: the same four states as a sync run's, which the schema already names.
+    status = serializers.CharField(help_text="queued, running, succeeded (every row stored, new or already there) "
+                                             "or failed (nothing stored; see errors).")
     errors = serializers.JSONField(help_text="The first rows that could not be read: [{row, field, message}] "
                                              "(row: the line in the file; field: its column header).")
 
