@@ -41,6 +41,9 @@ def import_create(*, portfolio: Portfolio, content: bytes, file_name: str, forma
             f"{len(content):,} bytes; at most {settings.IMPORT_MAX_BYTES:,} are accepted."]})
     text = reader.decode(content)
     detected = reader.detect(text, format_key)
+    if _lines_after_header(text, detected) > settings.IMPORT_MAX_ROWS:
+        raise ApplicationError("The file has too many rows.", fields={"file": [
+            f"More than {settings.IMPORT_MAX_ROWS:,} rows; split it into several files."]})
     target = _target_account(portfolio, detected.layout.key, account_name, connection_id)
     record = FileImport(portfolio=portfolio, format=detected.layout.key, file_name=file_name[:255],
                         size=len(content), account_name=target["name"], connection=target.get("connection"))
@@ -86,6 +89,13 @@ def import_run(*, import_id: int) -> None:
         return
     FileImport.objects.filter(pk=record.pk).update(rows_read=reading.rows, phase="writing")
     _write(record, reading)
+
+
+def _lines_after_header(text: str, detected: reader.Detected) -> int:
+    """Non-blank lines after the header: the rows, give or take a trailing note (the exact
+    count is checked again while reading)."""
+    lines = text.splitlines()
+    return sum(1 for line in lines[detected.header_index + 1:] if line.strip(", \t\""))
 
 
 def _target_account(portfolio: Portfolio, format_key: str, name: str, connection_id: int | None) -> dict:

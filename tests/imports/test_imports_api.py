@@ -101,11 +101,16 @@ def test_an_unknown_layout_is_a_400_naming_the_closest(api, portfolio):
     assert wrong.status_code == 400 and "is not a Charles Schwab export. Closest: Vanguard" in wrong.json()["fields"]["file"][0]
 
 
-def test_size_limit(api, portfolio, settings):
+def test_size_limits(api, portfolio, settings):
     settings.IMPORT_MAX_BYTES = 100
     response = post_file(api, portfolio.pk, sample("generic"))
     assert response.status_code == 400
     assert response.json()["fields"]["file"] == [f"{len(sample('generic')):,} bytes; at most 100 are accepted."]
+    settings.IMPORT_MAX_BYTES, settings.IMPORT_MAX_ROWS = 10_000, 11
+    response = post_file(api, portfolio.pk, sample("generic"))               # 12 rows
+    assert response.status_code == 400
+    assert response.json()["fields"]["file"] == ["More than 11 rows; split it into several files."]
+    assert not FileImport.objects.exists()
 
 
 def test_named_accounts_and_accounts_chosen_by_id(api, portfolio):
