@@ -2,13 +2,15 @@
 holdings (in the same endpoints as any broker's), all of it or nothing, never twice."""
 from __future__ import annotations
 
+from collections import defaultdict
 from decimal import Decimal
 
 import pytest
+from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
 
 from backend.connections.models import BrokerConnection
 from backend.imports.models import FileImport, ImportUpload
-from backend.sync.models import BrokerTransaction
+from backend.sync.models import BrokerPosition, BrokerTransaction
 from backend.sync.reconcile import quantity_differences
 from backend.sync.scheduling import dispatch_due
 from backend.sync.signals import history_changed
@@ -182,3 +184,34 @@ def test_amounts_are_stored_exactly(api, portfolio):
     #                                = 152.407406035740739491; plus the fee 0.000000000000000001, negated:
     assert row.quantity == Decimal("0.123456789012345678")
     assert row.amount == Decimal("-152.407406035740739492")
+
+
+trades = st.lists(st.tuples(st.sampled_from(["buy", "sell", "deposit"]), st.sampled_from(["AAPL", "MSFT"]),
+                            st.integers(1, 500), st.decimals(min_value=Decimal("0.01"), max_value=Decimal("999"),
+                                                             places=2)), min_size=1, max_size=15)
+
+
+@hypothesis_settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=trades)
+def test_holdings_are_what_the_rows_add_up_to_and_a_reimport_changes_nothing(api, user, rows):
+    portfolio = PortfolioFactory(owner=user)
+    lines, held, cash = [], defaultdict(Decimal), Decimal(0)
+    for day, (kind, symbol, quantity, price) in enumerate(rows, start=1):
+        if kind == "deposit":
+            lines.append(f"2023-01-{day:02d},deposit,,,,,{price},USD,,,")
+            cash += price
+        else:
+            lines.append(f"2023-01-{day:02d},{kind},{symbol},{quantity},{price},,,USD,,,")
+            sign = 1 if kind == "buy" else -1
+            held[symbol] += sign * quantity
+            cash -= sign * quantity * price
+    content = GENERIC_HEADER + "\n".join(lines) + "\n"
+    first = post_file(api, portfolio.pk, content).json()
+    expected = {s: q for s, q in held.items() if q} | ({"cash:USD": cash} if cash else {})
+    stored = {p.broker_symbol: p.quantity for p in BrokerPosition.objects.filter(connection_id=first["connection"],
+                                                                                  is_open=True)}
+    assert stored == expected
+    again = post_file(api, portfolio.pk, content).json()
+    assert (again["rows_imported"], again["rows_duplicate"]) == (0, len(rows))
+    assert {p.broker_symbol: p.quantity for p in BrokerPosition.objects.filter(
+        connection_id=first["connection"], is_open=True)} == expected
