@@ -146,3 +146,18 @@ def reap_stale_runs() -> int:
     from backend.sync.scheduling import reap_stale
 
     return reap_stale()
+
+
+@app.task(name="imports.run", bind=True, acks_late=True, max_retries=None, ignore_result=True)
+def run_import(self, import_id: int) -> None:
+    """A large file import (the file is stored with its record, never sent as an argument)."""
+    from backend.imports.services import import_crashed, import_run
+
+    try:
+        import_run(import_id=import_id)
+    except DATABASE_TRANSIENT:
+        close_old_connections()
+        raise self.retry(countdown=DATABASE_RETRY_SECONDS)
+    except Exception as exc:
+        log.exception("imports.crashed import=%s", import_id)
+        import_crashed(import_id=import_id, error=exc)

@@ -11,6 +11,9 @@ from backend.portfolio.models import Portfolio
 
 DEFAULT_SYNC_INTERVAL = timedelta(hours=1)
 MIN_SYNC_INTERVAL = timedelta(minutes=5)
+# Accounts with no feed: nothing to fetch, so never synced or scheduled. Their rows come from
+# file imports (csv) or are typed in (manual); backend/imports creates and fills them.
+FEEDLESS_KINDS = {"csv": "CSV import", "manual": "Manual entry"}
 
 
 def mask_secret(value: str) -> str:
@@ -80,8 +83,12 @@ class BrokerConnection(models.Model):
         return f"{self.broker}/{self.environment} {self.label or self.broker_account_id}"
 
     @property
+    def has_feed(self) -> bool:
+        return self.broker not in FEEDLESS_KINDS
+
+    @property
     def schedulable(self) -> bool:
-        return self.status in (self.Status.PENDING, self.Status.ACTIVE)
+        return self.has_feed and self.status in (self.Status.PENDING, self.Status.ACTIVE)
 
     def credentials(self) -> Credentials:
         return Credentials(api_key=self.api_key, api_secret=self.api_secret,

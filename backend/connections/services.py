@@ -25,7 +25,7 @@ from backend.portfolio.services import portfolio_for_connection
 from backend.sync.models import SyncRun
 from backend.sync.services import sync_cancel, sync_request
 
-from .models import DEFAULT_SYNC_INTERVAL, MIN_SYNC_INTERVAL, BrokerConnection
+from .models import DEFAULT_SYNC_INTERVAL, FEEDLESS_KINDS, MIN_SYNC_INTERVAL, BrokerConnection
 
 log = logging.getLogger("brokersync.connections")
 
@@ -133,6 +133,8 @@ def connection_disconnect(*, connection: BrokerConnection) -> BrokerConnection:
 
 def connection_sync(*, connection: BrokerConnection) -> tuple[SyncRun, bool]:
     """Queue a sync now, or return the run already queued or running: (run, created)."""
+    if not connection.has_feed:
+        raise ApplicationError(_feedless_reason(connection.broker, "has no feed to sync"), status=409)
     if connection.status in NEEDS_NEW_KEYS:
         raise ApplicationError(
             f"This connection is {connection.status} ({connection.status_reason or 'the broker rejected its keys'}): "
@@ -141,7 +143,16 @@ def connection_sync(*, connection: BrokerConnection) -> tuple[SyncRun, bool]:
 
 
 # -- helpers -----------------------------------------------------------------------------
+def _feedless_reason(broker: str, what: str) -> str:
+    where = ("POST /api/v1/portfolios/{id}/imports/ adds a file to it" if broker == "csv"
+             else "POST /api/v1/portfolios/{id}/manual/transactions/ adds to it")
+    return f"A {FEEDLESS_KINDS[broker]} account {what}: {where}."
+
+
 def _adapter_class(broker: str, environment: str) -> type[BrokerAdapter]:
+    if broker in FEEDLESS_KINDS:         # create, or new keys or streams for a feedless account
+        reason = _feedless_reason(broker, "is not connected with keys and has no streams")
+        raise ApplicationError("Invalid input.", fields={"broker": [reason]})
     try:
         adapter_cls = registry.get_adapter_class(broker)
     except (registry.UnknownBroker, ModuleNotFoundError):     # not a broker, or its adapter is not installed

@@ -14,7 +14,7 @@ from django.conf import settings
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
-from backend.connections.models import BrokerConnection
+from backend.connections.models import FEEDLESS_KINDS, BrokerConnection
 
 from . import services
 from .models import SyncRun
@@ -30,6 +30,7 @@ def due_connections(now=None, limit: int = DISPATCH_BATCH):
     return (BrokerConnection.objects
             .filter(status__in=[BrokerConnection.Status.PENDING, BrokerConnection.Status.ACTIVE],
                     next_sync_at__lte=now)
+            .exclude(broker__in=list(FEEDLESS_KINDS))     # nothing to fetch, whatever next_sync_at says
             .exclude(Exists(active))
             .order_by("next_sync_at")[:limit])
 

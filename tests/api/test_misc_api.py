@@ -89,6 +89,10 @@ class TestSchema:
         paths = yaml.safe_load(out.read_text())["paths"]
         assert "/api/v1/connections/{connection_id}/transactions/" in paths
         assert "/api/v1/sync-runs/{run_id}/" in paths
+        imports = paths["/api/v1/portfolios/{portfolio_id}/imports/"]
+        assert "multipart/form-data" in imports["post"]["requestBody"]["content"]
+        assert {"get", "patch", "delete"} <= set(paths["/api/v1/portfolios/{portfolio_id}/manual/transactions/"
+                                                       "{transaction_id}/"])
 
     def test_served_with_docs(self, client):
         assert client.get("/api/schema/").status_code == 200
