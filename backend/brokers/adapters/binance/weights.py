@@ -2,7 +2,7 @@
 
 From rest-api.md (per endpoint) and the wallet connector's docstrings (binance-connector-
 python clients/wallet ... capital_api.py, asset_api.py, account_api.py); see
-broker-apis.md §3.3. /api weights count against the egress IP's 6,000 a minute. The
+docs/brokers.md §3.3. /api weights count against the egress IP's 6,000 a minute. The
 IP-weighted /sapi endpoints are counted by Binance per endpoint (12,000 a minute each),
 apart from /api, so they cost 0 in the /api budget; withdraw history is UID-weighted
 and is charged to the account's own budget (the "binance-uid" rule).

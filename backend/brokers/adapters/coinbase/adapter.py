@@ -3,7 +3,7 @@
 Positions come from v3 accounts (available + hold), valued with v3 product prices.
 Transactions are v3 fills plus v2 wallet rows (deposits, withdrawals, sends, receives,
 rewards, converts), minus the v2 rows that repeat fills. Orders come from
-orders/historical/batch. Facts and their sources: docs broker-apis.md §2.
+orders/historical/batch. Facts and their sources: docs docs/brokers.md §2.
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Kraken Spot REST (docs/broker-apis.md §4).
+"""Kraken Spot REST (docs/brokers.md §4).
 
     verify      Balance, then one probe per permission a sync needs. Kraken has no endpoint
                 that returns an account id: ours is derived from a hash of the API key, so a

@@ -1,7 +1,7 @@
 """Talking to Kraken: signing and the error table.
 
 Kraken answers almost everything with HTTP 200 and puts errors in the body
-(`{"error": ["EAPI:Invalid nonce"]}`, docs/broker-apis.md §4.6). `vendor_errors` turns
+(`{"error": ["EAPI:Invalid nonce"]}`, docs/brokers.md §4.6). `vendor_errors` turns
 them into error kinds; BrokerSession retries those in place like any other, calling
 `_sign` again on every attempt, so a retry after `EAPI:Invalid nonce` carries a fresh
 nonce and a retry after `EAPI:Rate limit exceeded` waits for the counter to decay.
