@@ -91,7 +91,7 @@ class AlpacaAdapter(BrokerAdapter):
         if body.get("account_blocked") or body.get("trading_blocked"):
             warnings.append("the account is blocked")
         return AccountInfo(account_id=str(body["id"]), currency=str(body.get("currency") or "USD"),
-                           warnings=tuple(warnings), raw=body)
+                           warnings=tuple(warnings), raw=body, can_trade=True)     # no read-only keys exist
 
     def fetch_positions(self) -> PositionSnapshot:
         rows = self._get_list("/v2/positions")

@@ -55,5 +55,8 @@ REST_KNOX = {
 API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=1024 * 1024)     # JSON and forms under /api/
 API_MAX_UPLOAD_BYTES = env.int("API_MAX_UPLOAD_BYTES", default=20 * 1024 * 1024)  # multipart (file imports)
 API_MAX_JSON_DEPTH = 32           # our deepest input is 3 levels; 32 leaves room, RecursionError never
+# Keys that can trade or withdraw: false warns on the connection, true refuses them (400).
+# Alpaca has no read-only keys: with true, no Alpaca account can be connected.
+REFUSE_KEYS_THAT_CAN_TRADE = env.bool("REFUSE_KEYS_THAT_CAN_TRADE", default=False)
 # A failed key check is answered from the cache for this long (same keys, same answer).
 FAILED_KEY_CHECK_TTL = env.int("FAILED_KEY_CHECK_TTL", default=300)

@@ -27,7 +27,8 @@ from ...http import BrokerSession
 from .assets import AssetBook
 
 # Call-counter costs (docs.kraken.com ratelimits, §4.5): history calls cost 2, others 1.
-COSTS = {"Ledgers": 2, "QueryLedgers": 2, "TradesHistory": 2}
+# AddOrder counts against the per-pair trading limiter, not the call counter.
+COSTS = {"Ledgers": 2, "QueryLedgers": 2, "TradesHistory": 2, "AddOrder": 0}
 STARTER_DECAY = 0.33            # counter units per second on the Starter tier (the slowest)
 PUBLIC_WAIT = 1.0               # public calls: ~1 per second per IP
 PUBLIC_BUDGET = "kraken-public"  # the rate rule (settings.BROKER_RATE_LIMITS) of public calls
