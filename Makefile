@@ -54,7 +54,7 @@ beat: $(STAMP)
 	$(VENV)/bin/celery -A workers beat --loglevel=INFO
 
 flower: $(STAMP)
-	FLOWER_UNAUTHENTICATED_API=true $(VENV)/bin/celery -A workers flower --port=5555 --address=127.0.0.1
+	$(PY) -m workers.flower --port=5555 --address=127.0.0.1
 
 ## make bench: the sync benchmark (2,000 positions / 200,000 activities); see benchmarks/README.md
 bench: $(STAMP)

@@ -51,6 +51,9 @@ REST_KNOX = {
     "AUTO_REFRESH": False,
 }
 
+# -- Flower (workers/flower.py): its API that applies/revokes tasks and shuts workers down
+FLOWER_WRITE_API = env.bool("FLOWER_WRITE_API", default=False)
+
 # -- request limits (backend/core/middleware.py, backend/core/parsers.py) ----------------
 API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=1024 * 1024)     # JSON and forms under /api/
 API_MAX_UPLOAD_BYTES = env.int("API_MAX_UPLOAD_BYTES", default=20 * 1024 * 1024)  # multipart (file imports)
