@@ -68,14 +68,14 @@ def prepare_database() -> str:
     django.setup()
     from django.contrib.auth import get_user_model
     from django.core.management import call_command
-    from rest_framework.authtoken.models import Token
+    from knox.models import AuthToken
 
     call_command("migrate", verbosity=0)
     user, _ = get_user_model().objects.get_or_create(username="demo", defaults={"email": "demo@example.com"})
     user.set_password("demo-password")
     user.save()
-    token, _ = Token.objects.get_or_create(user=user)
-    return token.key
+    _, token = AuthToken.objects.create(user=user)       # stored as a digest; shown only here
+    return token
 
 
 def start_services(env: dict[str, str]) -> tuple[str, str]:

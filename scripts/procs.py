@@ -85,6 +85,11 @@ def web_cmd(port: int) -> list[str]:
             "--threads", "8", "--access-logfile", "-", "--log-level", "warning"]
 
 
+def flower_cmd(port: int, address: str = "127.0.0.1") -> list[str]:
+    """workers/flower.py: credentials required, write API off (as docker-compose runs it)."""
+    return [PY, "-m", "workers.flower", f"--port={port}", f"--address={address}"]
+
+
 def worker_cmd(queues: list[str], concurrency: int = 4, name: str = "worker") -> list[str]:
     return [PY, "-m", "celery", "-A", "workers", "worker", "--pool=threads", f"--concurrency={concurrency}",
             "-Q", ",".join(queues), f"--hostname={name}@%h", "--loglevel=INFO"]

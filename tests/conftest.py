@@ -80,6 +80,21 @@ def redis_client():
     _clear_redis(client)
 
 
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """Throttle counters and remembered key checks live in the cache every web process shares
+    (Redis), and every test client comes from 127.0.0.1: each test starts with none."""
+    from django.conf import settings
+
+    location = settings.CACHES["default"]["LOCATION"]
+    prefix = settings.CACHES["default"]["KEY_PREFIX"]
+    client = redis_lib.Redis.from_url(location)
+    for key in client.scan_iter(match=f"{prefix}:*", count=1000):
+        client.delete(key)
+    client.close()
+    yield
+
+
 @pytest.fixture
 def user(db):
     from tests.factories import UserFactory

@@ -26,11 +26,12 @@ class UserFactory(factory.django.DjangoModelFactory):
 def api_client_for(user):
     """An API client that authenticates as `user` the way a real client does (a token in the
     Authorization header). Every test that calls the API gets its client here."""
-    from rest_framework.authtoken.models import Token
+    from knox.models import AuthToken
     from rest_framework.test import APIClient
 
+    _, token = AuthToken.objects.create(user=user)
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
     return client
 
 

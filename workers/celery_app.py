@@ -13,3 +13,5 @@ from .routing import task_queues, route_task  # noqa: E402
 
 app.conf.task_queues = task_queues()
 app.conf.task_routes = (route_task,)
+
+from . import control  # noqa: E402,F401  (the worker's `conf` reply masks URL passwords)

@@ -79,7 +79,8 @@ class BrokerAdapter(ABC):
             "environments": list(cls.environments),
             "capabilities": sorted(cls.capabilities),
             "credential_fields": [
-                {"name": f.name, "label": f.label, "secret": f.secret, "help_text": f.help_text}
+                {"name": f.name, "label": f.label, "secret": f.secret, "help_text": f.help_text,
+                 "multiline": f.multiline}
                 for f in cls.credential_fields
             ],
             "rate_limit": cls.rate_limit_note,

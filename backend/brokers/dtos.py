@@ -65,6 +65,7 @@ class CredentialField:
     label: str
     secret: bool = True
     help_text: str = ""
+    multiline: bool = False    # a PEM key: line breaks belong in it (every other credential is one line)
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,9 @@ class AccountInfo:
     account_id: str
     currency: str = "USD"
     warnings: tuple[str, ...] = ()      # e.g. "this key can trade; a sync needs read-only keys"
+    # What the key may do beyond reading (an operator may refuse such keys: REFUSE_KEYS_THAT_CAN_TRADE).
+    can_trade: bool = False
+    can_withdraw: bool = False
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 

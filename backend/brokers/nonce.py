@@ -1,7 +1,7 @@
 """One nonce source per API key, shared by every worker process.
 
 Kraken rejects a private call whose nonce is not greater than the last one it accepted
-for that key (`EAPI:Invalid nonce`, docs/broker-apis.md §4.2). Two Celery workers that
+for that key (`EAPI:Invalid nonce`, docs/brokers.md §4.2). Two Celery workers that
 each count their own nonces collide as soon as they sign with the same key, the classic
 failure reported in rotki#2787 and ccxt#5110. So nonces come from Redis:
 

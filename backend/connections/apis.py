@@ -42,6 +42,7 @@ class BrokerListApi(APIView):
             label = serializers.CharField()
             secret = serializers.BooleanField()
             help_text = serializers.CharField()
+            multiline = serializers.BooleanField(help_text="Line breaks belong in it (a PEM key).")
 
         key = serializers.CharField()
         name = serializers.CharField()
@@ -130,6 +131,8 @@ class ConnectionDeleteApi(APIView):
 
 
 class ConnectionSyncApi(APIView):
+    throttle_scopes = {"POST": "sync"}
+
     @extend_schema_serializer(component_name="SyncRunRequested")
     class OutputSerializer(SyncRunOutputSerializer):
         created = serializers.SerializerMethodField(
@@ -163,9 +166,15 @@ class ConnectionDisconnectApi(APIView):
 
 
 # -- what the URLs route to -------------------------------------------------------------
+# Connecting checks keys with brokers whose budgets every user shares: throttled per user and
+# per IP (settings.API_THROTTLE_RATES, backend/core/throttling.py), as is asking for syncs.
 class ConnectionCollectionApi(ConnectionListApi, ConnectionCreateApi):
     """GET: list your connections. POST: connect a broker account with its API keys."""
+
+    throttle_scopes = {"POST": "connect"}
 
 
 class ConnectionItemApi(ConnectionDetailApi, ConnectionUpdateApi, ConnectionDeleteApi):
     """GET, PATCH, DELETE one of your connections."""
+
+    throttle_scopes = {"PATCH": "connect"}

@@ -1,13 +1,12 @@
 """Connections: create one from a user's keys, change it, sync it, disconnect it, delete it.
 
-Keys are checked against the broker before anything is stored, and outside any database
+Keys are checked against the broker (keycheck.py) before anything is stored, and outside any database
 transaction (a slow broker must not hold a transaction open). The rows are then written
 in one transaction, and the first sync is queued on its commit (sync_request does that).
 """
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Mapping
 from datetime import timedelta
 
@@ -18,13 +17,13 @@ from django.utils import timezone
 from backend.brokers import registry
 from backend.brokers.base import BrokerAdapter
 from backend.brokers.dtos import AccountInfo, Credentials
-from backend.brokers.errors import AuthError, BrokerError, RateLimited, TransientError
 from backend.core.exceptions import ApplicationError
 from backend.portfolio.models import Portfolio
 from backend.portfolio.services import portfolio_for_connection
 from backend.sync.models import SyncRun
 from backend.sync.services import sync_cancel, sync_request
 
+from .keycheck import credentials_check_characters, credentials_verify
 from .models import DEFAULT_SYNC_INTERVAL, FEEDLESS_KINDS, MIN_SYNC_INTERVAL, BrokerConnection
 
 log = logging.getLogger("brokersync.connections")
@@ -52,7 +51,7 @@ def connection_create(*, owner: AbstractBaseUser, broker: str, environment: str,
     if portfolio is not None and portfolio.owner_id != owner.pk:
         raise ApplicationError("Invalid input.", fields={"portfolio": ["No such portfolio."]})
 
-    account = _verify(adapter_cls, environment, credentials)
+    account = credentials_verify(adapter_cls=adapter_cls, environment=environment, credentials=credentials)
     with transaction.atomic():
         if _already_connected(owner, broker, environment, account.account_id):
             raise _duplicate_error(adapter_cls, account.account_id)
@@ -87,7 +86,8 @@ def connection_update(*, connection: BrokerConnection, label: str | None = None,
     account = None
     if credentials is not None:
         credentials = _declared_credentials(adapter_cls, credentials)
-        account = _verify(adapter_cls, connection.environment, credentials)
+        account = credentials_verify(adapter_cls=adapter_cls, environment=connection.environment,
+                                     credentials=credentials)
         if account.account_id != connection.broker_account_id:
             raise ApplicationError("These keys belong to a different account.", fields={
                 adapter_cls.credential_fields[0].name: [
@@ -172,7 +172,9 @@ def _declared_credentials(adapter_cls: type[BrokerAdapter], credentials: Credent
     missing = {name: ["This field is required."] for name in names if not getattr(credentials, name)}
     if missing:
         raise ApplicationError("Invalid input.", fields=missing)
-    return Credentials(**{name: getattr(credentials, name) for name in names})
+    declared = Credentials(**{name: getattr(credentials, name) for name in names})
+    credentials_check_characters(adapter_cls, declared)
+    return declared
 
 
 def _interval(value: timedelta) -> timedelta:
@@ -196,32 +198,6 @@ def _stream_flags(adapter_cls: type[BrokerAdapter], streams: Mapping[str, bool] 
     if errors:
         raise ApplicationError("Invalid input.", fields=errors)
     return {STREAM_FIELDS[s]: bool(on) for s, on in wanted.items()}
-
-
-def _verify(adapter_cls: type[BrokerAdapter], environment: str, credentials: Credentials) -> AccountInfo:
-    """Ask the broker whether the keys work. Broker error messages never hold secrets."""
-    name = adapter_cls.display_name
-    adapter = registry.build_adapter(adapter_cls.key, environment=environment, credentials=credentials)
-    try:
-        return adapter.verify_credentials()
-    except AuthError as exc:
-        log.info("connection.keys_rejected broker=%s environment=%s", adapter_cls.key, environment)
-        raise ApplicationError("The broker rejected these credentials.",
-                               fields={adapter_cls.credential_fields[0].name: [exc.message]}) from exc
-    except RateLimited as exc:
-        raise ApplicationError(f"{name} is limiting how often we may call it, so the keys could not be "
-                               f"checked and nothing was saved. Try again in {math.ceil(exc.retry_after)} "
-                               "seconds.", status=503) from exc
-    except TransientError as exc:
-        log.warning("connection.verify_unreachable broker=%s environment=%s", adapter_cls.key, environment)
-        raise ApplicationError(f"Could not reach {name} to check the keys, so nothing was saved. "
-                               "Try again shortly.", status=503) from exc
-    except BrokerError as exc:
-        log.warning("connection.verify_failed broker=%s environment=%s kind=%s",
-                    adapter_cls.key, environment, exc.kind)
-        raise ApplicationError(f"{name} could not check these keys: {exc.message}", status=502) from exc
-    finally:
-        adapter.session.http.close()
 
 
 def _already_connected(owner, broker: str, environment: str, account_id: str) -> bool:

@@ -26,8 +26,8 @@ def test_production_refuses_to_start_without_credential_keys():
 
 
 def test_production_starts_with_both():
-    result = _check({"BROKERSYNC_ENV": "production", "SECRET_KEY": "s" * 50, "FERNET_KEYS": "new-key,old-key",
-                     "ALLOWED_HOSTS": "example.com"})
+    result = _check({"BROKERSYNC_ENV": "production", "SECRET_KEY": "production-secret-key-" + "0123456789" * 4,
+                     "FERNET_KEYS": "new-key,old-key", "ALLOWED_HOSTS": "example.com"})
     assert result.returncode == 0, result.stderr
 
 

@@ -1,4 +1,4 @@
-"""The Alpaca simulator answers as Alpaca Trading API v2 does (broker-apis.md §1)."""
+"""The Alpaca simulator answers as Alpaca Trading API v2 does (docs/brokers.md §1)."""
 from __future__ import annotations
 
 import json

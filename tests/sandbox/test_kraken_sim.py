@@ -1,4 +1,4 @@
-"""The simulated Kraken answers as docs/broker-apis.md §4 says Kraken does: signed POSTs,
+"""The simulated Kraken answers as docs/brokers.md §4 says Kraken does: signed POSTs,
 errors as strings in an HTTP 200, newest-first pages of 50 with `count`, a per-key call
 counter, and a deterministic account whose balances are the sum of its ledger."""
 from __future__ import annotations

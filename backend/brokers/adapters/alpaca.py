@@ -1,6 +1,6 @@
 """Alpaca Trading API v2 (paper and live): account, positions, activities, orders.
 
-Facts relied on (docs/../shared/docs/broker-apis.md §1):
+Facts relied on (docs/brokers.md §1):
 - Auth is two static headers; paper and live are different hosts with different keys.
 - Activities page with `page_token` = the id of the last row; with direction=asc a page
   starts after the token. Ids are `<17-digit stamp>::<uuid>` and sort in time order, so
@@ -91,7 +91,7 @@ class AlpacaAdapter(BrokerAdapter):
         if body.get("account_blocked") or body.get("trading_blocked"):
             warnings.append("the account is blocked")
         return AccountInfo(account_id=str(body["id"]), currency=str(body.get("currency") or "USD"),
-                           warnings=tuple(warnings), raw=body)
+                           warnings=tuple(warnings), raw=body, can_trade=True)     # no read-only keys exist
 
     def fetch_positions(self) -> PositionSnapshot:
         rows = self._get_list("/v2/positions")
@@ -217,7 +217,7 @@ class AlpacaAdapter(BrokerAdapter):
 
     @staticmethod
     def vendor_errors(response: requests.Response, body: Any) -> BrokerError | None:
-        """Alpaca's {code, message} errors (broker-apis.md §1.6) -> error kinds."""
+        """Alpaca's {code, message} errors (docs/brokers.md §1.6) -> error kinds."""
         status = response.status_code
         if status < 400:
             return None

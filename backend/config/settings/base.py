@@ -5,24 +5,32 @@ from django.core.exceptions import ImproperlyConfigured
 
 from backend.config.env import BASE_DIR, env
 
-# local (zero-setup defaults), test, or production (refuses to start without real secrets)
+# local (zero-setup defaults), test, or production (refuses to start without real secrets).
+# Anything else refuses to start: a misspelt "prod" must never run with the dev keys.
+ENVIRONMENTS = ("local", "test", "production")
 ENVIRONMENT = env("BROKERSYNC_ENV", default="local")
+if ENVIRONMENT not in ENVIRONMENTS:
+    raise ImproperlyConfigured(f"BROKERSYNC_ENV={ENVIRONMENT!r} is not one of {', '.join(ENVIRONMENTS)}")
+PRODUCTION = ENVIRONMENT == "production"
 DEBUG = env.bool("DEBUG", default=ENVIRONMENT == "local")
 
+# The dev keys are public (they are in this file): only local and test runs may use them.
 _DEV_SECRET_KEY = "insecure-dev-only-secret-key-do-not-use-in-production"
 _DEV_FERNET_KEY = "insecure-dev-only-credential-key"
-SECRET_KEY = env("SECRET_KEY", default=_DEV_SECRET_KEY)
+SECRET_KEY = env("SECRET_KEY", default="" if PRODUCTION else _DEV_SECRET_KEY)
 # Credential encryption keys, newest first: the first encrypts, every key decrypts
 # (MultiFernet). Rotate: prepend a new key, run `manage.py rotate_credentials`, drop the old.
-FERNET_KEYS = env.list("FERNET_KEYS", default=[_DEV_FERNET_KEY])
+FERNET_KEYS = env.list("FERNET_KEYS", default=[] if PRODUCTION else [_DEV_FERNET_KEY])
 
-if ENVIRONMENT == "production":
-    if SECRET_KEY == _DEV_SECRET_KEY or len(SECRET_KEY) < 32:
-        raise ImproperlyConfigured("production needs SECRET_KEY (at least 32 characters)")
-    if not env("FERNET_KEYS", default="") or _DEV_FERNET_KEY in FERNET_KEYS:
-        raise ImproperlyConfigured("production needs FERNET_KEYS (comma-separated, newest first)")
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=[] if PRODUCTION else ["*"] if DEBUG else ["localhost", "127.0.0.1"])
+# Origins allowed to POST forms with a session (the admin behind a proxy on another host name).
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
-ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["*"] if DEBUG else ["localhost", "127.0.0.1"])
+if PRODUCTION:
+    from backend.config.production import refuse_unsafe
+
+    refuse_unsafe(secret_key=SECRET_KEY, fernet_keys=FERNET_KEYS, allowed_hosts=ALLOWED_HOSTS, debug=DEBUG,
+                  dev_keys=(_DEV_SECRET_KEY, _DEV_FERNET_KEY))
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -32,9 +40,10 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
+    "knox",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_celery_beat",
     "backend.core",
     "backend.portfolio",
@@ -48,6 +57,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "backend.core.middleware.ApiRequestLimitsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -96,17 +107,27 @@ USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "var" / "static"
+# Without collectstatic (local runs, tests) WhiteNoise serves straight from the apps.
+WHITENOISE_USE_FINDERS = ENVIRONMENT != "production"
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "backend.core.auth.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # Only views that name throttle_scopes are throttled (backend/core/throttling.py).
+    "DEFAULT_THROTTLE_CLASSES": ["backend.core.throttling.UserThrottle", "backend.core.throttling.IPThrottle"],
+    "DEFAULT_PARSER_CLASSES": [
+        "backend.core.parsers.BoundedJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "backend.core.schema.AutoSchema",
     "EXCEPTION_HANDLER": "backend.core.api.exception_handler",
     "COERCE_DECIMAL_TO_STRING": True,
 }
@@ -117,6 +138,14 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SCHEMA_PATH_PREFIX": r"/api/v1",
+    # Request and response bodies as separate components: what a client sends and what it
+    # gets back differ (write-only keys, read-only ids, non-blank input).
+    "COMPONENT_SPLIT_REQUEST": True,
+    # Swagger UI from the drf-spectacular-sidecar package: the docs work offline, and no
+    # third party learns who reads them.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 LOG_LEVEL = env("LOG_LEVEL", default="INFO")

@@ -44,7 +44,12 @@ BROKER_RATE_LIMITS = {
     # request weight 6,000/min per IP (exchangeInfo REQUEST_WEIGHT; read live value at runtime)
     # max_active_steps: a budget every user shares is spent best by a few steps at a time
     # (each then finishes fast and commits); the others wait for a slot without a thread.
-    "binance": {"algorithm": "window", "limit": 6000, "period": 61, "max_active_steps": 6},
+    # Syncs get 5,700 of it: key checks keep 300 ("binance-verify"), so a flood of connects
+    # can never eat the syncs' share, and syncs never starve connects.
+    "binance": {"algorithm": "window", "limit": 5700, "period": 61, "max_active_steps": 6},
+    # Key checks from the web, per IP: apiRestrictions (1) then account (20). 300 a minute is 14
+    # checks of good keys or 300 of bad ones (which stop at apiRestrictions); 5% of the IP's weight.
+    "binance-verify": {"algorithm": "window", "limit": 300, "period": 61},
     # Binance /sapi UID-weighted calls, per account (withdraw history: 18,000 of 180,000/min)
     "binance-uid": {"algorithm": "window", "limit": 180000, "period": 61},
     # per-key counter max 15 decaying 0.33/s (starter tier, docs.kraken.com ratelimits)
@@ -64,4 +69,14 @@ BROKER_SESSION_POLICY = {
     "max_inplace_wait": env.float("BROKER_MAX_INPLACE_WAIT", default=10.0),   # > Kraken's 6.06 s per history call
     # threads of one worker process that may sleep on one broker's budget at once
     "max_inplace_waiters": env.int("BROKER_MAX_INPLACE_WAITERS", default=4),
+}
+# Key checks run in a web request: a spent budget is a 503 with Retry-After at once, never a
+# web thread asleep (backend/connections/keycheck.py).
+BROKER_KEY_CHECK_POLICY = {
+    "connect_timeout": env.float("BROKER_CONNECT_TIMEOUT", default=3.05),
+    "read_timeout": env.float("BROKER_KEY_CHECK_READ_TIMEOUT", default=10.0),
+    "transient_retries": 1,
+    "backoff_cap": 0.5,
+    "max_inplace_wait": env.float("BROKER_KEY_CHECK_MAX_WAIT", default=0.5),
+    "max_inplace_waiters": 2,
 }

@@ -1,4 +1,4 @@
-"""Non-trade activities (NTAs) as Alpaca posts them: field shapes from broker-apis.md §1.4.
+"""Non-trade activities (NTAs) as Alpaca posts them: field shapes from docs/brokers.md §1.4.
 
 Each kind needs something to apply to (a dividend a long equity, an in-kind fee a coin);
 when there is none yet, a cash-only row takes its place so the activity count stays exact.

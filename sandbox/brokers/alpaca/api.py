@@ -1,5 +1,5 @@
 """The HTTP surface of Alpaca Trading API v2: auth headers, the per-account rate window,
-routes, query validation and Alpaca's error bodies (broker-apis.md §1.2-§1.6).
+routes, query validation and Alpaca's error bodies (docs/brokers.md §1.2-§1.6).
 
 Choices where the docs are silent: a page_size above 100 (limit above 500) is served at
 the maximum rather than refused; activity after/until compare with the instant in the

@@ -14,7 +14,7 @@ from .universe import AssetInfo
 
 ONE = Decimal("1")
 CENT = Decimal("0.01")
-CRYPTO_QTY = Decimal("0.000000001")          # Alpaca quotes crypto qty to 9 decimals (broker-apis §1.7)
+CRYPTO_QTY = Decimal("0.000000001")          # Alpaca quotes crypto qty to 9 decimals (docs/brokers.md §1.7)
 FRACTION = Decimal("0.000001")                # fractional equity lots we generate
 MS = 1000
 LIMIT_UP = Decimal("1.01")

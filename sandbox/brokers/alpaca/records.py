@@ -2,7 +2,7 @@
 
 A 200,000-activity account keeps ~350,000 of these, so they hold Decimals and integer
 microseconds, never pre-rendered dicts; a page renders only its own 100-500 rows.
-Field names and value types follow broker-apis.md §1.4 (decimals are strings).
+Field names and value types follow docs/brokers.md §1.4 (decimals are strings).
 """
 from __future__ import annotations
 
@@ -117,7 +117,7 @@ class Order:
         }
 
 
-# Alpaca order statuses that are still working (broker-apis.md §1.4 enum).
+# Alpaca order statuses that are still working (docs/brokers.md §1.4 enum).
 OPEN_STATUSES = frozenset({"new", "accepted", "pending_new", "partially_filled", "accepted_for_bidding",
                            "pending_cancel", "pending_replace", "held", "calculated", "stopped",
                            "suspended", "done_for_day"})

@@ -68,6 +68,6 @@ class AlpacaSim(BrokerSim):
                                                      "X-Ratelimit-Reset": str(reset)})
 
     def server_error_response(self, status: int) -> Response:
-        # Shape not confirmed (broker-apis.md §7.5): the documented {code, message} with the
+        # Shape not confirmed (docs/brokers.md §7.5): the documented {code, message} with the
         # 8-digit code whose first three digits are the status.
         return Response.json({"code": status * 100_000 + 10_000, "message": "internal server error"}, status)

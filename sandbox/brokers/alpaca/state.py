@@ -23,10 +23,10 @@ from .play import Player
 from .records import Fill, dec, normalised_status
 from .times import US, activity_id_prefix
 
-# Page sizes of a full sync (broker-apis.md §1.3; api.py serves the same maxima).
+# Page sizes of a full sync (docs/brokers.md §1.3; api.py serves the same maxima).
 ACTIVITY_PAGE, ORDER_PAGE = 100, 500
 
-DEFAULT_RATE_LIMIT = 200          # requests per minute per account (broker-apis.md §1.5)
+DEFAULT_RATE_LIMIT = 200          # requests per minute per account (docs/brokers.md §1.5)
 RATE_WINDOW = 60.0
 ADVANCE_KEYS = {"fills": 3, "new_symbol": True, "dividend": True, "split": True, "close_position": True,
                 "orders": 2, "cancel_orders": 1, "deposit": True}

@@ -43,7 +43,7 @@ def _fixed(n: int) -> Callable[[dict[str, str]], int]:
     return lambda q: n
 
 
-# Weights from rest-api.md and the wallet connector's docstrings (see broker-apis.md §3.3).
+# Weights from rest-api.md and the wallet connector's docstrings (see docs/brokers.md §3.3).
 ROUTES: dict[str, Route] = {
     "/api/v3/ping": Route(h.ping, _fixed(1), signed=False),
     "/api/v3/time": Route(h.server_time, _fixed(1), signed=False),

@@ -1,4 +1,4 @@
-"""What an account holds, in brokersync's normalised terms (see docs/helper-brief.md).
+"""What an account holds, in brokersync's normalised terms (see README "How it works").
 
 Transactions are split into legs, one per asset a record moves, with exactly the
 broker_ids the adapter produces:

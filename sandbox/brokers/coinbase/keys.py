@@ -4,7 +4,7 @@ A CDP key is a key name (`organizations/{org_id}/apiKeys/{key_id}`) plus an EC p
 key PEM. Every request carries `Authorization: Bearer <JWT>` signed with that key; the
 simulator keeps only the public half and verifies for real. Two claim sets are accepted:
 the official SDK's (`iss: "cdp"`, `uri`) and ccxt's (`iss: "coinbase-cloud"`, `aud`,
-`uris: [uri]`) [broker-apis.md §2.2, CBPY jwt_generator.py, CCXT create_auth_token].
+`uris: [uri]`) [docs/brokers.md §2.2, CBPY jwt_generator.py, CCXT create_auth_token].
 
 Token times are checked against wall time, not the simulator's clock: the client signs
 with its own wall clock, and pushing the simulated clock forward ("make time pass") must

@@ -1,4 +1,4 @@
-"""Records -> the JSON Coinbase sends. Field names and value types follow broker-apis.md §2.4
+"""Records -> the JSON Coinbase sends. Field names and value types follow docs/brokers.md §2.4
 (decimals are strings, `number_of_fills` is a string, `size` is an int, camelCase
 `fillSource` among snake_case fields); values are rendered only when a page is served."""
 from __future__ import annotations

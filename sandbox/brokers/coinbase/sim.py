@@ -1,6 +1,6 @@
 """CoinbaseSim: accounts, keys, auth, rate limits, and the BrokerSim interface.
 
-Rate limits [broker-apis.md §2.5]: private v3 endpoints 30 requests per second per key,
+Rate limits [docs/brokers.md §2.5]: private v3 endpoints 30 requests per second per key,
 counted here in fixed 1-second windows; v2 endpoints 10,000 per hour per key, fixed hourly
 windows. Every authenticated answer carries x-ratelimit-limit / -remaining / -reset, where
 reset is the number of seconds (decimal) until the current window ends. Coinbase does not

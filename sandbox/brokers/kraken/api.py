@@ -236,6 +236,31 @@ def query_orders(account: Account, form: dict):
     return out
 
 
+def add_order(account: Account, form: dict):
+    """Only validated orders (validate=true): the sandbox never places one. Kraken checks the
+    key's permission first (api.METHODS), then the arguments; below the pair's minimum is
+    EOrder:Order minimum not met (docs/brokers.md §4.8)."""
+    if not _flag(form, "validate"):
+        raise invalid("EGeneral:Invalid arguments:the sandbox only validates orders (validate=true)")
+    try:
+        volume, price = Decimal(str(form["volume"])), Decimal(str(form.get("price") or "0"))
+    except (KeyError, ArithmeticError):
+        raise invalid() from None
+    if volume < ORDER_MINIMUM:
+        raise invalid("EOrder:Order minimum not met")
+    return {"descr": {"order": f"{form.get('type', 'buy')} {volume} {form.get('pair', '')} @ "
+                               f"{form.get('ordertype', 'limit')} {price}"}}
+
+
+def withdraw_info(account: Account, form: dict):
+    """No sandbox account has withdrawal keys (addresses): a key with Withdraw Funds gets
+    Kraken's answer for a name it does not know."""
+    raise invalid("EFunding:Unknown withdraw key")
+
+
+ORDER_MINIMUM = Decimal("0.0001")        # XBT/USD ordermin (AssetPairs); enough for the probe
+_TRADE = frozenset({"trade"})
+_WITHDRAW = frozenset({"withdraw"})
 _FUNDS = frozenset({"query_funds"})
 _LEDGER = frozenset({"query_funds", "query_ledger"})
 _OPEN = frozenset({"query_open"})
@@ -252,6 +277,10 @@ METHODS: dict[str, Method] = {
     "ClosedOrders": Method(closed_orders, 1, _CLOSED),
     "OpenOrders": Method(open_orders, 1, _OPEN),
     "QueryOrders": Method(query_orders, 1, _BOTH),
+    # Create & Modify Orders / Withdraw Funds (docs.kraken.com api-keys). AddOrder spends the
+    # trading limiter, not the call counter.
+    "AddOrder": Method(add_order, 0, _TRADE),
+    "WithdrawInfo": Method(withdraw_info, 1, _WITHDRAW),
 }
 
 

@@ -1,6 +1,6 @@
 """The public side of the simulated Kraken: assets, pairs and prices shared by every account.
 
-Asset ids follow Kraken (docs/broker-apis.md §4.7): legacy coins carry an X prefix and
+Asset ids follow Kraken (docs/brokers.md §4.7): legacy coins carry an X prefix and
 fiat a Z prefix (XXBT, XETH, ZUSD), newer coins none (DOT, SOL, USDT); staked and
 auto-earn balances are read-only shadows with a suffix (DOT.S, ETH2.S, USDT.F).
 Coins past the fixed list are invented deterministically (QAAA, QAAB, ...) so that an

@@ -44,18 +44,24 @@ class KrakenSim(BrokerSim):
 
     # -- accounts ---------------------------------------------------------------------------
     def create_account(self, environment: str, *, seed: int, positions: int, activities: int,
-                       permissions: Any = "read_only", tier: str = "intermediate", **options: Any) -> dict[str, Any]:
-        """Options: permissions ("read_only" default, "full", or a list of PERMISSIONS) and
-        tier ("starter", "intermediate" default: the usual verified account, "pro", or
-        "none" for benchmarks that measure us rather than Kraken's budget)."""
+                       permissions: Any = "read_only", tier: str = "intermediate", can_trade: bool = False,
+                       can_withdraw: bool = False, **options: Any) -> dict[str, Any]:
+        """Options: permissions ("read_only" default, "full", or a list of PERMISSIONS),
+        can_trade / can_withdraw (add Create & Modify Orders / Withdraw Funds to them, as the
+        other simulators' options say), and tier ("starter", "intermediate" default: the usual
+        verified account, "pro", or "none" for benchmarks that measure us rather than Kraken's
+        budget)."""
         if options:
-            raise ValueError(f"unknown kraken options {sorted(options)}; have permissions, tier")
+            raise ValueError(f"unknown kraken options {sorted(options)}; have permissions, can_trade, "
+                             "can_withdraw, tier")
+        permissions = _permissions(permissions) | {name for name, on in (("trade", can_trade),
+                                                                          ("withdraw", can_withdraw)) if on}
         if tier not in TIERS:
             raise ValueError(f"unknown tier {tier!r}; have {sorted(TIERS)}")
         with self.lock:
             n = len(self.accounts) + 1
             key, secret = _credentials(seed, n)
-            account = Account(f"kraken:{n}", seed, key, secret, _permissions(permissions), tier, self.market)
+            account = Account(f"kraken:{n}", seed, key, secret, frozenset(permissions), tier, self.market)
             history = generate(account, self.market, positions=positions, activities=activities)
             self.accounts[account.account_id] = account
             self.by_key[key] = account

@@ -36,6 +36,7 @@ from .parse import dec
 from .transactions import TransactionSync
 
 UID_BUDGET = "binance-uid"               # settings.BROKER_RATE_LIMITS key for UID-weighted /sapi calls
+VERIFY_BUDGET = "binance-verify"         # ... for key checks: a reserved slice of the IP's weight
 RECV_WINDOW_MS = 5000                   # Binance's default; its docs advise 5,000 or less
 MARKETS_TTL = 3600.0                    # exchangeInfo changes on listings/delistings only
 USD_QUOTES = ("USDT", "USDC", "FDUSD", "BUSD")     # pairs that price a coin in (near) dollars
@@ -101,13 +102,15 @@ class BinanceAdapter(BrokerAdapter):
         return self.session.requests_made + (self._uid_session.requests_made if self._uid_session else 0)
 
     def call(self, path: str, params: Sequence[tuple[str, Any]] = (), *, cost: float, signed: bool = True,
-             uid: bool = False) -> Any:
+             uid: bool = False, budget: tuple[str, str] | None = None) -> Any:
         """GET with Binance signing; one clock resync when the server says -1021.
-        `uid`: the endpoint is weighted per account, not per IP."""
+        `uid`: the endpoint is weighted per account, not per IP. `budget`: (rule, scope) to
+        spend instead of the session's own (key checks spend their reserved slice)."""
         session = self._uid_budget() if uid else self.session
         for attempt in (1, 2):
             try:
-                return session.get_json(path, params=list(params), cost=cost, sign=self._sign if signed else None)
+                return session.get_json(path, params=list(params), cost=cost, sign=self._sign if signed else None,
+                                        budget=budget)
             except TransientError as exc:
                 if exc.code != -1021 or attempt == 2:
                     raise
@@ -155,28 +158,37 @@ class BinanceAdapter(BrokerAdapter):
         """The real REQUEST_WEIGHT budget is whatever exchangeInfo says today (6,000/min in
         the docs' example, 1,200 in older docs): teach it to the shared limiter."""
         limiter = self.session.limiter
+        reserved = limiter.rule_for(VERIFY_BUDGET) if limiter is not None else None
         for rule in exchange_info.get("rateLimits") or []:
             if rule.get("rateLimitType") == "REQUEST_WEIGHT" and rule.get("interval") == "MINUTE" \
                     and int(rule.get("intervalNum", 1)) == 1 and limiter is not None:
-                limiter.learn_limit(self.key, float(rule["limit"]))
+                # Syncs get the IP's budget less the slice key checks keep for themselves.
+                limiter.learn_limit(self.key, float(rule["limit"]) - (reserved.limit if reserved else 0))
 
     def cached_markets(self) -> Markets | None:
         return self._markets[1] if self._markets else None
 
     # -- the four questions ---------------------------------------------------------------------
     def verify_credentials(self) -> AccountInfo:
-        account = self.account_body()
-        if "uid" not in account:
-            raise TransientError("binance: account answer without uid")
-        restrictions = self.call("/sapi/v1/account/apiRestrictions", cost=weights.SAPI_IP)
-        warnings = []
-        if restrictions.get("enableSpotAndMarginTrading"):
-            warnings.append("This key can trade (spot and margin). A sync needs a read-only key.")
-        if restrictions.get("enableWithdrawals"):
-            warnings.append("This key can withdraw funds. A sync needs a read-only key; please replace it.")
+        """apiRestrictions first (1 /sapi weight: a bad key ends there, costing no /api weight),
+        then the account for its uid (20). Both spend the key checks' own budget, never the
+        syncs' share of the IP's weight."""
+        budget = (VERIFY_BUDGET, f"binance:verify:ip:{egress_ip()}")
+        restrictions = self.call("/sapi/v1/account/apiRestrictions", cost=weights.API_RESTRICTIONS, budget=budget)
         if not restrictions.get("enableReading", True):
             raise AuthError("binance: this key cannot read the account (Enable Reading is off)")
+        account = self.call("/api/v3/account", [("omitZeroBalances", "true")], cost=weights.ACCOUNT, budget=budget)
+        if not isinstance(account, dict) or "uid" not in account:
+            raise TransientError("binance: account answer without uid")
+        can_trade, can_withdraw = bool(restrictions.get("enableSpotAndMarginTrading")), \
+            bool(restrictions.get("enableWithdrawals"))
+        warnings = []
+        if can_trade:
+            warnings.append("This key can trade (spot and margin). A sync needs a read-only key.")
+        if can_withdraw:
+            warnings.append("This key can withdraw funds. A sync needs a read-only key; please replace it.")
         return AccountInfo(account_id=str(account["uid"]), currency="USD", warnings=tuple(warnings),
+                           can_trade=can_trade, can_withdraw=can_withdraw,
                            raw={"accountType": account.get("accountType"), "permissions": account.get("permissions"),
                                 "canTrade": account.get("canTrade"), "restrictions": restrictions})
 

@@ -3,7 +3,7 @@
 Positions come from v3 accounts (available + hold), valued with v3 product prices.
 Transactions are v3 fills plus v2 wallet rows (deposits, withdrawals, sends, receives,
 rewards, converts), minus the v2 rows that repeat fills. Orders come from
-orders/historical/batch. Facts and their sources: docs broker-apis.md §2.
+orders/historical/batch. Facts and their sources: docs docs/brokers.md §2.
 """
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ class CoinbaseAdapter(BrokerAdapter):
     credential_fields = (
         CredentialField("api_key", "API key name",
                         help_text="organizations/{org_id}/apiKeys/{key_id}, from a CDP API key with View only"),
-        CredentialField("api_secret", "Private key (PEM)",
+        CredentialField("api_secret", "Private key (PEM)", multiline=True,
                         help_text="-----BEGIN EC PRIVATE KEY----- ... (the ECDSA key; paste it whole)"),
     )
     rate_limit_note = ("Advanced Trade v3: 30 requests/second per key on private endpoints; "
@@ -79,7 +79,9 @@ class CoinbaseAdapter(BrokerAdapter):
             warnings.append("This key can trade; a sync needs a view-only key.")
         if permissions.get("can_transfer"):
             warnings.append("This key can transfer funds; a sync needs a view-only key.")
-        return AccountInfo(account_id=str(portfolio), currency="USD", warnings=tuple(warnings), raw=permissions)
+        return AccountInfo(account_id=str(portfolio), currency="USD", warnings=tuple(warnings), raw=permissions,
+                           can_trade=bool(permissions.get("can_trade")),
+                           can_withdraw=bool(permissions.get("can_transfer")))
 
     # -- positions --------------------------------------------------------------------------------
     def _v3_accounts(self) -> list[dict]:

@@ -1,6 +1,6 @@
 """CDP API key -> a fresh ES256 JWT for every request attempt.
 
-Claims follow the official SDK [CBPY jwt_generator.py; broker-apis.md §2.2]:
+Claims follow the official SDK [CBPY jwt_generator.py; docs/brokers.md §2.2]:
 `{"sub": key, "iss": "cdp", "nbf": now, "exp": now + 120, "uri": "GET api.coinbase.com/path"}`,
 header `{"alg": "ES256", "kid": key, "nonce": <random hex>, "typ": "JWT"}`. `uri` is built
 from the configured base URL's host (so the sandbox's `127.0.0.1:<port>` works) and the

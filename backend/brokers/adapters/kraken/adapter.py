@@ -1,6 +1,7 @@
-"""Kraken Spot REST (docs/broker-apis.md §4).
+"""Kraken Spot REST (docs/brokers.md §4).
 
-    verify      Balance, then one probe per permission a sync needs. Kraken has no endpoint
+    verify      Balance, then one probe per permission a sync needs, then whether the key may
+                trade or withdraw (probes that change nothing, docs/brokers.md §4.8). Kraken has no endpoint
                 that returns an account id: ours is derived from a hash of the API key, so a
                 new key for the same Kraken account shows up as a new account id.
     positions   Balance, valued with Ticker. Staked (.S) and auto-earn (.F) shadow balances
@@ -23,7 +24,7 @@ from typing import Any, ClassVar
 from ...base import BrokerAdapter
 from ...dtos import (AccountInfo, CredentialField, Credentials, Order, Page, Position, PositionSnapshot,
                      SkippedRecord, Transaction)
-from ...errors import AuthError
+from ...errors import AuthError, PermanentError
 from ...http import BrokerSession
 from ...nonce import default_nonce_source
 from ...symbols import FIAT
@@ -37,6 +38,13 @@ DENIED = "EGeneral:Permission denied"
 FUNDS, LEDGER = "Query Funds", "Query Ledger Entries"
 OPEN, CLOSED = "Query Open Orders & Trades", "Query Closed Orders & Trades"
 PROBES = ((LEDGER, "Ledgers"), (CLOSED, "TradesHistory"), (CLOSED, "ClosedOrders"), (OPEN, "OpenOrders"))
+# Rights a sync must not have, each probed by a call that changes nothing (docs/brokers.md §4.8):
+# an order that is only validated (validate=true), and below Kraken's minimum at a price of
+# 1 USD besides, so it could never fill even if it were placed; a withdrawal quote for a
+# withdrawal key no account has.
+TRADE_PROBE = ("AddOrder", {"pair": "XXBTZUSD", "type": "buy", "ordertype": "limit", "price": "1",
+                            "volume": "0.00000001", "validate": True})
+WITHDRAW_PROBE = ("WithdrawInfo", {"asset": "XBT", "key": "brokersync-permission-check", "amount": "0.0001"})
 LEDGER_SOURCE = Source("Ledgers", "ledger", "time")
 CLOSED_SOURCE = Source("ClosedOrders", "closed", "closetm", (("closetime", "close"),))
 QUERY_ORDERS_MAX = 50           # txids per QueryOrders call
@@ -123,9 +131,30 @@ class KrakenAdapter(BrokerAdapter):
         if missing:
             needed = ", ".join((FUNDS, LEDGER, OPEN, CLOSED))
             raise AuthError(f"kraken: the API key lacks {', '.join(missing)}; a sync needs {needed}", code=DENIED)
+        can_trade, can_withdraw = self._allowed(*TRADE_PROBE), self._allowed(*WITHDRAW_PROBE)
+        warnings = []
+        if can_trade:
+            warnings.append("This key can trade (Create & Modify Orders). A sync needs a read-only key.")
+        if can_withdraw:
+            warnings.append("This key can withdraw funds (Withdraw Funds). A sync needs a read-only key; "
+                            "please replace it.")
         return AccountInfo(account_id=derived_account_id(self.credentials.api_key), currency="USD",
+                           warnings=tuple(warnings), can_trade=can_trade, can_withdraw=can_withdraw,
                            raw={"account_id_source": "sha256 of the API key (Kraken returns no account id)",
                                 "assets": sorted(balances)})
+
+    def _allowed(self, method: str, params: dict[str, Any]) -> bool:
+        """Kraken checks the key's permission before the arguments: "Permission denied" is the
+        one answer that means no; a refusal of the arguments (EOrder:, EFunding:) means yes."""
+        try:
+            self.client.private(method, params)
+        except AuthError as exc:
+            if exc.code != DENIED:
+                raise
+            return False
+        except PermanentError:
+            return True
+        return True
 
     # -- positions ------------------------------------------------------------------------
     def fetch_positions(self) -> PositionSnapshot:

@@ -1,7 +1,7 @@
 """Talking to Kraken: signing and the error table.
 
 Kraken answers almost everything with HTTP 200 and puts errors in the body
-(`{"error": ["EAPI:Invalid nonce"]}`, docs/broker-apis.md §4.6). `vendor_errors` turns
+(`{"error": ["EAPI:Invalid nonce"]}`, docs/brokers.md §4.6). `vendor_errors` turns
 them into error kinds; BrokerSession retries those in place like any other, calling
 `_sign` again on every attempt, so a retry after `EAPI:Invalid nonce` carries a fresh
 nonce and a retry after `EAPI:Rate limit exceeded` waits for the counter to decay.
@@ -27,7 +27,8 @@ from ...http import BrokerSession
 from .assets import AssetBook
 
 # Call-counter costs (docs.kraken.com ratelimits, §4.5): history calls cost 2, others 1.
-COSTS = {"Ledgers": 2, "QueryLedgers": 2, "TradesHistory": 2}
+# AddOrder counts against the per-pair trading limiter, not the call counter.
+COSTS = {"Ledgers": 2, "QueryLedgers": 2, "TradesHistory": 2, "AddOrder": 0}
 STARTER_DECAY = 0.33            # counter units per second on the Starter tier (the slowest)
 PUBLIC_WAIT = 1.0               # public calls: ~1 per second per IP
 PUBLIC_BUDGET = "kraken-public"  # the rate rule (settings.BROKER_RATE_LIMITS) of public calls
