@@ -74,7 +74,8 @@ def order(account: Account, inst: Instrument, executions: list[Event], order_id:
     proceeds = sum(Decimal(e.attrs["proceeds"]) for e in executions)
     fee = sum(Decimal(e.attrs["ibCommission"]) for e in executions)
     price = (-proceeds / (quantity * inst.multiplier)).quantize(Decimal("0.000001"))
-    attrs = {**{k: v for k, v in last.items() if k not in ("tradeID", "transactionID", "levelOfDetail")},
+    dropped = ("tradeID", "transactionID", "levelOfDetail", "tradeTime")     # execution-only attributes
+    attrs = {**{k: v for k, v in last.items() if k not in dropped},
              "quantity": fmt(quantity), "tradePrice": fmt(price), "proceeds": fmt(proceeds),
              "tradeMoney": fmt(-proceeds), "ibCommission": fmt(fee), "netCash": fmt(proceeds + fee),
              "orderTime": flex_time(submitted), "tradeDate": first["tradeDate"], "levelOfDetail": "ORDER"}

@@ -114,7 +114,7 @@ class IbkrSim(BrokerSim):
                     "transactions": [e.truth for e in events if e.truth],
                     "orders": [{"broker_id": e.attrs["ibOrderID"], "status": "filled"} for e in events
                                if e.kind == "order"],
-                    "minimum": {"requests": 7}}
+                    "minimum": {"requests": 5}}
 
     # -- HTTP -------------------------------------------------------------------------------
     def handle(self, environment: str, request: Request) -> Response:

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
@@ -44,6 +46,9 @@ OVERLAP = timedelta(days=1)         # a re-sync re-reads the last statement's fi
 # A statement fetched by the transactions step is read again by the orders step of the same
 # run by its reference code; an older code is not trusted to show the account as it is now.
 REF_REUSE_SECONDS = 1800
+# The positions step fetches the statement the transactions step will read next (same window)
+# and leaves its reference code here, in this process, for the steps that follow it.
+RECENT_SECONDS = 600
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 TRANSACTION_SECTIONS = (("Trades", "Trade", mapping.trade), ("CashTransactions", None, mapping.cash_transaction),
                         ("CorporateActions", None, mapping.corporate_action), ("Transfers", None, mapping.transfer))
@@ -83,6 +88,28 @@ def forward_windows(start: date, today: date) -> list[Window]:
     return windows
 
 
+class _Recent:
+    """Reference codes the positions step fetched, per token scope and window, for a few minutes."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._refs: dict[tuple[str, str], tuple[str, float]] = {}
+
+    def put(self, scope: str, window: Window, reference: str) -> None:
+        with self._lock:
+            self._refs[(scope, window.key())] = (reference, time.monotonic() + RECENT_SECONDS)
+            for key in [k for k, (_, until) in self._refs.items() if until < time.monotonic()]:
+                del self._refs[key]
+
+    def get(self, scope: str, window: Window) -> str | None:
+        with self._lock:
+            reference, until = self._refs.get((scope, window.key()), ("", 0.0))
+        return reference if until >= time.monotonic() else None
+
+
+_RECENT = _Recent()
+
+
 class IbkrAdapter(BrokerAdapter):
     key = "ibkr"
     display_name = "Interactive Brokers"
@@ -100,11 +127,13 @@ class IbkrAdapter(BrokerAdapter):
                        "Each statement is a SendRequest plus GetStatement polls while it is generated (1019). "
                        "Activity data is updated once a day, after the close: a daily sync interval is enough.")
     vendor_errors: ClassVar = staticmethod(vendor_errors)
+    reports_working_orders = False
 
     def __init__(self, *, credentials: Credentials, environment: str, session: BrokerSession):
         super().__init__(credentials=credentials, environment=environment, session=session)
         self.client = FlexClient(session, credentials)
         self._shared_refs: dict[str, str] = {}
+        self._through: date | None = None
 
     @classmethod
     def rate_scope(cls, credentials: Credentials, environment: str) -> str:
@@ -113,9 +142,12 @@ class IbkrAdapter(BrokerAdapter):
         return f"{cls.key}:{environment}:token:{digest}"
 
     def prime(self, cursors: dict[str, dict[str, Any]]) -> None:
-        """The orders step reads the statements the transactions step fetched in this run."""
+        """The orders step reads the statements the transactions step fetched in this run; the
+        positions step learns which window the transactions step will read next."""
+        transactions = cursors.get("transactions") or {}
+        self._through = date.fromisoformat(transactions["through"]) if transactions.get("through") else None
         edge = datetime.now(timezone.utc) - timedelta(seconds=REF_REUSE_SECONDS)
-        for key, reference, issued in (cursors.get("transactions") or {}).get("refs", []):
+        for key, reference, issued in transactions.get("refs", []):
             if datetime.fromisoformat(issued) >= edge:
                 self._shared_refs[key] = reference
 
@@ -126,8 +158,12 @@ class IbkrAdapter(BrokerAdapter):
                            raw={"from": statement.from_date.isoformat(), "to": statement.to_date.isoformat()})
 
     def fetch_positions(self) -> PositionSnapshot:
+        """From the statement of the window the transactions step reads next (it ends today, so
+        its OpenPositions are the current ones), which that step then reads by reference."""
         before = self.session.requests_made
-        _, statement = self._statement(self._recent_window())
+        window = self._next_window()
+        reference, statement = self._statement(window)
+        _RECENT.put(self.session.scope, window, reference)
         positions, cash, skipped = [], {}, []
         for row in statement.rows("OpenPositions"):
             try:
@@ -154,6 +190,13 @@ class IbkrAdapter(BrokerAdapter):
         return self._pages(cursor, _orders, record_refs=False)
 
     # -- statements -----------------------------------------------------------------------
+    def _next_window(self) -> Window:
+        today = ibkr_today()
+        if self._through is None:
+            return newest_window(today)
+        ahead = forward_windows(self._through - OVERLAP, today)
+        return ahead[0] if len(ahead) == 1 else self._recent_window()
+
     def _recent_window(self) -> Window:
         today = ibkr_today()
         return Window(today - timedelta(days=POSITIONS_DAYS - 1), today)
@@ -172,7 +215,8 @@ class IbkrAdapter(BrokerAdapter):
         return reference, read_statement(self.client.poll(reference))
 
     def _pages(self, cursor: dict[str, Any] | None, extract: Callable, *, record_refs: bool) -> Iterator[Page]:
-        state = _WalkState(cursor, self._shared_refs, record_refs, self.session.requests_made)
+        state = _WalkState(cursor, self._shared_refs, record_refs, self.session.requests_made,
+                           lambda window: _RECENT.get(self.session.scope, window))
         today = ibkr_today()
         if state.through is None:
             newest = newest_window(today)
@@ -202,7 +246,8 @@ class _WalkState:
     the newest record (`watermark`), a statement still being generated (`pending`) and, for the
     transactions stream, the reference codes of this walk (`refs`) for the orders step."""
 
-    def __init__(self, cursor: dict[str, Any] | None, shared: dict[str, str], record_refs: bool, requests: int):
+    def __init__(self, cursor: dict[str, Any] | None, shared: dict[str, str], record_refs: bool, requests: int,
+                 recent: Callable[[Window], str | None]):
         cursor = cursor or {}
         self.watermark = datetime.fromisoformat(cursor["watermark"]) if cursor.get("watermark") else EPOCH
         self.through = date.fromisoformat(cursor["through"]) if cursor.get("through") else None
@@ -210,11 +255,12 @@ class _WalkState:
         self.shared = shared
         self.refs: list[list[str]] | None = [] if record_refs else None
         self._counted = requests
+        self.recent = recent
 
     def known_reference(self, window: Window) -> str | None:
         if self.pending.get("window") == window.key():
             return self.pending.get("ref")
-        return self.shared.get(window.key())
+        return self.shared.get(window.key()) or self.recent(window)
 
     def advance(self, window: Window, fetched: tuple[str, Statement], items: list) -> None:
         reference, statement = fetched

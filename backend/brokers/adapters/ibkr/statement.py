@@ -12,7 +12,6 @@ costs at most that value, never the statement.
 """
 from __future__ import annotations
 
-import warnings
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from datetime import date
@@ -22,9 +21,6 @@ from typing import Any
 from ibflex import Types, parser
 
 from ...errors import PermanentError, TransientError
-
-# ibflex warns once per attribute name it does not model; the raw record keeps them all.
-warnings.filterwarnings("ignore", message=r".* has no attribute '.*'; skipping", module=r"ibflex\.")
 
 # Section container -> the record tags we read from it.
 SECTIONS = {
@@ -97,22 +93,26 @@ def read_statement(root: ET.Element) -> Statement:
 
 
 def parse_row(element: ET.Element) -> Row:
+    """ibflex types the attributes it models (the others, which it would warn about and drop,
+    stay in `raw`, as IBKR wrote them)."""
     raw = dict(element.attrib)
-    try:
-        typed = parser.parse_data_element(element)
-    except parser.FlexParserError:
-        return Row(element.tag, _one_by_one(element), raw, fallback=True)
-    values = {} if typed is None else {name: getattr(typed, name, None) for name in raw}
-    return Row(element.tag, values, raw)
-
-
-def _one_by_one(element: ET.Element) -> dict[str, Any]:
-    """The fallback: every attribute ibflex can convert is converted, the others stay text."""
     cls = getattr(Types, element.tag, None)
+    if cls is None:
+        return Row(element.tag, {k: v or None for k, v in raw.items()}, raw, fallback=True)
+    known = ET.Element(element.tag, {k: v for k, v in raw.items() if k in cls.__annotations__})
+    try:
+        typed = parser.parse_data_element(known)
+    except parser.FlexParserError:
+        return Row(element.tag, _one_by_one(known, cls), raw, fallback=True)
+    return Row(element.tag, {name: getattr(typed, name, None) for name in known.attrib}, raw)
+
+
+def _one_by_one(element: ET.Element, cls: type) -> dict[str, Any]:
+    """The fallback: every attribute ibflex can convert is converted, the others stay text."""
     values: dict[str, Any] = {}
     for name, text in element.attrib.items():
         try:
-            values[name] = parser.parse_element_attr(cls, name, text)[1] if cls is not None else text
+            values[name] = parser.parse_element_attr(cls, name, text)[1]
         except (parser.FlexParserError, KeyError):
             values[name] = text if text not in ("", "-", "--", "N/A") else None
     return values
