@@ -60,17 +60,19 @@ class IbkrSim(BrokerSim):
         self.references: dict[str, _Reference] = {}
         self.requests: dict[str, deque[float]] = {}        # token -> times of accepted requests
         self.next_reference = 0
+        self.unthrottled: set[str] = set()
 
     # -- accounts ---------------------------------------------------------------------------
     def create_account(self, environment: str, *, seed: int, positions: int, activities: int,
                        history_days: int = 300, generation_polls: int = 1, token_ttl_seconds: float | None = None,
-                       **options: Any) -> dict[str, Any]:
+                       throttle: bool = True, **options: Any) -> dict[str, Any]:
         """Options: history_days (how far back the account opened; past 365 a first sync reads
-        several windows), generation_polls (GetStatement 1019 answers per statement) and
-        token_ttl_seconds (the token expires: 1012)."""
+        several windows), generation_polls (GetStatement 1019 answers per statement),
+        token_ttl_seconds (the token expires: 1012) and throttle (False: no 1018, for benchmarks
+        that measure us rather than IBKR's budget)."""
         if options:
             raise ValueError(f"unknown ibkr options {sorted(options)}; have history_days, generation_polls, "
-                             "token_ttl_seconds")
+                             "token_ttl_seconds, throttle")
         with self.lock:
             n = len(self.accounts) + 1
             now = self.clock.now()
@@ -84,6 +86,8 @@ class IbkrSim(BrokerSim):
             generate(account, rng, positions=positions, activities=activities, history_days=int(history_days))
             self.accounts[account.account_id] = account
             self.by_token[account.token] = account
+            if not throttle:
+                self.unthrottled.add(account.token)
             self.rngs[account.account_id] = rng
         return {"account_id": account.account_id, "broker_account_id": account.broker_account_id,
                 "environment": environment,
@@ -114,7 +118,7 @@ class IbkrSim(BrokerSim):
                     "transactions": [e.truth for e in events if e.truth],
                     "orders": [{"broker_id": e.attrs["ibOrderID"], "status": "filled"} for e in events
                                if e.kind == "order"],
-                    "minimum": {"requests": 5}}
+                    "minimum": minimum(a)}
 
     # -- HTTP -------------------------------------------------------------------------------
     def handle(self, environment: str, request: Request) -> Response:
@@ -166,6 +170,8 @@ class IbkrSim(BrokerSim):
 
     def _admit(self, token: str, now: float) -> bool:
         """One request a second and ten a minute per token (Flex error table, code 1018)."""
+        if token in self.unthrottled:
+            return True
         times = self.requests.setdefault(token, deque())
         while times and times[0] <= now - 60:
             times.popleft()
@@ -189,6 +195,16 @@ class IbkrSim(BrokerSim):
     def server_error_response(self, status: int) -> Response:
         return Response(status, f"<html><head><title>{status} Service Unavailable</title></head><body>"
                                 f"<h1>{status}</h1></body></html>".encode(), {"Content-Type": "text/html"})
+
+
+def minimum(account: Account) -> dict[str, Any]:
+    """The fewest requests a first sync makes: the newest 365-day window's statement
+    (SendRequest, one 1019 poll, the statement) read by positions, then by transactions and
+    orders by its reference code (1 each); each older window 3 + 1 for orders."""
+    days = (datetime.fromtimestamp(account.created_at, EASTERN).date() - account.opened).days + 1
+    windows = -(-days // MAX_DAYS)
+    requests = 3 + 1 + 1 + 4 * (windows - 1) + (account.generation_polls - 1) * windows
+    return {"requests": requests, "cost": float(requests)}
 
 
 def _token(seed: int, n: int) -> str:
