@@ -3,10 +3,9 @@ reference and ibflex's published samples), each with the changes it makes and th
 brokersync must store for it."""
 from __future__ import annotations
 
-from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 
-from .ledger import BASE, EASTERN, Account, Event, Instrument, flex_date, flex_time, fmt
+from .ledger import BASE, Account, Event, Instrument, flex_time, fmt
 
 CENT = Decimal("0.01")
 FX_TO_BASE = {"USD": Decimal(1), "EUR": Decimal("1.0841"), "GBP": Decimal("1.2719")}
@@ -27,9 +26,9 @@ def _common(account: Account, at: float) -> dict[str, str]:
     return {"accountId": account.broker_account_id, "acctAlias": "", "model": ""}
 
 
-def _dates(at: float) -> dict[str, str]:
-    day = flex_date(datetime.fromtimestamp(at, EASTERN).date())
-    return {"reportDate": day, "dateTime": flex_time(at)}
+def _dates(at: float, stamp: str = "") -> dict[str, str]:
+    stamp = stamp or flex_time(at)
+    return {"reportDate": stamp[:8], "dateTime": stamp}
 
 
 def commission(inst: Instrument, quantity: Decimal) -> Decimal:
@@ -49,11 +48,11 @@ def trade(account: Account, inst: Instrument, at: float, quantity: Decimal, pric
     fee = -commission(inst, quantity)
     net = proceeds + fee
     trade_id = account.new_id()
-    stamp = datetime.fromtimestamp(at, EASTERN)
+    stamp = flex_time(at)
     attrs = {**_common(account, at), **inst.attrs(), "fxRateToBase": fmt(FX_TO_BASE.get(inst.currency, Decimal(1))),
-             "tradeID": trade_id, "transactionID": account.new_id(), **_dates(at),
-             "tradeDate": stamp.strftime("%Y%m%d"), "tradeTime": stamp.strftime("%H%M%S"),
-             "settleDateTarget": stamp.strftime("%Y%m%d"), "transactionType": "ExchTrade",
+             "tradeID": trade_id, "transactionID": account.new_id(), **_dates(at, stamp),
+             "tradeDate": stamp[:8], "tradeTime": stamp[9:], "settleDateTarget": stamp[:8],
+             "transactionType": "ExchTrade",
              "exchange": inst.exchange or "IDEALFX", "quantity": fmt(quantity), "tradePrice": fmt(price),
              "tradeMoney": fmt(-proceeds), "proceeds": fmt(proceeds), "taxes": "0", "ibCommission": fmt(fee),
              "ibCommissionCurrency": inst.currency, "netCash": fmt(net), "buySell": "BUY" if quantity > 0 else "SELL",
@@ -88,7 +87,7 @@ def cash(account: Account, at: float, kind: str, amount: Decimal, currency: str 
     security = inst.attrs() if inst is not None else {"currency": currency, "assetCategory": "", "symbol": ""}
     attrs = {**_common(account, at), **security, "currency": currency,
              "fxRateToBase": fmt(FX_TO_BASE.get(currency, Decimal(1))), **_dates(at),
-             "settleDate": flex_date(datetime.fromtimestamp(at, EASTERN).date()), "amount": fmt(amount),
+             "settleDate": flex_time(at)[:8], "amount": fmt(amount),
              "type": kind, "transactionID": transaction_id, "actionID": action_id, "levelOfDetail": "DETAIL",
              "description": description or kind}
     if kind == "Deposits & Withdrawals":
@@ -117,7 +116,7 @@ def security_transfer(account: Account, inst: Instrument, at: float, kind: str, 
                       counterparty: str) -> Event:
     """ACATS or internal: `quantity` signed (IBKR writes it positive with direction IN/OUT)."""
     transaction_id = account.new_id()
-    day = flex_date(datetime.fromtimestamp(at, EASTERN).date())
+    day = flex_time(at)[:8]
     attrs = {**_common(account, at), **inst.attrs(), "fxRateToBase": fmt(FX_TO_BASE.get(inst.currency, Decimal(1))),
              "date": day, **_dates(at), "type": kind, "direction": "IN" if quantity > 0 else "OUT",
              "company": "--", "account": counterparty, "quantity": fmt(abs(quantity)), "transferPrice": "0",
@@ -128,7 +127,7 @@ def security_transfer(account: Account, inst: Instrument, at: float, kind: str, 
 
 def cash_transfer(account: Account, at: float, currency: str, amount: Decimal, counterparty: str) -> Event:
     transaction_id = account.new_id()
-    day = flex_date(datetime.fromtimestamp(at, EASTERN).date())
+    day = flex_time(at)[:8]
     attrs = {**_common(account, at), "currency": currency, "fxRateToBase": fmt(FX_TO_BASE.get(currency, Decimal(1))),
              "assetCategory": "CASH", "symbol": "--", "description": f"Transfer {currency}", "date": day,
              **_dates(at), "type": "INTERNAL", "direction": "IN" if amount > 0 else "OUT", "company": "--",
