@@ -53,7 +53,8 @@ AUTH_MESSAGES = {
     "1012": "the Flex token has expired (IBKR code 1012). Generate a new token in Client Portal > Settings > "
             "Flex Web Service (choose a long expiry) and update this connection.",
     "1013": "IBKR refused this request's IP address (IBKR code 1013): the token is restricted to another IP. "
-            "Generate a token without an IP restriction, or for brokersync's address.",
+            "In Client Portal > Settings > Flex Web Service, generate a token without an IP restriction, or for "
+            "brokersync's address.",
     "1014": "the Flex query id is not valid (IBKR code 1014). Check the id of the Activity Flex Query in "
             "Client Portal > Performance & Reports > Flex Queries.",
     "1015": "the Flex token is not valid (IBKR code 1015): it was mistyped, or a newer token replaced it. "
