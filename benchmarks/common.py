@@ -24,6 +24,7 @@ UNLIMITED_ACCOUNT_OPTIONS = {
     "alpaca": {"rate_limit_per_min": 100_000_000},
     "coinbase": {"rate_limits": "none"},
     "kraken": {"tier": "none"},
+    "ibkr": {"throttle": False},
 }
 # ... and through the sandbox process's environment where the limit is sandbox-wide
 # (Binance counts weight per IP across accounts, and the UID-weighted /sapi budget).
@@ -41,6 +42,7 @@ REAL_RATES = {
     "coinbase": lambda m: m["requests"] / 30,
     "binance": lambda m: max(0.0, m.get("cost", m["requests"]) - 6000) / (6000 / 60),
     "kraken": lambda m: max(0.0, m.get("cost", m["requests"]) - 15) / 0.33,
+    "ibkr": lambda m: max(0.0, m["requests"] - 10) / (10 / 60),
 }
 
 

@@ -28,7 +28,7 @@ from benchmarks.minimums import minimum_for  # noqa: E402
 
 # Share of accounts per broker, and account sizes: most people hold a few positions and a
 # few hundred records; a few are heavy traders.
-DEFAULT_MIX = "alpaca:0.4,coinbase:0.2,binance:0.2,kraken:0.2"
+DEFAULT_MIX = "alpaca:0.35,coinbase:0.15,binance:0.15,kraken:0.15,ibkr:0.2"
 SIZE_TIERS = [  # (share, positions range, activities range)
     (0.70, (3, 10), (20, 300)),
     (0.25, (10, 40), (300, 1500)),

@@ -20,7 +20,16 @@ def alpaca(truth: dict) -> dict:
     return {"requests": requests, "cost": float(requests)}
 
 
-MINIMUMS = {"alpaca": alpaca}
+def ibkr(truth: dict, history_days: int = 300) -> dict:
+    # One statement per window of 365 days: the newest costs SendRequest + one 1019 poll + the
+    # statement (read by positions), then 1 each for transactions and orders by its reference
+    # code; each older window 3 (transactions) + 1 (orders). The same count as the sandbox's truth.
+    windows = -(-history_days // 365)
+    requests = 3 + 1 + 1 + 4 * (windows - 1)
+    return {"requests": requests, "cost": float(requests)}
+
+
+MINIMUMS = {"alpaca": alpaca, "ibkr": ibkr}
 
 
 def minimum_for(broker: str, truth: dict) -> dict:

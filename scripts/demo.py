@@ -28,6 +28,8 @@ DEMO_ACCOUNTS = [
     {"broker": "binance", "environment": "live", "seed": 7, "positions": 8, "activities": 400},
     # Kraken's real budget (15 calls, 0.33/s back; history calls cost 2) makes big ones slow.
     {"broker": "kraken", "environment": "live", "seed": 7, "positions": 6, "activities": 120},
+    # IBKR's Flex Web Service: statements of up to 365 days, 10 requests a minute per token.
+    {"broker": "ibkr", "environment": "live", "seed": 7, "positions": 6, "activities": 200},
 ]
 SYNC_TIMEOUT = 600
 

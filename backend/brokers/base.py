@@ -23,6 +23,9 @@ class BrokerAdapter(ABC):
     capabilities: ClassVar[frozenset[str]] = frozenset({"positions", "transactions", "orders"})
     # Documentation for GET /brokers/ and the README table.
     rate_limit_note: ClassVar[str] = ""
+    # Whether fetch_orders sees working orders (open now, later filled or cancelled). IBKR's
+    # Activity statements list executed orders only: nothing of theirs is ever open.
+    reports_working_orders: ClassVar[bool] = True
 
     def __init__(self, *, credentials: Credentials, environment: str, session: BrokerSession):
         if environment not in self.environments:

@@ -108,10 +108,16 @@ class BrokerSession:
         200 (Kraken) is handled by the same retry loop as a bad status."""
         return self._with_retries(method, path, kw, parse=True)
 
+    def request_decoded(self, method: str, path: str, decode: Callable[[bytes], Any], **kw) -> Any:
+        """Like request_json for a body that is not JSON (IBKR's Flex Web Service answers XML):
+        `decode` reads it, raising ValueError when it cannot, and vendor_errors sees what it
+        returned, so an error inside a 200 is retried, waited on or raised like JSON's."""
+        return self._with_retries(method, path, kw, parse=decode)
+
     def request(self, method: str, path: str, **kw) -> requests.Response:
         return self._with_retries(method, path, kw, parse=False)
 
-    def _with_retries(self, method: str, path: str, kw: dict, *, parse: bool) -> Any:
+    def _with_retries(self, method: str, path: str, kw: dict, *, parse: bool | Callable[[bytes], Any]) -> Any:
         attempt = 0
         while True:
             try:
@@ -131,9 +137,9 @@ class BrokerSession:
                 self.sleep(delay)
             attempt += 1
 
-    def _attempt(self, method: str, path: str, *, parse: bool, params: Any = None, data: Any = None,
-                 headers: Mapping[str, str] | None = None, cost: float = 1, sign: Signer | None = None,
-                 budget: tuple[str, str] | None = None) -> Any:
+    def _attempt(self, method: str, path: str, *, parse: bool | Callable[[bytes], Any], params: Any = None,
+                 data: Any = None, headers: Mapping[str, str] | None = None, cost: float = 1,
+                 sign: Signer | None = None, budget: tuple[str, str] | None = None) -> Any:
         broker, scope = budget or (self.broker, self.scope)
         self._acquire(cost, broker, scope)
         response = self._send(method, path, params, data, dict(headers or {}), sign)
@@ -142,7 +148,7 @@ class BrokerSession:
         if not parse:
             return response
         try:
-            body = json_loads(response.content)
+            body = parse(response.content) if callable(parse) else json_loads(response.content)
         except ValueError:
             raise TransientError(f"{self.broker}: malformed body from {path}", status=response.status_code)
         error = self.vendor_errors(response, body) if self.vendor_errors else None

@@ -16,6 +16,7 @@ ADAPTERS: dict[str, str] = {
     "coinbase": "backend.brokers.adapters.coinbase.CoinbaseAdapter",
     "binance": "backend.brokers.adapters.binance.BinanceAdapter",
     "kraken": "backend.brokers.adapters.kraken.KrakenAdapter",
+    "ibkr": "backend.brokers.adapters.ibkr.IbkrAdapter",
 }
 
 

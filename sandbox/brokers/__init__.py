@@ -11,6 +11,7 @@ _SIMULATORS = {
     "coinbase": "sandbox.brokers.coinbase.CoinbaseSim",
     "binance": "sandbox.brokers.binance.BinanceSim",
     "kraken": "sandbox.brokers.kraken.KrakenSim",
+    "ibkr": "sandbox.brokers.ibkr.IbkrSim",
 }
 
 

@@ -25,7 +25,7 @@ pytestmark = pytest.mark.django_db
 URL = "/api/v1/connections/"
 LABEL = "My Alpaca"
 SECRET_FIELDS = ("api_key", "api_secret", "access_token", "refresh_token")
-SUPPORTED = "alpaca, binance, coinbase, kraken"
+SUPPORTED = "alpaca, binance, coinbase, ibkr, kraken"
 ALPACA_WARNING = "Alpaca keys can always place orders; brokersync only reads with them."
 COINBASE_TRADE_WARNING = "This key can trade; a sync needs a view-only key."
 

@@ -10,7 +10,7 @@ from backend.core import health
 from .factories import ConnectionFactory, PortfolioFactory
 
 pytestmark = pytest.mark.django_db
-BROKERS = ["alpaca", "binance", "coinbase", "kraken"]
+BROKERS = ["alpaca", "binance", "coinbase", "ibkr", "kraken"]
 
 
 def test_brokers_lists_installed_adapters_with_their_fields(api):
@@ -27,6 +27,9 @@ def test_brokers_lists_installed_adapters_with_their_fields(api):
     for key in ("binance", "coinbase", "kraken"):
         assert brokers[key]["environments"] == ["live"]
         assert [f["name"] for f in brokers[key]["credential_fields"]] == ["api_key", "api_secret"]
+    ibkr = brokers["ibkr"]            # the Flex token is the secret; the query id is not
+    assert [(f["name"], f["secret"]) for f in ibkr["credential_fields"]] == [("api_secret", True), ("api_key", False)]
+    assert "10 per minute" in ibkr["rate_limit"]
 
 
 @pytest.mark.parametrize("failure", ["missing module", "import error", "missing class"])

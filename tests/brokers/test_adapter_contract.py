@@ -121,6 +121,9 @@ def test_orders_full_and_open_refresh(broker, sandbox):
     truth = {o["broker_id"]: o["status"] for o in sandbox_truth(sandbox, account["account_id"])["orders"]}
     assert {o.broker_id: o.status for o in orders} == truth
     open_ids = [o.broker_id for o in orders if o.is_open]
+    if not get_adapter_class(key).reports_working_orders:
+        assert orders and not open_ids, "a broker that lists executed orders only has nothing open"
+        return
     sandbox_advance(sandbox, account["account_id"], cancel_orders=1)
     refreshed, _ = drain(build(key, account, sandbox).fetch_orders(cursors[-1] if cursors else None, open_ids))
     truth = {o["broker_id"]: o["status"] for o in sandbox_truth(sandbox, account["account_id"])["orders"]}

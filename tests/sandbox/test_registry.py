@@ -4,7 +4,7 @@ from sandbox.brokers import BROKEN, SIMULATORS, _SIMULATORS
 
 def test_every_simulator_loads():
     assert not BROKEN, BROKEN
-    assert set(SIMULATORS) == set(_SIMULATORS) == {"alpaca", "coinbase", "binance", "kraken"}
+    assert set(SIMULATORS) == set(_SIMULATORS) == {"alpaca", "coinbase", "binance", "kraken", "ibkr"}
 
 
 def test_every_adapter_loads_and_has_a_simulator():

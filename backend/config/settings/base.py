@@ -158,5 +158,7 @@ LOGGING = {
     "loggers": {
         "brokersync": {"level": LOG_LEVEL},
         "celery": {"level": "INFO"},
+        # urllib3 logs every URL at DEBUG, query string included: IBKR's Flex token travels there.
+        "urllib3": {"level": "INFO"},
     },
 }

@@ -57,6 +57,8 @@ BROKER_RATE_LIMITS = {
     # Kraken public endpoints (Assets, AssetPairs, Ticker), per IP: about one call a second
     # with a small burst (docs.kraken.com: "1 request per second"; the burst is ours)
     "kraken-public": {"algorithm": "leaky", "limit": 30, "decay": 1.0},
+    # IBKR Flex Web Service: 10 requests/min per token (code 1018; the 1/s part is paced in the adapter)
+    "ibkr": {"algorithm": "window", "limit": 10, "period": 61},
 }
 # Operators (and the benchmarks) may override rules per broker without a code change:
 # BROKER_RATE_LIMITS_JSON='{"alpaca": {"algorithm": "window", "limit": 1000, "period": 60}}'
