@@ -10,11 +10,11 @@ which keeps the generator fast and exact; they become "0.01200000" strings on th
 """
 from __future__ import annotations
 
-import math
 import zlib
 from dataclasses import dataclass
 from functools import lru_cache
 
+from ... import prices
 from ...http import dumps
 
 UNIT = 100_000_000                       # 1e8: Binance amounts have 8 decimal places
@@ -76,18 +76,10 @@ def base_usd(coin: str) -> float:
     return 10 ** ((stable_hash(coin) % 5500) / 1000 - 3)                       # 0.001 .. ~300 USD
 
 
-@lru_cache(maxsize=None)
-def _wave(coin: str) -> tuple[float, float, float]:
-    h = stable_hash(coin + "/wave")
-    return base_usd(coin), 2 * math.pi / ((30 + h % 170) * DAY_MS), (h >> 8) % 1000 / 1000 * 2 * math.pi
-
-
 def usd_price(coin: str, time_ms: int) -> float:
-    """A deterministic wave around the reference price (stablecoins stay at 1)."""
-    if coin in STABLES:
-        return 1.0
-    base, speed, phase = _wave(coin)
-    return base * (1 + 0.25 * math.sin(time_ms * speed + phase))
+    """The sandbox market's USD price (sandbox/prices.py): the same path every simulator and
+    market-data endpoint uses, so a fill lies inside the day's kline."""
+    return prices.usd(coin, time_ms / 1000, ref=base_usd(coin))
 
 
 def price_units(base: str, quote: str, time_ms: int) -> int:

@@ -12,6 +12,9 @@ from __future__ import annotations
 import hashlib
 import threading
 from dataclasses import dataclass
+from decimal import Decimal
+
+from ... import prices
 
 SCALE_DECIMALS = 10                 # every amount is an int of 1e-10 units (Kraken's crypto ledger precision)
 SCALE = 10 ** SCALE_DECIMALS
@@ -55,8 +58,11 @@ class Pair:
         return {"ZUSD": "USD", "ZEUR": "EUR", "XXBT": "XBT"}.get(self.quote, self.quote)
 
 
-FIATS = {"ZUSD": Fiat("ZUSD", "USD", 5 * SCALE), "ZEUR": Fiat("ZEUR", "EUR", SCALE * 35 // 100)}
-FIAT_CANONICAL = {"ZUSD": "USD", "ZEUR": "EUR"}
+FIATS = {"ZUSD": Fiat("ZUSD", "USD", 5 * SCALE), "ZEUR": Fiat("ZEUR", "EUR", SCALE * 35 // 100),
+         "ZGBP": Fiat("ZGBP", "GBP", SCALE * 35 // 100)}
+FIAT_CANONICAL = {"ZUSD": "USD", "ZEUR": "EUR", "ZGBP": "GBP"}
+# Fiat pairs Kraken lists (AssetPairs ZEURZUSD, ZGBPZUSD): what converts EUR and GBP.
+FIAT_PAIRS = (("ZEUR", "ZUSD", 5), ("ZGBP", "ZUSD", 5))
 EUR_PER_USD = (92, 100)
 
 # The first coins an account holds, in this order (real Kraken ids and altnames).
@@ -126,6 +132,8 @@ class Market:
         self.by_altname: dict[str, Pair] = {}
         self._payloads: dict[str, dict] = {}
         self.ensure(len(REAL_COINS))
+        for base, quote, decimals in FIAT_PAIRS:
+            self._add(base, quote, decimals, round(prices.REFERENCE_USD[FIAT_CANONICAL[base]] * 10 ** decimals))
 
     def ensure(self, n: int) -> list[Coin]:
         """The first n coins (creating invented ones as needed)."""
@@ -154,7 +162,7 @@ class Market:
                 self._add(base, quote, 5, b * 10 ** qd * 10 ** 5 // (q * 10 ** bd))
 
     def _add(self, base: str, quote: str, decimals: int, units: int) -> None:
-        base_alt = self.by_code[base].altname if base in self.by_code else base
+        base_alt = self.by_code[base].altname if base in self.by_code else FIATS[base].altname
         quote_alt = {"ZUSD": "USD", "ZEUR": "EUR"}.get(quote) or self.by_code[quote].altname
         altname = base_alt + quote_alt
         key = base + quote if _is_legacy(base) and _is_legacy(quote) else altname
@@ -163,6 +171,22 @@ class Market:
         self.pairs[key] = pair
         self.by_assets[(base, quote)] = pair
         self.by_altname[altname] = pair
+
+    # -- the sandbox market (sandbox/prices.py) ---------------------------------------------
+    def leg(self, code: str) -> prices.Leg:
+        if code in FIAT_CANONICAL:
+            return prices.Leg(FIAT_CANONICAL[code])
+        coin = self.by_code[code]
+        return prices.Leg(coin.canonical, float(coin.price))
+
+    def price_at(self, pair: Pair, t: float) -> int:
+        """The pair's price at unix time t, in units of 10**-pair_decimals (a fill's price)."""
+        value = prices.pair_price(self.leg(pair.base), self.leg(pair.quote), t)
+        return max(1, round(value * 10 ** pair.pair_decimals))
+
+    def bar(self, pair: Pair, day: int) -> tuple[Decimal, Decimal, Decimal, Decimal]:
+        tick = Decimal(1).scaleb(-pair.pair_decimals)
+        return prices.bar_ticks(prices.pair_bar(self.leg(pair.base), self.leg(pair.quote), day), tick)
 
     def coin_of(self, code: str) -> Coin:
         """The coin behind an asset id, shadow balances included (DOT.S -> DOT)."""
