@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass
+from decimal import Decimal
 from functools import lru_cache
 
 from ... import prices
@@ -87,6 +88,13 @@ def price_units(base: str, quote: str, time_ms: int) -> int:
     return max(1, round(usd_price(base, time_ms) / usd_price(quote, time_ms) * UNIT))
 
 
+def bar_units(base: str, quote: str, day: int) -> tuple[int, int, int, int]:
+    """The day's kline (open, high, low, close) in 1e-8 units: every fill of the day lies inside."""
+    bar = prices.pair_bar(prices.Leg(base, base_usd(base)), prices.Leg(quote, base_usd(quote)), day)
+    o, h, low, c = prices.bar_ticks(bar, Decimal(1).scaleb(-8))
+    return int(o * UNIT), int(h * UNIT), max(1, int(low * UNIT)), int(c * UNIT)
+
+
 class Universe:
     """All coins and symbols, with lookups by symbol and by asset."""
 
@@ -106,7 +114,8 @@ class Universe:
 
     def _build(self) -> None:
         for base, quote in (("BTC", "USDT"), ("ETH", "USDT"), ("BNB", "USDT"), ("ETH", "BTC"), ("BNB", "BTC"),
-                            ("BNB", "ETH"), ("BTC", "FDUSD"), ("FDUSD", "USDT"), ("USDC", "USDT")):
+                            ("BNB", "ETH"), ("BTC", "FDUSD"), ("FDUSD", "USDT"), ("USDC", "USDT"),
+                            ("EUR", "USDT")):          # EURUSDT: the euro's price at Binance
             self._add(base, quote)
         for i, coin in enumerate(REAL_COINS):
             self._add(coin, "USDT")
