@@ -52,6 +52,12 @@ BROKER_RATE_LIMITS = {
     # Kraken public endpoints (Assets, AssetPairs, Ticker), per IP: about one call a second
     # with a small burst (docs.kraken.com: "1 request per second"; the burst is ours)
     "kraken-public": {"algorithm": "leaky", "limit": 30, "decay": 1.0},
+    # Alpaca Market Data, per key, apart from the trading API: 200 calls/min on the Basic
+    # plan (docs.alpaca.markets "About Market Data API": plans); raise it for Algo Trader Plus.
+    "alpaca-data": {"algorithm": "window", "limit": 200, "period": 61},
+    # Coinbase Advanced Trade public market/ endpoints: 10 requests/s per IP
+    # (docs.cdp.coinbase.com Advanced Trade "Rate limits": public endpoints)
+    "coinbase-public": {"algorithm": "window", "limit": 10, "period": 1.05},
 }
 # Operators (and the benchmarks) may override rules per broker without a code change:
 # BROKER_RATE_LIMITS_JSON='{"alpaca": {"algorithm": "window", "limit": 1000, "period": 60}}'
@@ -65,3 +71,13 @@ BROKER_SESSION_POLICY = {
     # threads of one worker process that may sleep on one broker's budget at once
     "max_inplace_waiters": env.int("BROKER_MAX_INPLACE_WAITERS", default=4),
 }
+
+# Market data (backend/market/). Alpaca's data API needs a key: the operator's own, else a
+# connected user's Alpaca key is used. Public sources need none.
+MARKETDATA_ALPACA_KEY_ID = env("MARKETDATA_ALPACA_KEY_ID", default="")
+MARKETDATA_ALPACA_SECRET_KEY = env("MARKETDATA_ALPACA_SECRET_KEY", default="")
+MARKET_LATEST_EVERY_SECONDS = env.int("MARKET_LATEST_EVERY_SECONDS", default=60)
+MARKET_CLOSES_EVERY_SECONDS = env.int("MARKET_CLOSES_EVERY_SECONDS", default=86_400)
+MARKET_LATEST_RETENTION_DAYS = env.int("MARKET_LATEST_RETENTION_DAYS", default=7)
+# A refresh holds its source's lock at most this long (a killed worker's lock expires).
+MARKET_REFRESH_LEASE_SECONDS = env.int("MARKET_REFRESH_LEASE_SECONDS", default=300)
