@@ -2,6 +2,7 @@ import pytest
 from django.core.management import call_command
 from django_celery_beat.models import PeriodicTask
 
+import workers.market  # noqa: F401  (registers the market tasks, as the worker's imports do)
 from workers.celery_app import app
 from workers.routing import all_queue_names, queue_for
 from workers.tasks import sync_chain
