@@ -27,7 +27,7 @@ from .hours import nyse_open
 from .models import Listing, Price
 from .rates import LOOKBACK_DAYS, day_start
 from .signals import closes_changed
-from .sources import source_class, source_keys, source_open, source_order
+from .sources import available_sources, source_class, source_keys, source_open, source_order
 
 log = logging.getLogger("brokersync.market")
 # Conversion of quotes into base currencies may need one more hop (BTC in USDT -> USDT in USD).
@@ -157,7 +157,7 @@ def prices_refresh_latest(*, source_key: str, source: MarketDataSource | None = 
     if source is None:
         result.skipped = "no key"
         return result
-    plan = pricing_plan(held=_wanted(selectors.assets_held_now()))
+    plan = pricing_plan(held=_wanted(selectors.assets_held_now()), available=available_sources())
     rows = plan.by_source.get(source_key, [])
     if not nyse_open(now or djtz.now()):
         rows = [r for r in rows if r.asset.asset_class != Asset.AssetClass.EQUITY]
@@ -227,13 +227,21 @@ def _plan_spans(spans, sources, start: date, end: date, stored, today: date) -> 
             if lo <= end:
                 spans[key].append(Span(listing, lo, end))
         else:
-            if newest < end:
+            if newest < end and _trading_days(listing, newest + timedelta(days=1), end):
                 spans[key].append(Span(listing, newest + timedelta(days=1), end))
             if oldest > lo + timedelta(days=LOOKBACK_DAYS):
                 spans[key].append(Span(listing, lo, oldest - timedelta(days=1)))
         if reach <= start:
             return
         end = reach - timedelta(days=1)          # what this source cannot reach: the next one's
+
+
+def _trading_days(listing: Listing, start: date, end: date) -> bool:
+    """Whether the range can hold a bar: an equity has none on weekends (asking for Saturday
+    and Sunday every weekend would cost a request per equity for nothing)."""
+    if listing.asset.asset_class != Asset.AssetClass.EQUITY:
+        return True
+    return any((start + timedelta(days=i)).weekday() < 5 for i in range((end - start).days + 1))
 
 
 def _stored_ranges(asset_ids) -> dict[tuple[int, str], tuple[date, date]]:
@@ -253,7 +261,7 @@ def closes_refresh(*, source_key: str, source: MarketDataSource | None = None,
         result.skipped = "no key"
         return result
     before = source.session.requests_made
-    for span in close_spans(today=today).get(source_key, []):
+    for span in close_spans(today=today, available=available_sources()).get(source_key, []):
         bars = list(source.daily_bars(_dto(span.listing, span.listing.asset), span.start, span.end))
         result.written += closes_store(listing=span.listing, bars=bars, source_key=source_key)
         result.listings += 1

@@ -12,7 +12,7 @@ from backend.brokers.dtos import Credentials
 from backend.brokers.marketdata.base import MarketDataSource
 from backend.brokers.marketdata.registry import build_source, source_class, source_keys
 
-__all__ = ["alpaca_credentials", "source_class", "source_keys", "source_open", "source_order"]
+__all__ = ["alpaca_credentials", "available_sources", "source_class", "source_keys", "source_open", "source_order"]
 from backend.connections.models import BrokerConnection
 
 # The order sources are tried in after the brokers an asset is held at (the most pairs first).
@@ -34,6 +34,11 @@ def source_open(key: str) -> MarketDataSource | None:
         credentials = alpaca_credentials()
         return build_source(key, credentials=credentials) if credentials else None
     return build_source(key)
+
+
+def available_sources() -> set[str]:
+    """Sources a refresh can open now (Alpaca's only with a key)."""
+    return {k for k in source_keys() if not source_class(k).needs_key or alpaca_credentials() is not None}
 
 
 def source_order(held_at: list[str]) -> list[str]:

@@ -134,3 +134,13 @@ def test_daily_closes_fill_kraken_s_720_day_limit_from_the_next_source(holdings,
     assert ([eth.id], start) in seen
     assert services.closes_refresh(source_key="kraken", today=today).written == 0      # idempotent
 
+
+
+def test_without_any_alpaca_key_its_crypto_falls_to_the_next_source_and_equities_are_unpriced(holdings):
+    holdings["alpaca"].status = "revoked"
+    holdings["alpaca"].save()
+    assert services.prices_refresh_latest(source_key="alpaca", now=OPEN).skipped == "no key"
+    plan = services.pricing_plan(held=services._wanted(services.selectors.assets_held_now()),
+                                 available=services.available_sources())
+    assert {i.asset.symbol for i in plan.by_source["coinbase"]} >= {"BTC"}
+    assert {asset("AAPL", "equity").id, asset("MSFT", "equity").id} <= set(plan.unpriced)
