@@ -10,6 +10,8 @@ from decimal import Decimal
 
 import pytest
 import requests
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sandbox import prices
 from tests.factories import sandbox_account, sandbox_truth
@@ -89,13 +91,18 @@ def test_coinbase_fills_lie_inside_their_days_candle(sandbox):
         assert D(candle["low"]) <= fill.price <= D(candle["high"]), (fill.product, fill.price, candle)
 
 
-def test_the_model_bounds_every_intraday_price_hypothesis_free():
-    """The bar is built to bound the path: sample a day densely for three kinds of asset."""
-    for leg in (prices.Leg("BTC"), prices.Leg("EUR"), prices.Leg("AAPL", 190, equity=True)):
-        for day in (10_000, 20_000, 20_500):
-            o, h, low, c = prices.pair_bar(leg, prices.Leg("USD"), day)
-            path = [prices.pair_price(leg, prices.Leg("USD"), day * 86_400 + s) for s in range(0, 86_400, 97)]
-            assert low <= min(path) and max(path) <= h and low <= o <= h and low <= c <= h
+@settings(max_examples=300, deadline=None)
+@given(code=st.sampled_from(["BTC", "ETH", "EUR", "GBP", "USDT", "AAPL", "KOMIRU"]),
+       quote=st.sampled_from(["USD", "USDT", "EUR", "BTC"]), day=st.integers(0, 40_000),
+       second=st.integers(0, 86_399), tick=st.sampled_from(["0.01", "0.000001", "0.00000001", "0.1"]))
+def test_a_price_rounded_to_any_tick_lies_inside_its_days_bar(code, quote, day, second, tick):
+    """The invariant every generator relies on: price(t) at a venue's tick (nearest) is
+    inside the day's bar at that tick (high up, low down), for any pair, day and moment."""
+    base, other = prices.Leg(code, 190, equity=code == "AAPL"), prices.Leg(quote)
+    step = D(tick)
+    price = prices.to_tick(prices.pair_price(base, other, day * 86_400 + second), step)
+    o, h, low, c = prices.bar_ticks(prices.pair_bar(base, other, day), step)
+    assert low <= price <= h and low <= o <= h and low <= c <= h
 
 
 # -- latest prices move with the clock ------------------------------------------------------------

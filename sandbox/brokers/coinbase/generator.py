@@ -81,10 +81,6 @@ class Gen:
         self.t = self.book.tick(self.t + self.step // 2 + self.rng.randrange(max(1, self.step)))
         return self.t
 
-    def drift(self, coin: str) -> None:
-        """Mark the coin to the sandbox market (sandbox/prices.py) at the current time."""
-        if coin in self.book.price_quantum and coin != "USDC":
-            self.book.set_price(coin, market.price(f"{coin}-USD", self.t))
 
     def tradable(self) -> list[str]:
         """Products whose two currencies are both held (cached: it is asked on every event)."""
@@ -111,8 +107,7 @@ class Gen:
               status: str = "FILLED", parts: int | None = None) -> Order | None:
         """One order and its 1-3 fills (or none, for a cancelled/expired order)."""
         base, quote = split_product(product)
-        self.drift(base)
-        price = self.book.product_price(product)
+        price = self.book.product_price(product)          # sizing only: the fill's price is set at its time
         if sell_all:
             size = self.book.wallets[base].balance
         elif side == "SELL":
@@ -163,9 +158,12 @@ class Gen:
         """The fill's price is the market's at its own time (so it lies inside that day's
         candle); a buy the quote balance no longer covers at that price is made smaller."""
         base, quote = split_product(product)
-        for coin in (base, quote):
-            self.book.mark(coin, t)
         price = market.price(product, t)
+        if quote in ("USD", "USDC"):
+            self.book.set_price(base, price)
+        else:
+            for coin in (base, quote):
+                self.book.mark(coin, t)
         if side == "BUY":
             affordable = quantize_down(self.book.available(quote) / (price * Decimal("1.01")))
             size = min(size, max(affordable, Decimal(0)))
