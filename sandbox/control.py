@@ -3,6 +3,7 @@ inject faults, read the truth and the request counts.
 
     POST   /control/accounts                 {"broker", "environment", "seed", "positions", "activities", ...}
     GET    /control/accounts/{id}/truth
+    GET    /control/accounts/{id}/history[?from=&to=]   daily holdings x the market's closes (sandbox/history.py)
     POST   /control/accounts/{id}/advance    {"fills": 2, "dividend": true, "split": true, ...}
     POST   /control/accounts/{id}/revoke
     POST   /control/clock                    {"advance_seconds": 3600}
@@ -15,6 +16,9 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
+from datetime import date
+
+from . import history
 from .base import AccountNotFound
 from .faults import FaultPlan
 from .http import Request, Response
@@ -22,7 +26,7 @@ from .http import Request, Response
 if TYPE_CHECKING:
     from .server import SandboxServer
 
-_ACCOUNT = re.compile(r"^/control/accounts/(?P<id>[^/]+)/(?P<action>truth|advance|revoke)$")
+_ACCOUNT = re.compile(r"^/control/accounts/(?P<id>[^/]+)/(?P<action>truth|history|advance|revoke)$")
 MAX_POSITIONS = 2_000
 MAX_ACTIVITIES = 200_000
 
@@ -100,6 +104,11 @@ class ControlApi:
         with sim.lock:
             if action == "truth":
                 return Response.json(sim.truth(account_id))
+            if action == "history":
+                first, last = request.arg("from"), request.arg("to")
+                days = history.for_account(sim, account_id, first=date.fromisoformat(first) if first else None,
+                                           last=date.fromisoformat(last) if last else None)
+                return Response.json({"account_id": account_id, "days": days})
             if action == "revoke":
                 sim.revoke(account_id)
                 return Response.json({"revoked": account_id})

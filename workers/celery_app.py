@@ -7,7 +7,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "backend.config.settings")
 
 app = Celery("brokersync")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.conf.imports = ("workers.tasks",)
+app.conf.imports = ("workers.tasks", "workers.market")
 
 from .routing import task_queues, route_task  # noqa: E402
 

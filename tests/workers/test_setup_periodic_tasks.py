@@ -2,6 +2,7 @@ import pytest
 from django.core.management import call_command
 from django_celery_beat.models import PeriodicTask
 
+import workers.market  # noqa: F401  (registers the market tasks, as the worker's imports do)
 from workers.celery_app import app
 from workers.routing import all_queue_names, queue_for
 from workers.tasks import sync_chain
@@ -9,13 +10,17 @@ from workers.tasks import sync_chain
 pytestmark = pytest.mark.django_db
 
 
-def test_installs_the_dispatcher_and_the_reaper_idempotently():
+def test_installs_the_dispatcher_the_reaper_and_the_price_refreshes_idempotently():
     call_command("setup_periodic_tasks")
     call_command("setup_periodic_tasks")
-    tasks = {t.name: t for t in PeriodicTask.objects.all()}
-    assert {t.task for t in tasks.values()} == {"sync.dispatch_due", "sync.reap_stale_runs"}
-    assert len(tasks) == 2 and all(t.enabled and t.interval.every == 60 for t in tasks.values())
-    assert set(t.task for t in tasks.values()) <= set(app.tasks)
+    tasks = {t.task: t for t in PeriodicTask.objects.all()}
+    assert set(tasks) == {"sync.dispatch_due", "sync.reap_stale_runs", "market.dispatch_latest",
+                          "market.dispatch_closes", "market.prune_latest"}
+    assert len(PeriodicTask.objects.all()) == 5 and all(t.enabled for t in tasks.values())
+    every = {name: t.interval.every for name, t in tasks.items()}
+    assert every["sync.dispatch_due"] == every["market.dispatch_latest"] == 60
+    assert every["market.dispatch_closes"] == every["market.prune_latest"] == 86_400
+    assert set(tasks) <= set(app.tasks)
 
 
 def test_a_sync_chain_runs_its_five_steps_on_the_brokers_queue():

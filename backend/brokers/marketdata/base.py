@@ -58,12 +58,24 @@ class Bar:
 class MarketDataSource(ABC):
     key: ClassVar[str]                   # "alpaca", "binance", ...: also the price's `source`
     batch_size: ClassVar[int]            # listings per latest-price request (the refresh's divisor)
+    rate_rule: ClassVar[str]             # its rule in settings.BROKER_RATE_LIMITS
+    # Alpaca's data API takes a key (an operator key, else a connected user's); the others'
+    # market data is public.
+    needs_key: ClassVar[bool] = False
     # The oldest day `daily_bars` can reach, as days before today (None: no limit). Kraken's
     # OHLC returns only the latest 720 entries whatever `since` asks.
     max_history_days: ClassVar[int | None] = None
 
     def __init__(self, *, session: BrokerSession):
         self.session = session
+
+    @classmethod
+    def rate_scope(cls, key_id: str = "") -> str:
+        """The scope its budget is counted in: the egress IP for public data (every user's
+        refresh shares it), the key for Alpaca's data API."""
+        from ..base import egress_ip
+
+        return f"{cls.rate_rule}:ip:{egress_ip()}"
 
     @abstractmethod
     def listings(self, wanted: Iterable[tuple[str, AssetClass]]) -> dict[tuple[str, AssetClass], list[Listing]]:
@@ -80,3 +92,14 @@ class MarketDataSource(ABC):
     def daily_bars(self, listing: Listing, start: date, end: date) -> Iterator[Bar]:
         """Daily bars from `start` to `end` inclusive, oldest first, paged as the source pages
         (Alpaca next_page_token, Binance 1,000 klines, Coinbase 350 candles)."""
+
+
+def batched(items: Sequence, size: int) -> Iterator[Sequence]:
+    """`items` in consecutive runs of `size`: ceil(len / size) requests, never one per item."""
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def utc_day_start(day: date) -> int:
+    """Unix seconds of 00:00 UTC on `day`."""
+    return (day - date(1970, 1, 1)).days * 86_400

@@ -59,6 +59,12 @@ BROKER_RATE_LIMITS = {
     "kraken-public": {"algorithm": "leaky", "limit": 30, "decay": 1.0},
     # IBKR Flex Web Service: 10 requests/min per token (code 1018; the 1/s part is paced in the adapter)
     "ibkr": {"algorithm": "window", "limit": 10, "period": 61},
+    # Alpaca Market Data, per key, apart from the trading API: 200 calls/min on the Basic
+    # plan (docs.alpaca.markets "About Market Data API": plans); raise it for Algo Trader Plus.
+    "alpaca-data": {"algorithm": "window", "limit": 200, "period": 61},
+    # Coinbase Advanced Trade public market/ endpoints: 10 requests/s per IP
+    # (docs.cdp.coinbase.com Advanced Trade "Rate limits": public endpoints)
+    "coinbase-public": {"algorithm": "window", "limit": 10, "period": 1.05},
 }
 # Operators (and the benchmarks) may override rules per broker without a code change:
 # BROKER_RATE_LIMITS_JSON='{"alpaca": {"algorithm": "window", "limit": 1000, "period": 60}}'
@@ -82,3 +88,13 @@ BROKER_KEY_CHECK_POLICY = {
     "max_inplace_wait": env.float("BROKER_KEY_CHECK_MAX_WAIT", default=0.5),
     "max_inplace_waiters": 2,
 }
+
+# Market data (backend/market/). Alpaca's data API needs a key: the operator's own, else a
+# connected user's Alpaca key is used. Public sources need none.
+MARKETDATA_ALPACA_KEY_ID = env("MARKETDATA_ALPACA_KEY_ID", default="")
+MARKETDATA_ALPACA_SECRET_KEY = env("MARKETDATA_ALPACA_SECRET_KEY", default="")
+MARKET_LATEST_EVERY_SECONDS = env.int("MARKET_LATEST_EVERY_SECONDS", default=60)
+MARKET_CLOSES_EVERY_SECONDS = env.int("MARKET_CLOSES_EVERY_SECONDS", default=86_400)
+MARKET_LATEST_RETENTION_DAYS = env.int("MARKET_LATEST_RETENTION_DAYS", default=7)
+# A refresh holds its source's lock at most this long (a killed worker's lock expires).
+MARKET_REFRESH_LEASE_SECONDS = env.int("MARKET_REFRESH_LEASE_SECONDS", default=300)

@@ -82,7 +82,7 @@ def crypto_fee(p: "Player", t: int, offset) -> int:
         return fee(p, t, offset)
     rate = Decimal(f"{p.rng.uniform(0.0015, 0.0025):.4f}")
     qty = max(CRYPTO_QTY, (held * rate).quantize(CRYPTO_QTY))
-    price = Decimal(f"{p.px.get(asset.symbol, asset.base_price):.2f}")
+    price = Decimal(f"{p.px.get(asset.symbol, asset.base_price):.2f}")  # last fill's price
     return p.desk.nta("CFEE", t, ZERO, offset_us=offset, asset=asset, qty=-qty, price=price,
                       description="Coin Pair Transaction Fee (Non USD)", holding_qty=-qty).t_us
 
@@ -105,7 +105,6 @@ def split(p: "Player", t: int, offset) -> int:
         return _HANDLERS["INT"](p, t + 1000, offset)
     ratio = Decimal(p.rng.choice((2, 3, 4)))
     remove, add = p.desk.split(asset, ratio, t, offset)
-    p.px[asset.symbol] = p.px.get(asset.symbol, asset.base_price) / int(ratio)
     return add.t_us
 
 

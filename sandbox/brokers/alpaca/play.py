@@ -13,7 +13,8 @@ from decimal import ROUND_DOWN, Decimal
 
 from .activities import post_nta
 from .desk import CENT, CRYPTO_QTY, FRACTION, Desk, between, crypto_qty, weighted
-from .universe import AssetInfo
+from .times import US
+from .universe import AssetInfo, market_price, price_tick
 
 SECOND = 1_000_000
 UNFILLED_SHARE = 0.04        # orders that never executed, next to the filled ones
@@ -64,10 +65,12 @@ class Player:
     def queue_opens(self, assets: list[AssetInfo]) -> None:
         self.to_open.extend(assets)
 
-    def price(self, asset: AssetInfo) -> Decimal:
-        p = self.px.get(asset.symbol, asset.base_price) * (1 + self.rng.uniform(-0.02, 0.02))
+    def price(self, asset: AssetInfo, t_us: int) -> Decimal:
+        """The sandbox market's price at t (sandbox/prices.py), so every fill lies inside the
+        day's bar that the market-data endpoints serve."""
+        p = market_price(asset, t_us / US)
         self.px[asset.symbol] = p
-        return Decimal(f"{p:.2f}") if p >= 1 else Decimal(f"{p:.6f}")
+        return price_tick(p)
 
     def bag_for(self, asset: AssetInfo) -> Bag:
         if asset.is_crypto:
@@ -105,7 +108,7 @@ class Player:
         return self.random_trade(t_us, offset, fills, rest)
 
     def open(self, asset: AssetInfo, t_us: int, offset: int | None, fills: int = 1) -> int:
-        price = self.price(asset)
+        price = self.price(asset, t_us)
         short = asset.symbol in self.universe["shorts"]
         order, t = self.desk.trade(asset, "sell" if short else "buy", self.size(asset, price, short), price, t_us,
                                    fills=fills, offset_us=offset)
@@ -116,7 +119,7 @@ class Player:
 
     def close(self, asset: AssetInfo, t_us: int, offset: int | None) -> int:
         held = self.ledger.holdings[asset.symbol].qty
-        order, t = self.desk.trade(asset, "sell" if held > 0 else "buy", abs(held), self.price(asset), t_us,
+        order, t = self.desk.trade(asset, "sell" if held > 0 else "buy", abs(held), self.price(asset, t_us), t_us,
                                    offset_us=offset)
         self.bag_for(asset).remove(asset)
         return t
@@ -127,7 +130,7 @@ class Player:
             for k in range(fills):
                 t_us = self.desk.nta("INT", t_us + k * 1000, Decimal("0.01")).t_us
             return t_us
-        price = self.price(asset)
+        price = self.price(asset, t_us)
         side, qty = self.pick_trade(asset, price, fills)
         submitted = None
         if self.ledger.orders and self.rng.random() < TIE_SHARE:
@@ -164,7 +167,7 @@ class Player:
     def unfilled(self, t_us: int) -> None:
         asset = self.any_held() or self.universe["spare"][0]
         status = weighted(self.rng, UNFILLED_STATUSES, UNFILLED_CUMULATIVE)
-        price = self.price(asset)
+        price = self.price(asset, t_us)
         qty = Decimal(between(self.rng, 1, 51)) if not asset.is_crypto else crypto_qty(Decimal(500), price)
         self.desk.unfilled_order(asset, self.rng.choice(("buy", "sell")), qty, price, t_us, status)
 
@@ -172,7 +175,7 @@ class Player:
         ids = []
         for k in range(count):
             asset = self.any_held() or self.universe["spare"][k % len(self.universe["spare"])]
-            price = self.price(asset)
+            price = self.price(asset, t_us)
             qty = Decimal(between(self.rng, 1, 51)) if not asset.is_crypto else crypto_qty(Decimal(300), price)
             order = self.desk.unfilled_order(asset, self.rng.choice(("buy", "sell")), qty, price,
                                              t_us + k * 7 * SECOND, self.rng.choice(("new", "accepted")))

@@ -7,8 +7,8 @@ from typing import Any
 
 from ...base import AccountNotFound, BrokerSim, SimClock
 from ...http import Request, Response
-from . import api
-from .state import DEFAULT_RATE_LIMIT, Account
+from . import api, marketdata
+from .state import DEFAULT_RATE_LIMIT, RATE_WINDOW, Account
 
 
 class AlpacaSim(BrokerSim):
@@ -20,6 +20,8 @@ class AlpacaSim(BrokerSim):
         self.accounts: dict[str, Account] = {}
         self.by_key: dict[tuple[str, str], Account] = {}     # (environment, key id) -> account
         self._numbers = itertools.count(1)
+        self.data_windows: dict[str, tuple[float, int]] = {}      # key -> (window end, used)
+        self.data_rate_limit = marketdata.DATA_RATE_LIMIT            # tests may lower it
 
     def create_account(self, environment: str, *, seed: int, positions: int, activities: int,
                        rate_limit_per_min: int = DEFAULT_RATE_LIMIT, **options: Any) -> dict[str, Any]:
@@ -58,7 +60,22 @@ class AlpacaSim(BrokerSim):
             return self.account(account_id).truth()
 
     def handle(self, environment: str, request: Request) -> Response:
+        if environment == "data":
+            return marketdata.handle(self, request)
         return api.handle(self, environment, request)
+
+    def data_window(self, key: str) -> tuple[bool, dict[str, str]]:
+        """The market-data API's own per-key window (apart from the trading API's):
+        (allowed, X-Ratelimit-* headers). The caller holds the lock."""
+        now = self.clock.now()
+        end, used = self.data_windows.get(key, (0.0, 0))
+        if now >= end:
+            end, used = now + RATE_WINDOW, 0
+        used += 1
+        self.data_windows[key] = (end, used)
+        return used <= self.data_rate_limit, {"X-Ratelimit-Limit": str(self.data_rate_limit),
+                                              "X-Ratelimit-Remaining": str(max(0, self.data_rate_limit - used)),
+                                              "X-Ratelimit-Reset": str(math.ceil(end))}
 
     def rate_limited_response(self, retry_after: float) -> Response:
         """Alpaca's 429: its JSON body and X-Ratelimit-* headers (no Retry-After is documented)."""

@@ -185,7 +185,6 @@ class _Advance:
             return
         ratio = Decimal(self.rng.choice((2, 3, 4)))
         self.desk.split(asset, ratio, self.t())
-        self.player.px[asset.symbol] = self.player.px.get(asset.symbol, asset.base_price) / int(ratio)
         self.added["split_symbol"] = asset.canonical
         self._new_activities(before)
 

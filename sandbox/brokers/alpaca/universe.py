@@ -6,7 +6,10 @@ from __future__ import annotations
 import random
 import uuid
 from dataclasses import dataclass
+from decimal import Decimal
 from functools import lru_cache
+
+from ... import prices
 
 # (ticker, exchange, rough price in USD)
 REAL_EQUITIES = (
@@ -103,3 +106,26 @@ def lookup(symbol: str) -> AssetInfo | None:
         if index >= len(REAL_EQUITIES) and equity(index).symbol == symbol:
             return equity(index)
     return None
+
+
+def leg(info: AssetInfo) -> prices.Leg:
+    """The asset in the sandbox's one market model (crypto by coin code, so BTC agrees with
+    every exchange; equities by ticker)."""
+    return prices.Leg(info.canonical, info.base_price, equity=not info.is_crypto)
+
+
+def market_price(info: AssetInfo, t: float) -> float:
+    """USD price of the asset at unix time `t` in the sandbox market."""
+    return prices.pair_price(leg(info), prices.Leg("USD"), t)
+
+
+def tick_for(price: float) -> Decimal:
+    return CENT if price >= 1 else MICRO
+
+
+def price_tick(price: float) -> Decimal:
+    """A fill price at Alpaca's tick: cents from $1 up, else 6 decimals."""
+    return prices.to_tick(price, tick_for(price))
+
+
+CENT, MICRO = Decimal("0.01"), Decimal("0.000001")

@@ -49,6 +49,7 @@ ROUTES: dict[str, Route] = {
     "/api/v3/time": Route(h.server_time, _fixed(1), signed=False),
     "/api/v3/exchangeInfo": Route(h.exchange_info, _fixed(20), signed=False),
     "/api/v3/ticker/price": Route(h.ticker_price, lambda q: 2 if q.get("symbol") else 4, signed=False),
+    "/api/v3/klines": Route(h.klines, _fixed(2), signed=False),
     "/api/v3/account": Route(h.account, _fixed(20)),
     "/api/v3/myTrades": Route(h.my_trades, lambda q: 5 if q.get("orderId") else 20),
     "/api/v3/allOrders": Route(h.all_orders, _fixed(20)),

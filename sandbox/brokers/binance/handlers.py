@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from ...http import Response, SimError
 from .state import Order, Trade
-from .universe import DAY_MS, SymbolInfo, fmt, price_units, universe
+from ... import prices
+from .universe import DAY_MS, UNIT, SymbolInfo, bar_units, fmt, price_units, universe
 
 if TYPE_CHECKING:
     from .sim import BinanceSim
@@ -113,6 +114,38 @@ def ticker_price(sim, account, q, now) -> Any:
     names = _symbol_list(q["symbols"]) if q.get("symbols") else None
     infos = [universe().get(n) for n in names] if names else universe().symbols.values()
     return [{"symbol": i.symbol, "price": fmt(price_units(i.base, i.quote, now))} for i in infos if i.trading]
+
+
+KLINE_INTERVALS = {"1d": DAY_MS}      # the one interval brokersync asks for (rest-api.md lists 1s..1M)
+KLINES_DEFAULT, KLINES_MAX = 500, 1000
+
+
+def klines(sim, account, q, now) -> Any:
+    """Daily klines from the sandbox market: [openTime, open, high, low, close, volume,
+    closeTime, quoteVolume, trades, takerBuyBase, takerBuyQuote, "0"], oldest first. Without
+    startTime the newest `limit` (today's kline, still open, last)."""
+    info = _symbol(q)
+    interval = q.get("interval")
+    if not interval:
+        raise _error(400, -1102, "Mandatory parameter 'interval' was not sent, was empty/null, or malformed.")
+    if interval not in KLINE_INTERVALS:
+        raise _error(400, -1120, "Invalid interval.")
+    limit = _limit(q, KLINES_DEFAULT, KLINES_MAX)
+    today = now // DAY_MS
+    start, end = _int(q, "startTime"), _int(q, "endTime")
+    last = min(today, end // DAY_MS) if end is not None else today
+    first = max(-(-start // DAY_MS), 0) if start is not None else last - limit + 1
+    days = range(first, min(last, first + limit - 1) + 1)
+    return [_kline(info, day, now) for day in days]
+
+
+def _kline(info: SymbolInfo, day: int, now: int) -> list:
+    o, h, low, c = bar_units(info.base, info.quote, day)
+    if day == now // DAY_MS:
+        c = price_units(info.base, info.quote, now)        # the open kline closes at the last price
+    volume = int(prices.volume(info.base, day) * UNIT)
+    return [day * DAY_MS, fmt(o), fmt(h), fmt(low), fmt(c), fmt(volume), (day + 1) * DAY_MS - 1,
+            fmt(volume * c // UNIT), 1000 + day % 500, fmt(volume // 2), fmt(volume * c // UNIT // 2), "0"]
 
 
 # -- account ------------------------------------------------------------------------------

@@ -10,11 +10,12 @@ which keeps the generator fast and exact; they become "0.01200000" strings on th
 """
 from __future__ import annotations
 
-import math
 import zlib
 from dataclasses import dataclass
+from decimal import Decimal
 from functools import lru_cache
 
+from ... import prices
 from ...http import dumps
 
 UNIT = 100_000_000                       # 1e8: Binance amounts have 8 decimal places
@@ -76,23 +77,22 @@ def base_usd(coin: str) -> float:
     return 10 ** ((stable_hash(coin) % 5500) / 1000 - 3)                       # 0.001 .. ~300 USD
 
 
-@lru_cache(maxsize=None)
-def _wave(coin: str) -> tuple[float, float, float]:
-    h = stable_hash(coin + "/wave")
-    return base_usd(coin), 2 * math.pi / ((30 + h % 170) * DAY_MS), (h >> 8) % 1000 / 1000 * 2 * math.pi
-
-
 def usd_price(coin: str, time_ms: int) -> float:
-    """A deterministic wave around the reference price (stablecoins stay at 1)."""
-    if coin in STABLES:
-        return 1.0
-    base, speed, phase = _wave(coin)
-    return base * (1 + 0.25 * math.sin(time_ms * speed + phase))
+    """The sandbox market's USD price (sandbox/prices.py): the same path every simulator and
+    market-data endpoint uses, so a fill lies inside the day's kline."""
+    return prices.usd(coin, time_ms / 1000, ref=base_usd(coin))
 
 
 def price_units(base: str, quote: str, time_ms: int) -> int:
     """Price of one `base` in `quote`, in 1e-8 units (never below one unit)."""
     return max(1, round(usd_price(base, time_ms) / usd_price(quote, time_ms) * UNIT))
+
+
+def bar_units(base: str, quote: str, day: int) -> tuple[int, int, int, int]:
+    """The day's kline (open, high, low, close) in 1e-8 units: every fill of the day lies inside."""
+    bar = prices.pair_bar(prices.Leg(base, base_usd(base)), prices.Leg(quote, base_usd(quote)), day)
+    o, h, low, c = prices.bar_ticks(bar, Decimal(1).scaleb(-8))
+    return int(o * UNIT), int(h * UNIT), max(1, int(low * UNIT)), int(c * UNIT)
 
 
 class Universe:
@@ -114,7 +114,8 @@ class Universe:
 
     def _build(self) -> None:
         for base, quote in (("BTC", "USDT"), ("ETH", "USDT"), ("BNB", "USDT"), ("ETH", "BTC"), ("BNB", "BTC"),
-                            ("BNB", "ETH"), ("BTC", "FDUSD"), ("FDUSD", "USDT"), ("USDC", "USDT")):
+                            ("BNB", "ETH"), ("BTC", "FDUSD"), ("FDUSD", "USDT"), ("USDC", "USDT"),
+                            ("EUR", "USDT")):          # EURUSDT: the euro's price at Binance
             self._add(base, quote)
         for i, coin in enumerate(REAL_COINS):
             self._add(coin, "USDT")

@@ -125,33 +125,6 @@ def order(book: Book, request: Request, m) -> Response:
     return Response.json({"order": render.order(book, o)})
 
 
-def products(book: Book, request: Request, m) -> Response:
-    wanted = request.args("product_ids")
-    listed = [p for p in wanted if p in book.products] if wanted else list(book.products)
-    if request.arg("product_type") not in (None, "", "SPOT"):
-        listed = []
-    offset = int_arg(request, "offset", 0, 1_000_000) if request.arg("offset") else 0
-    limit = int_arg(request, "limit", len(listed) or 1, 100_000)
-    listed = listed[offset:offset + limit]
-    return Response.json({"products": [render.product(book, p) for p in listed], "num_products": len(listed)})
-
-
-def product(book: Book, request: Request, m) -> Response:
-    if m["id"] not in book.products:
-        raise v3_error(404, "NOT_FOUND", f"ProductID {m['id']} could not be found")
-    return Response.json(render.product(book, m["id"]))
-
-
-def best_bid_ask(book: Book, request: Request, m) -> Response:
-    ids = [p for p in (request.args("product_ids") or book.products) if p in book.products]
-    books = []
-    for p in ids:
-        price = book.product_price(p)
-        books.append({"product_id": p, "bids": [{"price": render.num(price), "size": "1"}],
-                      "asks": [{"price": render.num(price), "size": "1"}], "time": iso_us(book.last_t)})
-    return Response.json({"pricebooks": books})
-
-
 # -- v2 ----------------------------------------------------------------------------------------
 def _v2_wallet(book: Book, m):
     w = book.by_v2.get(m["id"])
@@ -192,9 +165,6 @@ ROUTES: list[tuple[re.Pattern, Callable[[Book, Request, Any], Response]]] = [
     (re.compile(rf"^{V3}/orders/historical/fills$"), fills),
     (re.compile(rf"^{V3}/orders/historical/batch$"), orders),
     (re.compile(rf"^{V3}/orders/historical/{_ID}$"), order),
-    (re.compile(rf"^{V3}/products$"), products),
-    (re.compile(rf"^{V3}/products/{_ID}$"), product),
-    (re.compile(rf"^{V3}/best_bid_ask$"), best_bid_ask),
     (re.compile(r"^/v2/accounts$"), v2_accounts),
     (re.compile(rf"^/v2/accounts/{_ID}$"), v2_account),
     (re.compile(rf"^/v2/accounts/{_ID}/transactions$"), v2_transactions),

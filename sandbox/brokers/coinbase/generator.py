@@ -14,18 +14,15 @@ from decimal import Decimal
 
 from backend.brokers.symbols import FIAT as CANONICAL_FIAT, canonical_code
 
+from . import market
+from .market import CORE_COINS, CROSS_PRODUCTS
 from .state import CENT, Book, Order, quantize_down, split_product
 
 HISTORY_END = int(datetime(2025, 1, 1, tzinfo=timezone.utc).timestamp()) * 1_000_000
 HISTORY_SPAN = 2 * 365 * 86_400 * 1_000_000
 SECOND = 1_000_000
 
-# (code, starting USD price): real listings first, then invented codes.
-CORE_COINS = [("BTC", "42000"), ("ETH", "2300"), ("SOL", "95"), ("USDC", "1"), ("ADA", "0.5"),
-              ("DOGE", "0.08"), ("LTC", "70"), ("DOT", "6.5"), ("AVAX", "30"), ("LINK", "14"),
-              ("XLM", "0.12"), ("ATOM", "9.5"), ("UNI", "6"), ("MATIC", "0.8"), ("ALGO", "0.18"), ("FIL", "5")]
 STAKEABLE = frozenset({"ETH", "SOL", "ADA", "DOT", "ATOM", "ALGO"})
-CROSS_PRODUCTS = ("ETH-BTC", "SOL-BTC", "BTC-USDC", "ETH-USDC")
 NO_USD_PRODUCT = frozenset({"USDC"})     # USDC converts 1:1 with USD; there is no USDC-USD book
 _CONSONANTS, _VOWELS = "BCDFGHJKLMNPRSTVWZ", "AEIOU"
 
@@ -47,7 +44,7 @@ def pick_coins(rng: random.Random, positions: int, extra: int) -> list[tuple[str
     core = [(code, Decimal(price)) for code, price in CORE_COINS]
     held, spare = core[:positions], [c for c in core[positions:] if c[0] not in NO_USD_PRODUCT]
     taken = {code for code, _ in CORE_COINS}
-    invented = [(code, Decimal(rng.randint(1, 50_000)) / 100)
+    invented = [(code, market.invented_price(code))
                 for code in invent_codes(rng, max(0, positions - len(held)) + extra, taken)]
     held += invented[:positions - len(held)]
     spare += invented[len(invented) - extra:] if extra else []
@@ -84,9 +81,6 @@ class Gen:
         self.t = self.book.tick(self.t + self.step // 2 + self.rng.randrange(max(1, self.step)))
         return self.t
 
-    def drift(self, coin: str) -> None:
-        if coin in self.book.price_quantum and coin != "USDC":
-            self.book.set_price(coin, self.book.prices[coin] * Decimal(self.rng.randint(985, 1016)) / 1000)
 
     def tradable(self) -> list[str]:
         """Products whose two currencies are both held (cached: it is asked on every event)."""
@@ -113,8 +107,7 @@ class Gen:
               status: str = "FILLED", parts: int | None = None) -> Order | None:
         """One order and its 1-3 fills (or none, for a cancelled/expired order)."""
         base, quote = split_product(product)
-        self.drift(base)
-        price = self.book.product_price(product)
+        price = self.book.product_price(product)          # sizing only: the fill's price is set at its time
         if sell_all:
             size = self.book.wallets[base].balance
         elif side == "SELL":
@@ -134,6 +127,11 @@ class Gen:
     def _execute(self, product: str, side: str, size: Decimal, price: Decimal, status: str,
                  parts: int | None) -> Order:
         t = self.next_t()
+        price, affordable = self._at_market(product, side, size, t)
+        if affordable <= 0:
+            status = "CANCELLED"                  # the market moved past what the balance covers
+        else:
+            size = affordable
         roll = self.rng.random()
         slip = Decimal("1.01") if side == "BUY" else Decimal("0.99")
         limit = None if roll < 0.5 else (price * slip).quantize(self.book.product_quantum(product))
@@ -155,6 +153,21 @@ class Gen:
             self.book.close(o, "CANCELLED", t + (len(sizes) + 30) * SECOND)
         self.t = self.book.tick(t + (len(sizes) + 31) * SECOND)
         return o
+
+    def _at_market(self, product: str, side: str, size: Decimal, t: int) -> tuple[Decimal, Decimal]:
+        """The fill's price is the market's at its own time (so it lies inside that day's
+        candle); a buy the quote balance no longer covers at that price is made smaller."""
+        base, quote = split_product(product)
+        price = market.price(product, t)
+        if quote in ("USD", "USDC"):
+            self.book.set_price(base, price)
+        else:
+            for coin in (base, quote):
+                self.book.mark(coin, t)
+        if side == "BUY":
+            affordable = quantize_down(self.book.available(quote) / (price * Decimal("1.01")))
+            size = min(size, max(affordable, Decimal(0)))
+        return price, size
 
     def fill_event(self) -> bool:
         products = self.tradable()

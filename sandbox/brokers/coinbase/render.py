@@ -84,24 +84,6 @@ def order(book: Book, o: Order) -> dict[str, Any]:
     }
 
 
-def product(book: Book, product_id: str) -> dict[str, Any]:
-    base, quote = split_product(product_id)
-    increment = num(book.product_quantum(product_id))
-    return {
-        "product_id": product_id, "price": num(book.product_price(product_id)),
-        "price_percentage_change_24h": "0", "volume_24h": "0", "volume_percentage_change_24h": "0",
-        "base_increment": "0.00000001", "quote_increment": increment, "quote_min_size": "1",
-        "quote_max_size": "10000000", "base_min_size": "0.00000001", "base_max_size": "1000000",
-        "base_name": base, "quote_name": quote, "watched": False, "is_disabled": False, "new": False,
-        "status": "online", "cancel_only": False, "limit_only": False, "post_only": False,
-        "trading_disabled": False, "auction_mode": False, "product_type": "SPOT",
-        "quote_currency_id": quote, "base_currency_id": base, "fcm_trading_session_details": None,
-        "mid_market_price": "", "alias": "", "alias_to": [], "base_display_symbol": base,
-        "quote_display_symbol": quote, "view_only": False, "price_increment": increment,
-        "display_name": product_id, "product_venue": "CBE",
-    }
-
-
 # -- v2 --------------------------------------------------------------------------------------
 def money(amount: Decimal, currency: str) -> dict[str, str]:
     return {"amount": num(amount), "currency": currency}

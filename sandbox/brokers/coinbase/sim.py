@@ -20,7 +20,7 @@ from typing import Any
 from sandbox.base import AccountNotFound, BrokerSim, SimClock
 from sandbox.http import Request, Response, SimError
 
-from . import api
+from . import api, market, marketdata
 from .advance import advance as advance_book
 from .generator import generate
 from .keys import Unauthorized, derive_key, key_name_of, verify
@@ -47,6 +47,8 @@ class CoinbaseSim(BrokerSim):
         self.limits: dict[str, tuple[int, float]] = {"v3": (30, 1.0), "v2": (10_000, 3600.0)}
         self.unlimited: set[str] = set()     # account ids created with rate_limits="none"
         self.wall = time.time                # rate windows run on wall time (tests may freeze it)
+        self.public_windows: dict[str, tuple[int, int]] = {}   # client ip -> (window index, used)
+        self.listed: set[str] = set()        # products the accounts' coins trade in
 
     # -- accounts ---------------------------------------------------------------------------
     def create_account(self, environment: str, *, seed: int, positions: int, activities: int,
@@ -68,6 +70,7 @@ class CoinbaseSim(BrokerSim):
         with _gc_paused():
             generate(book, random.Random(f"coinbase:{seed}:{positions}:{activities}"), positions, activities)
         self.books[account_id] = book
+        self.listed.update(book.products)
         self.keys[key.name] = book
         if rate_limits == "none":
             self.unlimited.add(account_id)
@@ -94,6 +97,8 @@ class CoinbaseSim(BrokerSim):
 
     # -- HTTP -------------------------------------------------------------------------------
     def handle(self, environment: str, request: Request) -> Response:
+        if marketdata.is_public(request.path):
+            return self._public(request)
         try:
             book = self._authenticate(request)
         except Unauthorized:
@@ -104,11 +109,30 @@ class CoinbaseSim(BrokerSim):
             if headers is None:
                 return self._rate_limited(bucket)
             try:
-                response = self._scope(book, bucket, request) or api.route(book, request)
+                response = self._scope(book, bucket, request) or (
+                    marketdata.route(self, request) if marketdata.is_market(request.path) else api.route(book, request))
             except SimError as exc:
                 response = exc.response
         response.headers.update(headers)
         return response
+
+    def _public(self, request: Request) -> Response:
+        """The public market/ endpoints: no key, a per-IP window."""
+        with self.lock:
+            index = int(self.wall() // marketdata.PUBLIC_PERIOD)
+            start, used = self.public_windows.get(request.client_ip, (index, 0))
+            used = used if start == index else 0
+            self.public_windows[request.client_ip] = (index, used + 1)
+            try:
+                if used >= marketdata.PUBLIC_LIMIT:
+                    raise marketdata.public_rate_exceeded()
+                return marketdata.route(self, request)
+            except SimError as exc:
+                return exc.response
+
+    def catalogue(self) -> list[str]:
+        """Every product listed: the market's own plus those any account's coins trade in."""
+        return market.catalogue(self.listed)
 
     def _authenticate(self, request: Request) -> Book:
         authorization = request.header("authorization")

@@ -13,6 +13,7 @@ from bisect import bisect_left
 from datetime import datetime, timezone
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
 
+from . import market
 from .keys import KeyPair
 
 FIAT = frozenset({"USD"})
@@ -140,6 +141,11 @@ class Book:
     def set_price(self, currency: str, price: Decimal) -> None:
         q = self.price_quantum.setdefault(currency, CENT if price >= 10 else Decimal("0.000001"))
         self.prices[currency] = max(price.quantize(q, ROUND_HALF_UP), q * 10)
+
+    def mark(self, currency: str, t: int) -> None:
+        """Set a coin's USD price to the sandbox market's at t (fiat and USDC stay at 1)."""
+        if currency in self.price_quantum and currency not in FIAT and currency != "USDC":
+            self.set_price(currency, market.price(f"{currency}-USD", t))
 
     def product_price(self, product: str) -> Decimal:
         base, quote = split_product(product)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Callable, NamedTuple
 
 from sandbox.http import Request, Response, SimError
 
-from .market import asset_decimals, fmt_amount
+from .market import OHLC_INTERVALS, asset_decimals, fmt_amount
 from .state import PAGE, T4, Account, Series, balance_payload, held_in_orders, render_ledger, render_order, render_trade
 
 if TYPE_CHECKING:
@@ -347,7 +347,10 @@ class KrakenApi:
         if name == "AssetPairs":
             return ok(_pick(market.pairs_payload(), args.get("pair"), market.pair_key, "EQuery:Unknown asset pair"))
         if name == "Ticker":
-            return ok(_pick(market.ticker_payload(), args.get("pair"), market.pair_key, "EQuery:Unknown asset pair"))
+            keys = _pair_keys(market, args.get("pair"))
+            return ok(market.ticker_payload(sim.clock.now(), keys))
+        if name == "OHLC":
+            return ok(_ohlc(market, args, sim.clock.now()))
         return Response.json({"error": ["EGeneral:Unknown method"]}, 404)
 
 
@@ -361,6 +364,30 @@ def _pick(payload: dict, wanted: str | None, resolve, unknown: str) -> dict:
             raise SimError(error(unknown))
         out[key] = payload[key]
     return out
+
+
+def _pair_keys(market, wanted: str | None) -> list[str] | None:
+    if not wanted:
+        return None
+    keys = [market.pair_key(name) for name in wanted.split(",")]
+    if None in keys:
+        raise SimError(error("EQuery:Unknown asset pair"))
+    return keys
+
+
+def _ohlc(market, args: dict, now: float) -> dict:
+    """One pair per call; daily (1440) and the other documented intervals are accepted, the
+    sandbox serves daily entries only."""
+    keys = _pair_keys(market, args.get("pair"))
+    if not keys or len(keys) != 1:
+        raise invalid()
+    interval, since = args.get("interval", "1"), args.get("since")
+    if not interval.isdigit() or int(interval) not in OHLC_INTERVALS or (since and not _NUMBER.match(since)):
+        raise invalid()
+    if int(interval) != 1440:
+        raise invalid("EGeneral:Invalid arguments:interval not served by the sandbox")
+    rows, last = market.ohlc(market.pairs[keys[0]], now, int(Decimal(since)) if since else None)
+    return {keys[0]: rows, "last": last}
 
 
 def _rfc1123(now: float) -> str:

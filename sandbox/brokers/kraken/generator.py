@@ -62,8 +62,9 @@ class History:
             "canceled": self.ev_canceled, "expired": self.ev_expired, "partial": self.ev_partial}
 
     # -- sizing helpers -----------------------------------------------------------------
-    def _noisy_price(self, pair) -> int:
-        return max(1, int(pair.price_units * self.rng.uniform(0.7, 1.3)))
+    def _noisy_price(self, pair, t4: int) -> int:
+        """The sandbox market's price at t (sandbox/prices.py): inside the day's OHLC bar."""
+        return self.market.price_at(pair, t4 / T4)
 
     def _vol_for(self, usd: float, coin: Coin) -> int:
         return max(1, int(usd / float(coin.price) * 10 ** LOT_DECIMALS)) * LOT
@@ -83,7 +84,7 @@ class History:
     def buy(self, t4: int, coin: Coin):
         pair = self.market.usd_pair(coin.code)
         vol = self._vol_for(self.rng.uniform(50, 3000), coin)
-        price = self._noisy_price(pair)
+        price = self._noisy_price(pair, t4)
         cost, fee = self.b.trade_cost(pair, vol, price, False)
         self._fund(t4, pair.quote, cost + fee)
         ordertype = "market" if self.rng.random() < 0.25 else "limit"
@@ -94,7 +95,7 @@ class History:
         vol = vol if vol is not None else self._part(self.b.balance(coin.code), 0.05, 0.5)
         if vol <= 0:
             return None
-        return self.b.trade(t4, pair, "sell", vol, self._noisy_price(pair))
+        return self.b.trade(t4, pair, "sell", vol, self._noisy_price(pair, t4))
 
     def acquire(self, t4: int, tight: bool) -> None:
         coin = self.pending.pop(0)
@@ -130,7 +131,7 @@ class History:
         if not pairs:
             return self.ev_buy(t4)
         pair = self.rng.choice(pairs)
-        price = self._noisy_price(pair)
+        price = self._noisy_price(pair, t4)
         if self.rng.random() < 0.5:
             vol = self._part(self.b.balance(pair.base), 0.05, 0.4)
             if vol:
@@ -147,7 +148,7 @@ class History:
         if pair is None or self.market.by_code["XXBT"] not in self.acquired:
             return self.ev_fiat_deposit(t4)
         vol = self._vol_for(self.rng.uniform(50, 1000), self.market.by_code["XXBT"])
-        price = self._noisy_price(pair)
+        price = self._noisy_price(pair, t4)
         cost, fee = self.b.trade_cost(pair, vol, price, False)
         self._fund(t4, "ZEUR", cost + fee)
         self.b.trade(t4, pair, "buy", vol, price)
@@ -248,7 +249,7 @@ class History:
         """An order filled to one third; then left open (status None) or canceled."""
         pair = self.market.usd_pair(coin.code)
         vol = self._vol_for(self.rng.uniform(100, 1000), coin)
-        price = self._noisy_price(pair)
+        price = self._noisy_price(pair, t4)
         order = self.b.new_order(t4 - 3600 * T4, pair, "buy", 3 * vol, price)
         cost, fee = self.b.trade_cost(pair, vol, price, True)
         self._fund(t4, pair.quote, cost + fee)

@@ -12,6 +12,9 @@ from __future__ import annotations
 import hashlib
 import threading
 from dataclasses import dataclass
+from decimal import Decimal
+
+from ... import prices
 
 SCALE_DECIMALS = 10                 # every amount is an int of 1e-10 units (Kraken's crypto ledger precision)
 SCALE = 10 ** SCALE_DECIMALS
@@ -55,8 +58,11 @@ class Pair:
         return {"ZUSD": "USD", "ZEUR": "EUR", "XXBT": "XBT"}.get(self.quote, self.quote)
 
 
-FIATS = {"ZUSD": Fiat("ZUSD", "USD", 5 * SCALE), "ZEUR": Fiat("ZEUR", "EUR", SCALE * 35 // 100)}
-FIAT_CANONICAL = {"ZUSD": "USD", "ZEUR": "EUR"}
+FIATS = {"ZUSD": Fiat("ZUSD", "USD", 5 * SCALE), "ZEUR": Fiat("ZEUR", "EUR", SCALE * 35 // 100),
+         "ZGBP": Fiat("ZGBP", "GBP", SCALE * 35 // 100)}
+FIAT_CANONICAL = {"ZUSD": "USD", "ZEUR": "EUR", "ZGBP": "GBP"}
+# Fiat pairs Kraken lists (AssetPairs ZEURZUSD, ZGBPZUSD): what converts EUR and GBP.
+FIAT_PAIRS = (("ZEUR", "ZUSD", 5), ("ZGBP", "ZUSD", 5))
 EUR_PER_USD = (92, 100)
 
 # The first coins an account holds, in this order (real Kraken ids and altnames).
@@ -78,6 +84,10 @@ REAL_COINS = (
     Coin("USDC", "USDC", "USDC", "1.0000"),
     Coin("XTZ", "XTZ", "XTZ", "0.81200", stake="XTZ.S"),
 )
+# OHLC "returns up to 720 of the most recent entries (older data cannot be retrieved,
+# regardless of the value of since)" (docs.kraken.com api-reference get-ohlc-data).
+OHLC_DEPTH = 720
+OHLC_INTERVALS = frozenset({1, 5, 15, 30, 60, 240, 1440, 10080, 21600})
 # Crypto-quoted pairs the generator trades (base, quote).
 CROSS_PAIRS = (("XETH", "XXBT"), ("SOL", "XXBT"), ("DOT", "XXBT"))
 EUR_PAIRS = ("XXBT", "XETH")
@@ -126,6 +136,8 @@ class Market:
         self.by_altname: dict[str, Pair] = {}
         self._payloads: dict[str, dict] = {}
         self.ensure(len(REAL_COINS))
+        for base, quote, decimals in FIAT_PAIRS:
+            self._add(base, quote, decimals, round(prices.REFERENCE_USD[FIAT_CANONICAL[base]] * 10 ** decimals))
 
     def ensure(self, n: int) -> list[Coin]:
         """The first n coins (creating invented ones as needed)."""
@@ -154,7 +166,7 @@ class Market:
                 self._add(base, quote, 5, b * 10 ** qd * 10 ** 5 // (q * 10 ** bd))
 
     def _add(self, base: str, quote: str, decimals: int, units: int) -> None:
-        base_alt = self.by_code[base].altname if base in self.by_code else base
+        base_alt = self.by_code[base].altname if base in self.by_code else FIATS[base].altname
         quote_alt = {"ZUSD": "USD", "ZEUR": "EUR"}.get(quote) or self.by_code[quote].altname
         altname = base_alt + quote_alt
         key = base + quote if _is_legacy(base) and _is_legacy(quote) else altname
@@ -163,6 +175,22 @@ class Market:
         self.pairs[key] = pair
         self.by_assets[(base, quote)] = pair
         self.by_altname[altname] = pair
+
+    # -- the sandbox market (sandbox/prices.py) ---------------------------------------------
+    def leg(self, code: str) -> prices.Leg:
+        if code in FIAT_CANONICAL:
+            return prices.Leg(FIAT_CANONICAL[code])
+        coin = self.by_code[code]
+        return prices.Leg(coin.canonical, float(coin.price))
+
+    def price_at(self, pair: Pair, t: float) -> int:
+        """The pair's price at unix time t, in units of 10**-pair_decimals (a fill's price)."""
+        value = prices.pair_price(self.leg(pair.base), self.leg(pair.quote), t)
+        return max(1, round(value * 10 ** pair.pair_decimals))
+
+    def bar(self, pair: Pair, day: int) -> tuple[Decimal, Decimal, Decimal, Decimal]:
+        tick = Decimal(1).scaleb(-pair.pair_decimals)
+        return prices.bar_ticks(prices.pair_bar(self.leg(pair.base), self.leg(pair.quote), day), tick)
 
     def coin_of(self, code: str) -> Coin:
         """The coin behind an asset id, shadow balances included (DOT.S -> DOT)."""
@@ -196,11 +224,28 @@ class Market:
                 self._payloads["pairs"] = {p.key: _pair_info(p) for p in self.pairs.values()}
             return self._payloads["pairs"]
 
-    def ticker_payload(self) -> dict:
+    def ticker_payload(self, now: float, keys: list[str] | None = None) -> dict:
+        """Ticker at the sandbox clock: the last trade ("c") is the market's price now."""
         with self.lock:
-            if "ticker" not in self._payloads:
-                self._payloads["ticker"] = {p.key: _ticker(p) for p in self.pairs.values()}
-            return self._payloads["ticker"]
+            pairs = [self.pairs[k] for k in keys] if keys is not None else list(self.pairs.values())
+        return {p.key: _ticker(p, self.price_at(p, now), self.bar(p, prices.day_of(now))) for p in pairs}
+
+    def ohlc(self, pair: Pair, now: float, since: int | None) -> tuple[list[list], int]:
+        """Daily entries of the last OHLC_DEPTH days (today's, not yet committed, last), from
+        `since` on; and `last`, the time of the newest committed entry (Kraken's paging id)."""
+        today = prices.day_of(now)
+        first = today - OHLC_DEPTH + 1
+        if since is not None:
+            first = max(first, since // prices.DAY)
+        rows = []
+        for day in range(first, today + 1):
+            o, h, low, c = self.bar(pair, day)
+            if day == today:
+                c = Decimal(fmt_int(self.price_at(pair, now), pair.pair_decimals))
+            volume = prices.volume(pair.base, day)
+            rows.append([day * prices.DAY, str(o), str(h), str(low), str(c), str(((h + low) / 2).quantize(o)),
+                         f"{volume:.8f}", 100 + day % 900])
+        return rows, (today - 1) * prices.DAY
 
     def pair_key(self, name: str) -> str | None:
         """A pair key from a key (XXBTZUSD) or altname (XBTUSD), as Kraken's `pair` params accept."""
@@ -231,11 +276,12 @@ def _pair_info(p: Pair) -> dict:
             "costmin": "0.5", "tick_size": fmt_int(1, p.pair_decimals), "status": "online"}
 
 
-def _ticker(p: Pair) -> dict:
-    price = fmt_int(p.price_units, p.pair_decimals)
+def _ticker(p: Pair, units: int, bar: tuple) -> dict:
+    price = fmt_int(units, p.pair_decimals)
+    o, h, low, _ = (str(v) for v in bar)
     return {"a": [price, "1", "1.000"], "b": [price, "1", "1.000"], "c": [price, "0.01000000"],
             "v": ["100.00000000", "250.00000000"], "p": [price, price], "t": [120, 300],
-            "l": [price, price], "h": [price, price], "o": price}
+            "l": [low, low], "h": [h, h], "o": o}
 
 
 def fmt_int(units: int, decimals: int) -> str:

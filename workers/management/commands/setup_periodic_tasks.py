@@ -11,7 +11,13 @@ SCHEDULES = [
     # (name, task, every seconds): every minute (crontab.guru/#*_*_*_*_*)
     ("sync: dispatch due connections", "sync.dispatch_due", settings.SYNC_DISPATCH_EVERY_SECONDS),
     ("sync: reap stale runs", "sync.reap_stale_runs", 60),
+    # Latest prices every minute (equities only while the NYSE is open, crypto always), one
+    # refresh per source on its broker's queue; daily closes and pruning once a day.
+    ("market: refresh latest prices", "market.dispatch_latest", settings.MARKET_LATEST_EVERY_SECONDS),
+    ("market: refresh daily closes", "market.dispatch_closes", settings.MARKET_CLOSES_EVERY_SECONDS),
+    ("market: prune latest prices", "market.prune_latest", 86_400),
 ]
+PREFIXES = ("sync: ", "market: ")
 
 
 class Command(BaseCommand):
@@ -25,5 +31,8 @@ class Command(BaseCommand):
             PeriodicTask.objects.update_or_create(
                 name=name, defaults={"task": task, "interval": interval, "enabled": True, "queue": "default"})
             names.append(name)
-        removed, _ = PeriodicTask.objects.filter(name__startswith="sync: ").exclude(name__in=names).delete()
+        stale = PeriodicTask.objects.none()
+        for prefix in PREFIXES:
+            stale |= PeriodicTask.objects.filter(name__startswith=prefix)
+        removed, _ = stale.exclude(name__in=names).delete()
         self.stdout.write(f"periodic tasks installed: {len(names)} (removed {removed} stale)")
