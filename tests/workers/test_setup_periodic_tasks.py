@@ -9,13 +9,18 @@ from workers.tasks import sync_chain
 pytestmark = pytest.mark.django_db
 
 
-def test_installs_the_dispatcher_and_the_reaper_idempotently():
+def test_installs_the_dispatcher_the_reaper_and_the_portfolio_schedules_idempotently():
     call_command("setup_periodic_tasks")
     call_command("setup_periodic_tasks")
-    tasks = {t.name: t for t in PeriodicTask.objects.all()}
-    assert {t.task for t in tasks.values()} == {"sync.dispatch_due", "sync.reap_stale_runs"}
-    assert len(tasks) == 2 and all(t.enabled and t.interval.every == 60 for t in tasks.values())
-    assert set(t.task for t in tasks.values()) <= set(app.tasks)
+    tasks = {t.task: t for t in PeriodicTask.objects.all()}
+    assert set(tasks) == {"sync.dispatch_due", "sync.reap_stale_runs", "portfolio.extend_histories",
+                          "portfolio.refresh_values"}
+    assert len(PeriodicTask.objects.all()) == 4 and all(t.enabled for t in tasks.values())
+    assert {task: (t.interval.every, t.queue) for task, t in tasks.items()} == {
+        "sync.dispatch_due": (60, "default"), "sync.reap_stale_runs": (60, "default"),
+        "portfolio.extend_histories": (3600, "portfolio"), "portfolio.refresh_values": (60, "portfolio")}
+    app.loader.import_default_modules()               # what a worker imports (app.conf.imports)
+    assert set(tasks) <= set(app.tasks)
 
 
 def test_a_sync_chain_runs_its_five_steps_on_the_brokers_queue():
