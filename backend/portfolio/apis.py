@@ -2,7 +2,8 @@
 Every portfolio is looked up among the requesting user's own (another user's is a 404)."""
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_serializer
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_serializer
 from rest_framework import serializers, status
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
@@ -132,6 +133,14 @@ class HistoryPagination(PageNumberPagination):
     max_page_size = 2000             # five years and a half: a whole chart in one request
 
 
+PAGE_PARAMETERS = [
+    OpenApiParameter("page", OpenApiTypes.INT, OpenApiParameter.QUERY, description="Page number (from 1)."),
+    OpenApiParameter("page_size", OpenApiTypes.INT, OpenApiParameter.QUERY,
+                     description=f"Points per page (default {HistoryPagination.page_size}, "
+                                 f"at most {HistoryPagination.max_page_size})."),
+]
+
+
 @extend_schema_serializer(component_name="PortfolioHistoryPage")
 class HistoryPageSerializer(serializers.Serializer):
     count = serializers.IntegerField()
@@ -147,7 +156,7 @@ class HistoryPageSerializer(serializers.Serializer):
 class PortfolioHistoryApi(APIView):
     Query = _range_query(with_interval=True)
 
-    @extend_schema(operation_id="portfolios_history", parameters=[Query],
+    @extend_schema(operation_id="portfolios_history", parameters=[Query, *PAGE_PARAMETERS],
                    responses={200: HistoryPageSerializer, **ERRORS})
     def get(self, request: Request, portfolio_id: int) -> Response:
         """The daily value history (end-of-day values at that day's close, plus cash), the external flows
