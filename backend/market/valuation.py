@@ -12,16 +12,18 @@ than `LOOKBACK_DAYS`.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
-from datetime import date, datetime, timedelta
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 
 from django.db import connection as db
+from django.db.models.functions import TruncDate
 
 from backend.portfolio.models import Asset
 
 from .models import Price
-from .rates import LOOKBACK_DAYS, PIVOTS, PriceBook, PricePoint
+from .rates import LOOKBACK_DAYS, PIVOTS, PriceBook, PricePoint, day_start
 
 # A latest price older than this is not "live": the same week that bounds a daily close
 # (backend/market/rates.py) covers a weekend and a US holiday after the last trade.
@@ -88,18 +90,26 @@ class Pricer:
             self._rates[key] = self.book.rate(code, self.base, day)
         return self._rates[key]
 
-    def close(self, asset_id: int, broker: str, day: date) -> tuple[Decimal, PricePoint] | None:
-        """(base-currency value of one unit, the close used) on `day`, or None: unpriced."""
-        best = None
-        for quote in self.book.quotes(asset_id):
-            point = self.book.close(asset_id, quote, day)
-            rate = self.rate(quote, day) if point is not None else None
-            if rate is None:
-                continue
-            rank = (point.source != broker, quote_rank(quote, self.base), quote)
-            if best is None or rank < best[0]:
-                best = (rank, point.price * rate, point)
-        return None if best is None else (best[1], best[2])
+    def close_series(self, table: "CloseTable", asset_id: int, broker: str,
+                     days: Sequence[date]) -> list[Decimal | None]:
+        """Base-currency value of one unit at each day's close (None: unpriced that day)."""
+        quotes = sorted(table.quotes(asset_id), key=lambda q: (quote_rank(q, self.base), q))
+        series = [(q, table.daily(asset_id, q, days)) for q in quotes]
+        out: list[Decimal | None] = []
+        for i, day in enumerate(days):
+            best = None
+            for quote, closes in series:          # in quote order: the broker's own source wins first
+                close = closes[i]
+                rate = self.rate(quote, day) if close is not None else None
+                if rate is None:
+                    continue
+                if close[1] == broker:
+                    best = close[0] * rate
+                    break
+                if best is None:
+                    best = close[0] * rate
+            out.append(best)
+        return out
 
     def latest(self, points: Iterable[PricePoint], broker: str) -> tuple[Decimal, PricePoint] | None:
         """The same rule over latest prices (from `latest_by_source`), converted at the latest rates."""
@@ -113,3 +123,44 @@ class Pricer:
             if best is None or rank < best[0]:
                 best = (rank, point.price * rate, point)
         return None if best is None else (best[1], best[2])
+
+
+class CloseTable:
+    """The daily closes of many assets over a range, read in one query and answered a whole
+    range at a time: a history walks every day of every asset, and a forward fill over the
+    sorted closes does that in one pass where a search per day would not. A day without a
+    bar (a weekend) takes the last close within LOOKBACK_DAYS, as PriceBook.close does."""
+
+    def __init__(self, closes: dict[tuple[int, str], list[tuple[date, Decimal, str]]]):
+        self._closes = {key: sorted(rows) for key, rows in closes.items()}
+        self._quotes: dict[int, set[str]] = defaultdict(set)
+        for asset_id, quote in self._closes:
+            self._quotes[asset_id].add(quote)
+
+    @classmethod
+    def load(cls, *, asset_ids: Iterable[int], start: date, end: date) -> "CloseTable":
+        # The day comes from the database as a date: loading 300,000 timestamps with time zones
+        # costs seconds in Python, dates do not.
+        rows = (Price.objects.filter(asset_id__in=set(asset_ids), interval=Price.Interval.DAY,
+                                     at__gte=day_start(start - timedelta(days=LOOKBACK_DAYS)), at__lte=day_start(end))
+                .annotate(day=TruncDate("at", tzinfo=timezone.utc)).order_by()
+                .values_list("asset_id", "quote", "day", "price", "source"))
+        closes: dict[tuple[int, str], list[tuple[date, Decimal, str]]] = defaultdict(list)
+        for asset_id, quote, day, price, source in rows.iterator(chunk_size=50_000):
+            closes[(asset_id, quote)].append((day, price, source))
+        return cls(closes)
+
+    def quotes(self, asset_id: int) -> set[str]:
+        return self._quotes.get(asset_id, set())
+
+    def daily(self, asset_id: int, quote: str, days: Sequence[date]) -> list[tuple[Decimal, str] | None]:
+        """(price, source) of the close that stands for each of `days` (ascending), or None."""
+        rows = self._closes.get((asset_id, quote), [])
+        out, i, last = [], 0, None
+        lookback = timedelta(days=LOOKBACK_DAYS)
+        for day in days:
+            while i < len(rows) and rows[i][0] <= day:
+                last = rows[i]
+                i += 1
+            out.append((last[1], last[2]) if last is not None and day - last[0] <= lookback else None)
+        return out

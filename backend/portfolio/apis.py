@@ -3,7 +3,9 @@ Every portfolio is looked up among the requesting user's own (another user's is 
 from __future__ import annotations
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_serializer
+from drf_spectacular.utils import (
+    OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field, extend_schema_serializer,
+)
 from rest_framework import serializers, status
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
@@ -179,9 +181,11 @@ class PortfolioReturnsApi(APIView):
 
     @extend_schema_serializer(component_name="PortfolioReturns")
     class OutputSerializer(ReturnsSerializer):
-        currency = serializers.CharField()
-        connection = serializers.IntegerField(allow_null=True)
-        history = HistoryStateSerializer()
+        history = serializers.SerializerMethodField(help_text="Where the value history stands.")
+
+        @extend_schema_field(HistoryStateSerializer)
+        def get_history(self, returns) -> dict:
+            return HistoryStateSerializer(self.context["history"]).data
 
     @extend_schema(operation_id="portfolios_returns", parameters=[Query],
                    responses={200: OutputSerializer, **ERRORS})
@@ -193,9 +197,7 @@ class PortfolioReturnsApi(APIView):
         args = _range(request, self.Query, portfolio)
         args.pop("interval")
         result = returns_get(portfolio=portfolio, **args)
-        result.currency, result.connection = portfolio.base_currency, args["connection_id"]
-        result.history = history_info(portfolio=portfolio)
-        return Response(self.OutputSerializer(result).data)
+        return Response(self.OutputSerializer(result, context={"history": history_info(portfolio=portfolio)}).data)
 
 
 # -- what the URLs route to -------------------------------------------------------------

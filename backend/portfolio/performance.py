@@ -32,6 +32,8 @@ class HistoryPoint:
 
 @dataclass
 class Returns:
+    currency: str
+    connection_id: int | None
     start: date | None
     end: date | None
     start_value: Decimal
@@ -106,9 +108,10 @@ def returns_get(*, portfolio: Portfolio, connection_id: int | None = None, start
     previous, rows = _rows(portfolio, connection_id, start, end)
     days = [DayValue(r.day, r.value, r.flow) for r in rows]
     if not days:
-        return Returns(start, end, previous, previous, ZERO, ZERO, None, xirr([]), 0, 0)
+        return Returns(portfolio.base_currency, connection_id, start, end, previous, previous, ZERO, ZERO, None,
+                       xirr([]), 0, 0)
     return Returns(
-        start=rows[0].day, end=rows[-1].day, start_value=previous, end_value=rows[-1].value,
+        currency=portfolio.base_currency, connection_id=connection_id, start=rows[0].day, end=rows[-1].day, start_value=previous, end_value=rows[-1].value,
         inflows=sum((r.flow for r in rows if r.flow > 0), ZERO), outflows=sum((r.flow for r in rows if r.flow < 0), ZERO),
         twr=twr_path(days, previous)[-1], xirr=xirr(xirr_cashflows(days, previous)), days=len(rows),
         unpriced_days=sum(1 for r in rows if r.unpriced))

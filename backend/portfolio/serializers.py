@@ -147,6 +147,9 @@ class XirrSerializer(serializers.Serializer):
 
 
 class ReturnsSerializer(serializers.Serializer):
+    currency = serializers.CharField(help_text="The portfolio's base currency.")
+    connection = serializers.IntegerField(source="connection_id", allow_null=True,
+                                          help_text="The connection the figures are narrowed to, if any.")
     start = serializers.DateField(allow_null=True, help_text="First day of the range with history.")
     end = serializers.DateField(allow_null=True)
     start_value = money("At the end of the day before `start` (0 before the history begins).")

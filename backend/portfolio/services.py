@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable
+from contextlib import contextmanager
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
@@ -130,29 +131,22 @@ def connection_move(*, connection, portfolio: Portfolio):
     return locked
 
 
-class _sync_paused:
-    """Hold the connection's sync lock (workers.tasks.connection_lock) for the move, waiting
-    a little for a step that is writing rows; a move during a long step is refused."""
+@contextmanager
+def _sync_paused(connection_id: int):
+    """Hold the connection's sync lock (workers.tasks.connection_lock) for the move, waiting a
+    little for a step that is writing rows; a move during a long step is refused."""
+    from workers.tasks import connection_lock
 
-    def __init__(self, connection_id: int):
-        self.connection_id = connection_id
-
-    def __enter__(self):
-        from workers.tasks import connection_lock
-
-        deadline = time.monotonic() + MOVE_LOCK_WAIT_SECONDS
-        while True:
-            self._held = connection_lock(self.connection_id)
-            if self._held.__enter__():
-                return self
-            self._held.__exit__(None, None, None)
-            if time.monotonic() > deadline:
-                raise ApplicationError("A sync of this connection is writing right now; move it again in a "
-                                       "minute.", status=409)
-            time.sleep(0.2)
-
-    def __exit__(self, *exc):
-        return self._held.__exit__(*exc)
+    deadline = time.monotonic() + MOVE_LOCK_WAIT_SECONDS
+    while True:
+        with connection_lock(connection_id) as locked:
+            if locked:
+                yield
+                return
+        if time.monotonic() > deadline:
+            raise ApplicationError("A sync of this connection is writing right now; move it again in a minute.",
+                                   status=409)
+        time.sleep(0.2)
 
 
 def assets_resolve(refs: Iterable[AssetRef]) -> dict[tuple[str, str], Asset]:

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timezone
 from decimal import Decimal
 
-from django.db.models import Min, Q, Sum
+from django.db.models import Q, Sum
+from django.db.models.functions import TruncDate
 
 from backend.brokers.symbols import FIAT
 from backend.sync.models import BrokerTransaction
@@ -50,14 +51,14 @@ class Event:
 
 
 def event_of(row: tuple) -> Event | None:
-    pk, connection_id, occurred_at, kind, asset_id, asset_class, symbol, quantity, amount, currency = row
+    pk, connection_id, day, kind, asset_id, asset_class, symbol, quantity, amount, currency = row
     holding = quantity if asset_id is not None and asset_class != FIAT_CLASS and quantity else None
     cash_ccy, cash = (currency, amount) if amount and currency in FIAT else (None, None)
     if asset_class == FIAT_CLASS and quantity and amount is None:
         cash_ccy, cash = symbol, quantity
     if holding is None and cash is None:
         return None
-    return Event(pk, connection_id, occurred_at.date(), kind, asset_id, holding, cash_ccy, cash)
+    return Event(pk, connection_id, day, kind, asset_id, holding, cash_ccy, cash)
 
 
 def _counted(connection_ids: Iterable[int]):
@@ -70,16 +71,22 @@ def events_from(*, connection_ids: Iterable[int], start: date | None) -> list[Ev
     rows = _counted(connection_ids).filter(Q(quantity__isnull=False) | Q(amount__isnull=False))
     if start is not None:
         rows = rows.filter(occurred_at__gte=day_start(start))
-    rows = rows.order_by("occurred_at", "id").values_list(
-        "id", "connection_id", "occurred_at", "type", "asset_id", "asset__asset_class", "asset__symbol", "quantity",
+    # The UTC day comes from the database as a date: parsing 200,000 timestamps with time zones
+    # in Python takes seconds.
+    rows = rows.annotate(day=TruncDate("occurred_at", tzinfo=timezone.utc)).order_by("occurred_at", "id").values_list(
+        "id", "connection_id", "day", "type", "asset_id", "asset__asset_class", "asset__symbol", "quantity",
         "amount", "currency")
     return [e for e in map(event_of, rows.iterator(chunk_size=20_000)) if e is not None]
 
 
 def first_days(*, connection_ids: Iterable[int]) -> dict[int, date]:
-    """The day of each connection's first counted transaction."""
-    rows = _counted(connection_ids).values("connection_id").annotate(first=Min("occurred_at"))
-    return {r["connection_id"]: r["first"].date() for r in rows}
+    """The day of each connection's first counted transaction (one index lookup each)."""
+    firsts = {}
+    for connection_id in connection_ids:
+        first = _counted([connection_id]).order_by("occurred_at").values_list("occurred_at", flat=True).first()
+        if first is not None:
+            firsts[connection_id] = first.date()
+    return firsts
 
 
 @dataclass

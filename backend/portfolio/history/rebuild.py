@@ -16,7 +16,7 @@ from datetime import date, timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from backend.market.valuation import Pricer, book_load
+from backend.market.valuation import CloseTable, Pricer, book_load
 from backend.portfolio.models import Asset, DailyValue, HistoryState, Portfolio
 
 from .activity import Holdings, events_from, first_days, holdings_before
@@ -80,11 +80,11 @@ def _walk(portfolio: Portfolio, brokers: dict[int, str], firsts: dict[int, date]
     asset_ids = {a for h in initial.values() for a in h.assets} | {e.asset_id for e in events if e.holding is not None}
     currencies = ({portfolio.base_currency} | {c for h in initial.values() for c in h.cash}
                   | {e.currency for e in events if e.cash is not None})
-    book = book_load(asset_ids=asset_ids, currencies=currencies, start=start, end=end)
+    rates = book_load(asset_ids=(), currencies=currencies, start=start, end=end)
     multipliers = dict(Asset.objects.filter(id__in=asset_ids).exclude(multiplier=1).values_list("id", "multiplier"))
     scopes = flow_scopes(owner_id=portfolio.owner_id, connection_ids=brokers, since=None if full else start)
-    walk = Walk(brokers=brokers, first_days=firsts, scopes=scopes, pricer=Pricer(book, portfolio.base_currency),
-                multipliers=multipliers)
+    walk = Walk(brokers=brokers, first_days=firsts, scopes=scopes, pricer=Pricer(rates, portfolio.base_currency),
+                closes=CloseTable.load(asset_ids=asset_ids, start=start, end=end), multipliers=multipliers)
     return walk.run(start=start, end=end, initial=initial, events=events)
 
 

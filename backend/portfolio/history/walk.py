@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
 
-from backend.market.valuation import Pricer
+from backend.market.valuation import CloseTable, Pricer
 
 from .activity import ZERO, Event, Holdings
 from .flows import FlowScopes
@@ -33,8 +33,11 @@ class Walk:
     first_days: Mapping[int, date]       # connection id -> day of its first transaction
     scopes: FlowScopes
     pricer: Pricer
+    closes: CloseTable
     multipliers: Mapping[int, Decimal]
     _units: dict = field(default_factory=dict, init=False, repr=False)
+    _days: list = field(default_factory=list, init=False, repr=False)
+    _index: int = field(default=0, init=False, repr=False)
 
     def run(self, *, start: date, end: date, initial: Mapping[int, Holdings],
             events: Sequence[Event]) -> tuple[list[DayRow], dict[int, Holdings]]:
@@ -45,10 +48,10 @@ class Walk:
         checkpoint: dict[int, Holdings] = {}
         todays = _by_day(events)
         portfolio_first = min(self.first_days.values(), default=start)
-        for day in _days(start, end):
+        self._days, self._units = list(_dates(start, end)), {}
+        for self._index, day in enumerate(self._days):
             if day == end:
                 checkpoint = {c: h.copy() for c, h in state.items()}
-            self._units = {}
             flows, portfolio_flow, missing = self._apply(state, todays.get(day, ()), day)
             day_rows = [self._value(c, state[c], day, flows[c], missing[c]) for c in state
                         if c in self.first_days and day >= self.first_days[c]]
@@ -109,12 +112,15 @@ class Walk:
         return DayRow(connection_id, day, value + cash, cash, flow, unpriced)
 
     def _unit(self, asset_id: int, broker: str, day: date) -> Decimal | None:
-        """Base-currency value of one unit at the day's close (cached for the day)."""
+        """Base-currency value of one unit at the day's close: each (asset, broker) is priced
+        for the whole range the first time it is asked for."""
         key = (asset_id, broker)
-        if key not in self._units:
-            priced = self.pricer.close(asset_id, broker, day)
-            self._units[key] = None if priced is None else priced[0] * self.multipliers.get(asset_id, ONE)
-        return self._units[key]
+        series = self._units.get(key)
+        if series is None:
+            multiplier = self.multipliers.get(asset_id, ONE)
+            series = self._units[key] = [None if unit is None else unit * multiplier for unit in
+                                         self.pricer.close_series(self.closes, asset_id, broker, self._days)]
+        return series[self._index]
 
 
 def _by_day(events: Sequence[Event]) -> dict[date, list[Event]]:
@@ -124,7 +130,7 @@ def _by_day(events: Sequence[Event]) -> dict[date, list[Event]]:
     return grouped
 
 
-def _days(start: date, end: date) -> Iterator[date]:
+def _dates(start: date, end: date) -> Iterator[date]:
     day = start
     while day <= end:
         yield day
