@@ -103,6 +103,7 @@ class HistoryState(models.Model):
     dirty_since = models.DateField(null=True, blank=True)
     requests = models.PositiveBigIntegerField(default=0)
     queued = models.BooleanField(default=False, help_text="A rebuild task is on the portfolio queue.")
+    queued_at = models.DateTimeField(null=True, blank=True)
     rebuilt_at = models.DateTimeField(null=True, blank=True)
     duration_ms = models.PositiveIntegerField(default=0, help_text="How long the last rebuild took.")
 

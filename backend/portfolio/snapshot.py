@@ -91,7 +91,8 @@ def portfolio_values_refresh(*, now: datetime | None = None) -> int:
     params = [v for row in rates for v in row] + [now - LIVE_MAX_AGE, now]
     with transaction.atomic(), db.cursor() as cursor:
         cursor.execute(sql, params)
-        count = cursor.rowcount
+        # SQLite does not count the rows of an INSERT ... SELECT upsert; it writes one per portfolio.
+        count = cursor.rowcount if cursor.rowcount >= 0 else Portfolio.objects.count()
     log.info("portfolio.values_refreshed portfolios=%s ms=%s", count, int((time.monotonic() - started) * 1000))
     return count
 

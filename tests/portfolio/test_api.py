@@ -200,6 +200,23 @@ class TestConnectionMove:
                                                                                           target.pk: A}
         assert sorted(a for _, _, a, _ in published) == sorted([f"({portfolio.pk},)", f"({target.pk},)"])
 
+    def test_not_while_a_sync_step_writes_its_rows(self, api, user, portfolio, redis_client, monkeypatch):
+        from backend.portfolio import services
+        from workers.tasks import connection_lock
+
+        monkeypatch.setattr(services, "MOVE_LOCK_WAIT_SECONDS", 0.5)      # not the 10 s a user would wait
+        target = PortfolioFactory(owner=user, name="Target")
+        connection = ConnectionFactory(owner=user, portfolio=portfolio)
+        tx(connection, A, "deposit", amount=5)
+        with connection_lock(connection.pk) as held:                       # what a running step holds
+            assert held
+            response = api.patch(f"/api/v1/connections/{connection.pk}/", {"portfolio": target.pk}, format="json")
+        assert response.status_code == 409 and "sync" in response.json()["message"]
+        assert set(BrokerTransaction.objects.filter(connection=connection).values_list("portfolio_id", flat=True)) == {
+            portfolio.pk}
+        assert api.patch(f"/api/v1/connections/{connection.pk}/", {"portfolio": target.pk},
+                         format="json").json()["portfolio"] == target.pk
+
     def test_only_to_a_portfolio_of_the_connections_owner(self, api, other_api, user, other_user, portfolio):
         connection = ConnectionFactory(owner=user, portfolio=portfolio)
         theirs = PortfolioFactory(owner=other_user)

@@ -11,12 +11,13 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Iterable
-from datetime import date
+from datetime import date, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Exists, F, OuterRef, Value
+from django.db.models import Exists, F, OuterRef, Q, Value
 from django.db.models.functions import Coalesce, Least
+from django.utils import timezone
 
 from backend.portfolio.models import HistoryState, Portfolio
 from backend.sync.models import BrokerTransaction
@@ -26,6 +27,9 @@ from .rebuild import RebuildResult, history_rebuild, last_complete_day
 log = logging.getLogger("brokersync.portfolio")
 # `dirty_since` for "from the first day": earlier than any transaction.
 FROM_FIRST_DAY = date(1, 1, 1)
+# A rebuild waits at most the debounce, then the lock of the one before it (a 5-year history
+# takes seconds): a task queued longer ago than this was lost.
+LOST_AFTER = timedelta(minutes=30)
 
 
 def history_request(*, portfolio_ids: Iterable[int], since: date | None) -> list[int]:
@@ -42,9 +46,14 @@ def history_request(*, portfolio_ids: Iterable[int], since: date | None) -> list
         rows = HistoryState.objects.filter(pk__in=ids)
         rows.update(dirty_since=Least(Coalesce("dirty_since", Value(day)), Value(day)), requests=F("requests") + 1)
         to_queue = list(rows.filter(queued=False).values_list("pk", flat=True))
-        HistoryState.objects.filter(pk__in=to_queue).update(queued=True)
-        transaction.on_commit(lambda: _queue(to_queue))
+        _mark_queued(to_queue)
     return to_queue
+
+
+def _mark_queued(portfolio_ids: list[int]) -> None:
+    """Inside a transaction: the tasks are sent once it commits."""
+    HistoryState.objects.filter(pk__in=portfolio_ids).update(queued=True, queued_at=timezone.now())
+    transaction.on_commit(lambda: _queue(portfolio_ids))
 
 
 def _queue(portfolio_ids: list[int]) -> None:
@@ -70,8 +79,10 @@ def history_run_pending(*, portfolio_id: int) -> RebuildResult | None:
 
 
 def histories_extend_due() -> int:
-    """Queue the extension of every history that ends before yesterday, and the first build of
-    every portfolio with transactions but no history. Beat calls this hourly."""
+    """Queue the extension of every history that ends before yesterday, the first build of
+    every portfolio with transactions but no history, and again every pending rebuild whose
+    task was lost (Redis restarted, or the rebuild failed). Beat calls this hourly."""
+    _requeue_lost()
     yesterday = last_complete_day()
     behind = defaultdict(list)
     for pk, through in (HistoryState.objects.filter(through__lt=yesterday, dirty_since__isnull=True)
@@ -88,3 +99,16 @@ def histories_extend_due() -> int:
     count = sum(map(len, behind.values())) + len(never)
     log.info("history.extend_due portfolios=%s", count)
     return count
+
+
+def _requeue_lost() -> None:
+    """A pending rebuild with no task queued, or queued long ago, lost its task: send another
+    (a spare one finds nothing pending and returns)."""
+    with transaction.atomic():
+        lost = list(HistoryState.objects.select_for_update(skip_locked=True)
+                    .filter(dirty_since__isnull=False)
+                    .filter(Q(queued=False) | Q(queued_at__lt=timezone.now() - LOST_AFTER))
+                    .values_list("pk", flat=True))
+        if lost:
+            log.warning("history.requeued_lost portfolios=%s", len(lost))
+            _mark_queued(lost)
