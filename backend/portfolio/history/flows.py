@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 
 from backend.ledger.transfers import (
     MOVEMENT_TYPES, NOT_COUNTED, WINDOW, Movement, TransferMatch, match_transfers, tx_hash_of,
