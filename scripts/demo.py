@@ -208,6 +208,64 @@ def report_import(result: dict) -> bool:
     return ok
 
 
+HISTORY_TIMEOUT = 120
+TOP_HOLDINGS = 5
+
+
+def report_values(api: str, token: str) -> bool:
+    """For every portfolio: its live value in its base currency, cash, the top holdings with
+    price and price age, and TWR / XIRR since inception (once its value history is built:
+    each sync asks for it on the portfolio queue). Until prices are refreshed, holdings are
+    listed as unpriced and left out of the totals."""
+    _, portfolios = http("GET", api + "/portfolios/", token=token)
+    ok = True
+    for portfolio in portfolios:
+        pid, name = portfolio["id"], portfolio["name"]
+        status, value = http("GET", f"{api}/portfolios/{pid}/value/", token=token)
+        returns = wait_for_history(api, pid, token)
+        if status != 200 or returns is None:
+            print(f"\n== portfolio {pid} {name}: value {status}, history not built in {HISTORY_TIMEOUT}s")
+            ok = False
+            continue
+        ccy = value["currency"]
+        print(f"\n== portfolio {pid} {name!r} in {ccy}: value {Decimal(value['total']):,.2f}, "
+              f"cash {Decimal(value['cash']):,.2f}"
+              + (f" (excludes {value['excludes_unpriced']} unpriced holding(s))" if value["excludes_unpriced"] else ""))
+        for h in value["holdings"][:TOP_HOLDINGS]:
+            age = price_age(h["price_at"])
+            print(f"   {h['asset']['symbol']:10s} {h['quantity']:>14s} x {h['price']} {h['quote']} ({h['source']}, "
+                  f"{age} old) = {Decimal(h['value']):,.2f} {ccy}")
+        if value["unpriced"]:
+            symbols = ", ".join(u["asset"]["symbol"] for u in value["unpriced"][:8])
+            print(f"   unpriced: {symbols}{' ...' if len(value['unpriced']) > 8 else ''}")
+        print(f"   since inception ({returns['start']} .. {returns['end']}): TWR {percent(returns['twr'])}, "
+              f"XIRR {percent(returns['xirr']['rate']) if returns['xirr']['rate'] else returns['xirr']['status']}, "
+              f"gain {Decimal(returns['gain']):,.2f}, flows {Decimal(returns['flows']):,.2f}"
+              + (f"; {returns['unpriced_days']} day(s) with unpriced holdings" if returns["unpriced_days"] else ""))
+    return ok
+
+
+def wait_for_history(api: str, portfolio_id: int, token: str) -> dict | None:
+    deadline = time.monotonic() + HISTORY_TIMEOUT
+    while time.monotonic() < deadline:
+        status, returns = http("GET", f"{api}/portfolios/{portfolio_id}/returns/", token=token)
+        if status == 200 and returns["history"]["through"] and not returns["history"]["rebuilding"]:
+            return returns
+        time.sleep(0.5)
+    return None
+
+
+def price_age(at: str) -> str:
+    from datetime import datetime, timezone
+
+    seconds = (datetime.now(timezone.utc) - datetime.fromisoformat(at.replace("Z", "+00:00"))).total_seconds()
+    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.0f} min"
+
+
+def percent(value: str | None) -> str:
+    return "n/a" if value is None else f"{Decimal(value) * 100:.2f}%"
+
+
 def main() -> int:
     if check(["redis"]):
         print("make demo needs Redis on localhost (Celery's broker).", file=sys.stderr)
@@ -226,6 +284,7 @@ def main() -> int:
         all_ok = report_import(import_fidelity(results[0]["connection"]["portfolio"], api, token)) and all_ok
     print(f"\ndemo: {len(results)} broker(s) synced in {time.monotonic() - started:.1f}s; "
           f"{'all succeeded' if all_ok else 'SOME FAILED'}")
+    all_ok = report_values(api, token) and all_ok
     procs.stop_all()
     return 0 if all_ok and results else 1
 

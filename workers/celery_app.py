@@ -1,4 +1,5 @@
-"""The Celery app: settings from Django under the CELERY_ namespace, tasks from workers.tasks."""
+"""The Celery app: settings from Django under the CELERY_ namespace, tasks from workers.tasks
+(syncs, beat's dispatcher) and backend.portfolio.tasks (value history and latest values)."""
 import os
 
 from celery import Celery
@@ -7,7 +8,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "backend.config.settings")
 
 app = Celery("brokersync")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.conf.imports = ("workers.tasks", "workers.market")
+app.conf.imports = ("workers.tasks", "workers.market", "backend.portfolio.tasks")
 
 from .routing import task_queues, route_task  # noqa: E402
 

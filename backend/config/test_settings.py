@@ -10,6 +10,8 @@ os.environ.setdefault("BROKERSYNC_ENV", "test")
 os.environ.setdefault("FERNET_KEYS", "test-credential-key-1")
 # Retry quickly in tests: the sandbox's faults are short.
 os.environ.setdefault("SYNC_RETRY_BACKOFF_CAP", "2")
+# Fold value-history requests for one second, not five: worker tests wait for the rebuild.
+os.environ.setdefault("PORTFOLIO_HISTORY_DEBOUNCE_SECONDS", "1")
 if not os.environ.get("BROKER_SANDBOX"):
     # The sandbox fixture listens here; the worker subprocess inherits the same value.
     from sandbox.endpoints import free_port_block

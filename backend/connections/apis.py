@@ -13,6 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from backend.brokers.dtos import Credentials
+from backend.portfolio.services import connection_move
 from backend.sync.serializers import SyncRunOutputSerializer
 
 from .selectors import broker_list, connection_get, connection_list
@@ -106,19 +107,24 @@ class ConnectionUpdateApi(APIView):
 
         label = serializers.CharField(max_length=128, required=False, allow_blank=True)
         sync_interval = interval_field()
+        portfolio = OwnedPortfolioField(required=False, help_text="Move it (with everything synced from it) to "
+                                                                  "another of your portfolios.")
 
     @extend_schema(operation_id="connections_partial_update", request=InputSerializer,
                    responses={200: ConnectionOutputSerializer, **BROKER_ERRORS})
     def patch(self, request: Request, connection_id: int) -> Response:
-        """Change the label, interval or streams, or replace the keys (checked like on create; they
-        must reach the same broker account, and they revive an expired or revoked connection)."""
+        """Change the label, interval or streams, replace the keys (checked like on create; they
+        must reach the same broker account, and they revive an expired or revoked connection),
+        or move it to another of your portfolios (its rows follow; both histories are rebuilt)."""
         connection = connection_get(user=request.user, connection_id=connection_id)
-        serializer = self.InputSerializer(data=request.data)
+        serializer = self.InputSerializer(data=request.data, context={"request": request})
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         connection = connection_update(
             connection=connection, label=data.get("label"), sync_interval=interval_from(data),
             streams=streams_from(data), credentials=credentials_from(data))
+        if data.get("portfolio") is not None:
+            connection = connection_move(connection=connection, portfolio=data["portfolio"])
         return Response(ConnectionOutputSerializer(connection).data)
 
 

@@ -1,6 +1,8 @@
 from django.conf import settings
 from django.db import models
 
+from backend.core.fields import decimal_field
+
 
 class Asset(models.Model):
     """One canonical instrument: a coin is one asset whatever an exchange calls it."""
@@ -55,3 +57,70 @@ class Portfolio(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class DailyValue(models.Model):
+    """A portfolio's (connection null) or one of its connections' value at the end of a UTC
+    day, in the portfolio's base currency: holdings x that day's close, plus cash. `flow` is
+    the day's net external flow (deposits and transfers in minus withdrawals and transfers
+    out, valued at the day's close), counted as arriving at the end of the day."""
+
+    portfolio = models.ForeignKey(Portfolio, on_delete=models.CASCADE, related_name="daily_values")
+    connection = models.ForeignKey("connections.BrokerConnection", on_delete=models.CASCADE, null=True, blank=True,
+                                   related_name="daily_values")
+    day = models.DateField()
+    currency = models.CharField(max_length=8)
+    value = decimal_field(help_text="Priced holdings plus cash; unpriced holdings are left out.")
+    cash = decimal_field()
+    flow = decimal_field(help_text="Net external flow of the day (in positive, out negative).")
+    # Asset ids held that day without a close (or without a rate into the base currency).
+    unpriced = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["portfolio", "day"], condition=models.Q(connection__isnull=True),
+                                    name="dailyvalue_unique_portfolio_day"),
+            models.UniqueConstraint(fields=["connection", "day"], condition=models.Q(connection__isnull=False),
+                                    name="dailyvalue_unique_connection_day"),
+        ]
+        indexes = [models.Index(fields=["portfolio", "day"], name="dailyvalue_portfolio_day_idx")]
+        ordering = ["day"]
+
+
+class HistoryState(models.Model):
+    """Where a portfolio's value history stands, and what is waiting to be recomputed.
+
+    `dirty_since` is the first day to recompute (None: nothing pending); every request bumps
+    `requests`, so a rebuild that started before a newer request leaves it pending. `checkpoint`
+    holds each connection's holdings and cash at the start of `through` (the last stored day):
+    extending the history by a day starts there instead of re-reading every transaction."""
+
+    portfolio = models.OneToOneField(Portfolio, on_delete=models.CASCADE, primary_key=True,
+                                     related_name="history_state")
+    through = models.DateField(null=True, blank=True, help_text="Last day stored.")
+    currency = models.CharField(max_length=8, blank=True, default="")
+    checkpoint = models.JSONField(default=dict, blank=True)
+    dirty_since = models.DateField(null=True, blank=True)
+    requests = models.PositiveBigIntegerField(default=0)
+    queued = models.BooleanField(default=False, help_text="A rebuild task is on the portfolio queue.")
+    queued_at = models.DateTimeField(null=True, blank=True)
+    rebuilt_at = models.DateTimeField(null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(default=0, help_text="How long the last rebuild took.")
+
+    class Meta:
+        indexes = [models.Index(fields=["through"], name="historystate_through_idx")]
+
+
+class PortfolioValue(models.Model):
+    """The latest total of each portfolio from the latest prices, refreshed for every
+    portfolio at once by one SQL statement (backend/portfolio/snapshot.py)."""
+
+    portfolio = models.OneToOneField(Portfolio, on_delete=models.CASCADE, primary_key=True,
+                                     related_name="latest_value")
+    currency = models.CharField(max_length=8)
+    total = decimal_field(help_text="Priced holdings plus cash, in `currency`; unpriced holdings left out.")
+    cash = decimal_field()
+    holdings = models.PositiveIntegerField(default=0, help_text="Holdings valued (cash balances included).")
+    unpriced = models.PositiveIntegerField(default=0, help_text="Holdings left out: no price or no rate.")
+    oldest_price_at = models.DateTimeField(null=True, blank=True)
+    computed_at = models.DateTimeField()

@@ -215,10 +215,12 @@ class TestConnectionCreate:
         created = connect(api, account, portfolio=mine.pk)
         assert created.status_code == 201 and created.json()["portfolio"] == mine.pk
 
-    def test_an_existing_portfolio_with_the_connections_name_is_reused(self, api, user, account):
+    def test_a_connection_without_a_portfolio_gets_its_own_even_when_the_name_is_taken(self, api, user, account):
         existing = PortfolioFactory(owner=user, name=LABEL)
         response = connect(api, account)
-        assert response.json()["portfolio"] == existing.pk
+        portfolio = Portfolio.objects.get(pk=response.json()["portfolio"])
+        assert portfolio.pk != existing.pk and portfolio.name == f"{LABEL} (2)"
+        assert not existing.connections.exists()
 
     def test_needs_authentication(self, client):
         response = client.post(URL, {"broker": "alpaca"}, content_type="application/json")

@@ -10,16 +10,17 @@ from workers.tasks import sync_chain
 pytestmark = pytest.mark.django_db
 
 
-def test_installs_the_dispatcher_the_reaper_and_the_price_refreshes_idempotently():
+def test_installs_the_dispatcher_the_reaper_the_price_refreshes_and_the_portfolio_schedules_idempotently():
     call_command("setup_periodic_tasks")
     call_command("setup_periodic_tasks")
     tasks = {t.task: t for t in PeriodicTask.objects.all()}
-    assert set(tasks) == {"sync.dispatch_due", "sync.reap_stale_runs", "market.dispatch_latest",
-                          "market.dispatch_closes", "market.prune_latest"}
-    assert len(PeriodicTask.objects.all()) == 5 and all(t.enabled for t in tasks.values())
-    every = {name: t.interval.every for name, t in tasks.items()}
-    assert every["sync.dispatch_due"] == every["market.dispatch_latest"] == 60
-    assert every["market.dispatch_closes"] == every["market.prune_latest"] == 86_400
+    assert len(PeriodicTask.objects.all()) == 7 and all(t.enabled for t in tasks.values())
+    assert {task: (t.interval.every, t.queue) for task, t in tasks.items()} == {
+        "sync.dispatch_due": (60, "default"), "sync.reap_stale_runs": (60, "default"),
+        "market.dispatch_latest": (60, "default"), "market.dispatch_closes": (86_400, "default"),
+        "market.prune_latest": (86_400, "default"),
+        "portfolio.extend_histories": (3600, "portfolio"), "portfolio.refresh_values": (60, "portfolio")}
+    app.loader.import_default_modules()               # what a worker imports (app.conf.imports)
     assert set(tasks) <= set(app.tasks)
 
 

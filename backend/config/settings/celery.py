@@ -35,3 +35,10 @@ SYNC_MAX_CONSECUTIVE_FAILURES = 5
 SYNC_STEP_MAX_RETRIES = env.int("SYNC_STEP_MAX_RETRIES", default=8)
 SYNC_STEP_MAX_RATE_LIMITED_RETRIES = env.int("SYNC_STEP_MAX_RATE_LIMITED_RETRIES", default=40)
 SYNC_RETRY_BACKOFF_CAP = env.int("SYNC_RETRY_BACKOFF_CAP", default=600)
+
+# Value history: requests for the same portfolio within this many seconds fold into one
+# rebuild (a sync, an import and a price backfill often arrive together); beat looks for
+# histories that are a day behind this often, and refreshes every portfolio's latest value.
+PORTFOLIO_HISTORY_DEBOUNCE_SECONDS = env.int("PORTFOLIO_HISTORY_DEBOUNCE_SECONDS", default=5)
+PORTFOLIO_HISTORY_EXTEND_EVERY_SECONDS = env.int("PORTFOLIO_HISTORY_EXTEND_EVERY_SECONDS", default=3600)
+PORTFOLIO_VALUES_EVERY_SECONDS = env.int("PORTFOLIO_VALUES_EVERY_SECONDS", default=60)
