@@ -146,6 +146,7 @@ def celery_worker_process(django_db_setup, django_db_blocker, sandbox_server):
                             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, preexec_fn=die_with_parent)
     try:
         _wait_for_worker(proc, hostname)
+        proc.hostname = hostname
         yield proc
     finally:
         proc.terminate()
@@ -178,3 +179,39 @@ def _wait_for_worker(proc, hostname: str, timeout: float = 60) -> None:
         if app.control.ping(destination=[hostname], timeout=1.0):
             return
     raise RuntimeError(f"celery worker did not answer a ping in {timeout}s; see {WORKER_LOG}")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Every test that uses the session worker also gets `worker_drained`, which tears down
+    before the test's database is flushed."""
+    for item in items:
+        if "celery_worker_process" in getattr(item, "fixturenames", ()) and "worker_drained" not in item.fixturenames:
+            item.fixturenames.append("worker_drained")
+
+
+@pytest.fixture
+def worker_drained(request, _django_db_helper, celery_worker_process):
+    """After a test that used the worker: drop what is still queued or scheduled for later
+    (a debounced rebuild, a retry's countdown) and wait for running tasks to end, so no task of
+    this test touches the database while it is flushed (TRUNCATE would deadlock with it) or
+    runs later against the next test's rows. Depends on the database fixture so that it ends
+    first."""
+    yield
+    _drain_worker(celery_worker_process.hostname)
+
+
+def _drain_worker(hostname: str, timeout: float = 60) -> None:
+    from workers.celery_app import app
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        app.control.purge()
+        inspect = app.control.inspect(destination=[hostname], timeout=2.0, limit=1)
+        scheduled = [t["request"]["id"] for t in (inspect.scheduled() or {}).get(hostname, [])]
+        if scheduled:
+            app.control.revoke(scheduled)
+        busy = (inspect.active() or {}).get(hostname, []) + (inspect.reserved() or {}).get(hostname, [])
+        if not busy:
+            return
+        time.sleep(0.2)
+    raise RuntimeError(f"the test worker still runs tasks {timeout}s after the test ended; see {WORKER_LOG}")

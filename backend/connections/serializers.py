@@ -10,6 +10,7 @@ from rest_framework import serializers
 from rest_framework.fields import empty
 
 from backend.brokers.dtos import Credentials
+from backend.core.fields import StrictBooleanField
 from backend.portfolio.models import Portfolio
 
 from .models import MIN_SYNC_INTERVAL, BrokerConnection
@@ -48,7 +49,7 @@ class CredentialsInputMixin(serializers.Serializer):
     refresh_token = credential_field()
 
 
-class SwitchField(serializers.BooleanField):
+class SwitchField(StrictBooleanField):
     # DRF reads a boolean missing from form-encoded input as False; a switch left out of a
     # PATCH must stay as it is instead.
     default_empty_html = empty

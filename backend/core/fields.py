@@ -3,6 +3,7 @@ from decimal import Decimal
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
+from rest_framework import serializers
 
 # Crypto needs 18 places (ETH wei); 38 digits leave 20 for the integer part.
 MONEY_DIGITS = 38
@@ -19,3 +20,19 @@ def raw_json_field(**kw) -> models.JSONField:
 
 
 ZERO = Decimal("0")
+
+
+class StrictBooleanField(serializers.BooleanField):
+    """true or false, nothing else: JSON booleans, or the words "true" / "false" in a form.
+    DRF's BooleanField also takes 0, 1, "yes", "on"...: a client sending 0 for a switch has
+    most likely sent something else than it meant, and the schema says boolean."""
+
+    default_error_messages = {"invalid": "Must be true or false."}
+    WORDS = {"true": True, "false": False}
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool):
+            return data
+        if isinstance(data, str) and data in self.WORDS:
+            return self.WORDS[data]
+        self.fail("invalid", input=data)

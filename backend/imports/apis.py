@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from backend.connections.serializers import ErrorOutputSerializer
+from backend.core.parsers import BoundedJSONParser
 from backend.sync.apis import PaginatedApi
 from backend.sync.filters import openapi_parameters
 
@@ -95,7 +96,7 @@ class ManualTransactionListApi(PaginatedApi):
 
 
 class ManualTransactionCreateApi(APIView):
-    parser_classes = [JSONParser, FormParser, MultiPartParser]
+    parser_classes = [BoundedJSONParser, FormParser, MultiPartParser]
 
     @extend_schema(operation_id="portfolios_manual_transactions_create", request=ManualTransactionCreateSerializer,
                    responses={201: ManualTransactionOutputSerializer, **ERRORS})

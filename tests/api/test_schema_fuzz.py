@@ -22,6 +22,8 @@ REFUSES_VALID_INPUT = {
     "POST /api/v1/connections/": ["400", "502", "503"],           # the broker checks the keys
     "PATCH /api/v1/connections/{connection_id}/": ["400", "502", "503"],
     "POST /api/v1/auth/token/": ["400"],                           # a wrong username or password
+    "POST /api/v1/portfolios/": ["400"],                           # a name already taken by another of yours
+    "PATCH /api/v1/portfolios/{portfolio_id}/": ["400"],
 }
 DEFAULT_ACCEPTED = ["2xx", "3xx", "401", "403", "404", "409", "429"]
 MAX_EXAMPLES = 12                  # per operation and mode; the whole run stays well under a minute
