@@ -177,6 +177,18 @@ class Page(Generic[T]):
 
 
 @dataclass(frozen=True)
+class RepullWindow:
+    """A stretch of history reconcile asks for again before it reports a break: the records
+    of `assets` (canonical symbols; fiat codes for cash) that occurred between `start` and
+    `end` (None: from the first record / up to now). Each adapter turns it into the
+    narrowest requests its API allows; it may return more than asked, never less."""
+
+    start: datetime | None
+    end: datetime | None
+    assets: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
 class PositionSnapshot:
     positions: list[Position]
     cash: dict[str, Decimal] = field(default_factory=dict)   # currency -> balance, where the broker says

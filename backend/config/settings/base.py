@@ -42,6 +42,7 @@ INSTALLED_APPS = [
     "backend.ledger",
     "backend.connections",
     "backend.sync",
+    "backend.reconcile",
     "workers",
 ]
 

@@ -1,0 +1,207 @@
+"""Reconcile one connection: compare, re-pull the affected windows once, record typed breaks.
+
+    differences = broker - history, per asset and per currency      (totals.py)
+    -> windows where they lie                                         (locate.py)
+    -> one re-pull of those windows, upserted                         (the pipeline's `repull`)
+    -> the differences that survive, typed                            (rules.py)
+    -> Break rows: new ones opened, seen ones updated, gone ones resolved
+
+`reconcile_connection` is what the sync pipeline's reconcile step calls.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from django.db import transaction
+from django.utils import timezone
+
+from backend.brokers.dtos import RepullWindow
+from backend.brokers.registry import ADAPTERS
+from backend.connections.models import BrokerConnection
+from backend.sync.models import SyncRun
+
+from .locate import Locator, Window
+from .models import Break, ReconcileMark
+from .rules import Difference, Verdict, cash_leg_of, classify, union
+from .totals import counted_transactions, differences_for
+
+log = logging.getLogger("brokersync.reconcile")
+
+# An open break's window is asked for again at every sync while it is small (a few pages
+# of any broker: Alpaca serves 100 activities a request, Kraken 50); a larger one only
+# after a wait that doubles with each re-pull that did not resolve it, so a break that
+# lasts (history before the first record a broker serves) does not re-read the whole
+# history at every sync.
+REPULL_FREE_ROWS = 2_000
+REPULL_BACKOFF = timedelta(hours=1)
+REPULL_BACKOFF_MAX = timedelta(days=7)
+
+# (windows) -> counts of what the re-pull fetched and stored, or None: the broker has no re-pull.
+Repull = Callable[[Sequence[RepullWindow]], dict | None]
+
+
+@dataclass
+class Outcome:
+    differences: list[Difference]
+    verdicts: dict[str, Verdict]
+    cash_legs: dict[str, Difference]        # asset key -> the cash difference that is its trade's cash leg
+
+
+def reconcile_connection(*, run: SyncRun, repull: Repull) -> dict:
+    """Reconcile the run's connection; returns the summary kept in run.steps["reconcile"]."""
+    connection = run.connection
+    if connection.broker not in ADAPTERS:
+        # File imports and manual accounts: their holdings are what their history adds up to.
+        resolved = breaks_resolve_all(connection=connection, run=run)
+        return {"differences": 0, "breaks": 0, "resolved": resolved, "skipped": "no broker feed"}
+    locator = Locator(connection)
+    found = differences_for(connection)
+    summary: dict = {"differences": len(found)}
+    repulled: set[str] = set()
+    if found:
+        windows = _repull_windows(connection, locator, found)
+        if windows:
+            counts = repull([RepullWindow(start, end, frozenset(wanted.values()))
+                             for (start, end), wanted in windows.items()])
+            summary["repull"] = "unsupported" if counts is None else len(windows)
+            if counts is not None:
+                repulled = {key for wanted in windows.values() for key in wanted}
+                locator = Locator(connection)               # the re-pull may have changed what it saw
+                before = {d.key for d in found}
+                found = differences_for(connection)
+                summary["fixed_by_repull"] = len(before - {d.key for d in found})
+    outcome = _classify(locator, found)
+    summary.update(breaks_record(connection=connection, run=run, outcome=outcome, repulled=repulled))
+    ReconcileMark.objects.update_or_create(connection=connection,
+                                           defaults={"through": locator.transactions_watermark()})
+    return summary
+
+
+# -- windows ------------------------------------------------------------------------------------
+def _repull_windows(connection: BrokerConnection, locator: Locator,
+                    found: list[Difference]) -> dict[Window, dict[str, str]]:
+    """window -> {key: symbol} to ask for in it: one window per difference that is due a
+    re-pull (its open break's window too, so a fix there is read), equal windows merged."""
+    located = locator.order_windows(found)
+    open_breaks = {b.key: b for b in Break.objects.filter(connection=connection, resolved_at__isnull=True)}
+    fallback = locator.since_last_reconcile()
+    windows: dict[Window, dict[str, str]] = {}
+    for diff in found:
+        previous = open_breaks.get(diff.key)
+        window = located.get(diff.key) or _evidence_window(locator, diff) or fallback
+        if previous is not None:
+            window = union(window, (previous.window_start, previous.window_end))
+            if not _due(connection, previous, window):
+                continue
+        windows.setdefault(window, {})[diff.key] = diff.symbol
+    return windows
+
+
+def _evidence_window(locator: Locator, diff: Difference) -> Window | None:
+    """The window of the split or transfer the difference matches, before any re-pull."""
+    if diff.is_cash:
+        return None
+    verdict = classify(diff, locator.evidence(diff, (None, None)))
+    return verdict.window if verdict.kind in ("split", "transfer") else None
+
+
+def _due(connection: BrokerConnection, previous: Break, window: Window) -> bool:
+    rows = counted_transactions(connection)
+    if window[0]:
+        rows = rows.filter(occurred_at__gte=window[0])
+    if window[1]:
+        rows = rows.filter(occurred_at__lte=window[1])
+    if rows[:REPULL_FREE_ROWS + 1].count() <= REPULL_FREE_ROWS or previous.repulled_at is None:
+        return True
+    wait = min(REPULL_BACKOFF * 2 ** max(0, previous.repulls - 1), REPULL_BACKOFF_MAX)
+    return timezone.now() - previous.repulled_at >= wait
+
+
+# -- classification -------------------------------------------------------------------------------
+def _classify(locator: Locator, found: list[Difference]) -> Outcome:
+    located = locator.order_windows(found)
+    fallback = locator.since_last_reconcile()
+    verdicts = {d.key: classify(d, locator.evidence(d, located.get(d.key) or fallback))
+                for d in found if not d.is_cash}
+    cash_legs: dict[str, Difference] = {}
+    for cash in (d for d in found if d.is_cash):
+        trades = [(d.key, d.difference, locator.trade_prices(d.asset_id, cash.symbol)) for d in found
+                  if not d.is_cash and d.key not in cash_legs
+                  and verdicts[d.key].kind in ("history_missing", "unexplained_disposal")]
+        owner = cash_leg_of(cash, trades)
+        if owner is not None:
+            cash_legs[owner] = cash
+        else:
+            verdicts[cash.key] = classify(cash, locator.evidence(cash, located.get(cash.key) or fallback))
+    return Outcome(found, verdicts, cash_legs)
+
+
+# -- recording ------------------------------------------------------------------------------------
+def breaks_record(*, connection: BrokerConnection, run: SyncRun, outcome: Outcome,
+                  repulled: set[str] = frozenset()) -> dict:
+    """Open, update and resolve the connection's breaks in one transaction; the run's summary."""
+    now = timezone.now()
+    by_key = {d.key: d for d in outcome.differences}
+    counts = {"new": 0, "resolved": 0}
+    with transaction.atomic():
+        open_ = {b.key: b for b in Break.objects.select_for_update().filter(connection=connection,
+                                                                              resolved_at__isnull=True)}
+        for key, verdict in sorted(outcome.verdicts.items()):
+            current = open_.pop(key, None)
+            if current is not None and current.kind != verdict.kind:
+                _resolve(current, run, now)
+                counts["resolved"] += 1
+                current = None
+            if current is None:
+                current = Break(connection=connection, portfolio_id=connection.portfolio_id, key=key,
+                                found_by_run=run, first_seen_at=now)
+                counts["new"] += 1
+            _fill(current, by_key[key], verdict, outcome.cash_legs.get(key), run, now)
+            if key in repulled:
+                current.repulled_at, current.repulls = now, current.repulls + 1
+            current.save()
+        for stale in open_.values():
+            _resolve(stale, run, now)
+            counts["resolved"] += 1
+        breaks = list(Break.objects.filter(connection=connection, resolved_at__isnull=True).select_related("asset"))
+        differences = [break_summary(b) for b in breaks]
+        SyncRun.objects.filter(pk=run.pk).update(reconcile_differences=differences)
+    run.reconcile_differences = differences
+    if breaks:
+        log.warning("reconcile.open_breaks connection=%s run=%s breaks=%s", connection.pk, run.pk, len(breaks))
+    return {**counts, "breaks": len(breaks), "types": sorted({b.kind for b in breaks})}
+
+
+def _fill(row: Break, diff: Difference, verdict: Verdict, cash: Difference | None, run: SyncRun, now: datetime) -> None:
+    row.asset_id, row.currency = diff.asset_id, diff.symbol if diff.is_cash else ""
+    row.kind, row.detail, row.resolution = verdict.kind, verdict.detail, verdict.resolution
+    row.broker_quantity, row.ledger_quantity, row.difference = diff.broker, diff.history, diff.difference
+    row.precision, row.counterpart_id = verdict.precision, verdict.counterpart_id
+    row.window_start, row.window_end = verdict.window
+    row.cash_currency = cash.symbol if cash else ""
+    row.cash_difference = cash.difference if cash else None
+    row.last_run, row.last_seen_at = run, now
+
+
+def _resolve(row: Break, run: SyncRun, now: datetime) -> None:
+    row.resolved_at, row.resolved_by_run = now, run
+    row.save(update_fields=["resolved_at", "resolved_by_run"])
+
+
+def breaks_resolve_all(*, connection: BrokerConnection, run: SyncRun | None = None) -> int:
+    return Break.objects.filter(connection=connection, resolved_at__isnull=True).update(
+        resolved_at=timezone.now(), resolved_by_run=run)
+
+
+def break_summary(row: Break) -> dict:
+    """A break in the shape of the run's `reconcile_differences` (kept from before breaks were
+    typed: asset, asset_class, broker_quantity, computed_quantity, difference), plus its type."""
+    plain = lambda v: format(Decimal(v).normalize(), "f") if v is not None else None  # noqa: E731
+    return {"asset": row.asset.symbol if row.asset_id else row.currency,
+            "asset_class": row.asset.asset_class if row.asset_id else "fiat",
+            "broker_quantity": plain(row.broker_quantity), "computed_quantity": plain(row.ledger_quantity),
+            "difference": plain(row.difference), "type": row.kind, "break": row.pk}
