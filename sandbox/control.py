@@ -131,7 +131,7 @@ class ControlApi:
             return Response.json({"faults": [f.public() for f in faults.faults.values()]})
 
     def transfer(self, body: dict[str, Any]) -> Response:
-        """A withdrawal at `from` and, a minute later, its deposit at `to` (two brokers' own records)."""
+        """A withdrawal at `from` and its deposit at `to`, both now (two brokers' own records)."""
         source, target = str(body.get("from") or ""), str(body.get("to") or "")
         asset = str(body.get("asset") or "")
         amount, fee = Decimal(str(body.get("amount") or "0")), Decimal(str(body.get("fee") or "0"))

@@ -180,12 +180,15 @@ class Page(Generic[T]):
 class RepullWindow:
     """A stretch of history reconcile asks for again before it reports a break: the records
     of `assets` (canonical symbols; fiat codes for cash) that occurred between `start` and
-    `end` (None: from the first record / up to now). Each adapter turns it into the
-    narrowest requests its API allows; it may return more than asked, never less."""
+    `end` (None: from the first record / up to now), of the TransactionType values in
+    `kinds` (empty: every kind; a window located by a short-filled order can only miss
+    trades and their fees). Each adapter turns it into the narrowest requests its API
+    allows; it may return more than asked, never less."""
 
     start: datetime | None
     end: datetime | None
     assets: frozenset[str] = frozenset()
+    kinds: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)

@@ -4,30 +4,36 @@ history is never asked for twice in one re-pull."""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from .dtos import RepullWindow
 
-Span = tuple[datetime | None, datetime | None, frozenset[str]]
+
+@dataclass(frozen=True)
+class Span:
+    start: datetime | None
+    end: datetime | None
+    assets: frozenset[str]
+    kinds: frozenset[str]           # empty: every kind
+
+    def wants(self, *kinds: str) -> bool:
+        return not self.kinds or any(k in self.kinds for k in kinds)
 
 
 def merged(windows: Iterable[RepullWindow], *, before: timedelta = timedelta(0),
            after: timedelta = timedelta(0)) -> list[Span]:
-    """(start, end, assets) spans, oldest first; None stays unbounded; overlapping spans join
-    (their assets too)."""
-    spans = sorted(((w.start - before if w.start else None, w.end + after if w.end else None, frozenset(w.assets))
-                    for w in windows), key=lambda s: (s[0] is not None, s[0] or datetime.min))
+    """Spans oldest first; None stays unbounded; overlapping spans join (assets and kinds too)."""
+    spans = sorted((Span(w.start - before if w.start else None, w.end + after if w.end else None,
+                         frozenset(w.assets), frozenset(w.kinds)) for w in windows),
+                   key=lambda s: (s.start is not None, s.start or datetime.min))
     out: list[Span] = []
-    for start, end, assets in spans:
-        if out and _overlaps(out[-1], start):
-            last_start, last_end, last_assets = out[-1]
-            joined_end = None if last_end is None or end is None else max(last_end, end)
-            out[-1] = (last_start, joined_end, last_assets | assets)
+    for span in spans:
+        last = out[-1] if out else None
+        if last is not None and (last.end is None or span.start is None or span.start <= last.end):
+            end = None if last.end is None or span.end is None else max(last.end, span.end)
+            kinds = frozenset() if not last.kinds or not span.kinds else last.kinds | span.kinds
+            out[-1] = Span(last.start, end, last.assets | span.assets, kinds)
         else:
-            out.append((start, end, assets))
+            out.append(span)
     return out
-
-
-def _overlaps(span: Span, start: datetime | None) -> bool:
-    end = span[1]
-    return end is None or start is None or start <= end

@@ -43,7 +43,7 @@ class Locator:
     # -- windows ----------------------------------------------------------------------------
     def since_last_reconcile(self) -> Window:
         mark = ReconcileMark.objects.filter(connection=self.connection).first()
-        return (mark.through if mark else None, None)
+        return (mark.through if mark else None, self.transactions_watermark())
 
     def order_windows(self, differences: Iterable[Difference]) -> dict[str, Window]:
         """key -> window, for the differences a short-filled order locates (and the keys its

@@ -7,7 +7,7 @@ from typing import Any
 import django_filters as filters
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
 from django.shortcuts import get_object_or_404
 
 from backend.portfolio.models import Portfolio
@@ -39,7 +39,7 @@ def breaks_for_portfolio(*, portfolio: Portfolio, filters: Mapping[str, Any] | N
     """Open breaks first, then resolved ones; newest seen first. A bad filter is a 400."""
     queryset = (Break.objects.filter(portfolio=portfolio)
                 .select_related("asset", "connection", "counterpart__connection")
-                .order_by("resolved_at", "-last_seen_at", "-id"))
+                .order_by(F("resolved_at").desc(nulls_first=True), "-last_seen_at", "-id"))
     filterset = BreakFilter(filters or {}, queryset)
     if not filterset.is_valid():
         raise ValidationError(filterset.errors)

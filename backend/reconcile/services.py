@@ -26,7 +26,7 @@ from backend.sync.models import SyncRun
 
 from .locate import Locator, Window
 from .models import Break, ReconcileMark
-from .rules import Difference, Verdict, cash_leg_of, classify, union
+from .rules import Difference, Verdict, cash_leg_of, classify, precision_of, union
 from .totals import counted_transactions, differences_for
 
 log = logging.getLogger("brokersync.reconcile")
@@ -39,6 +39,10 @@ log = logging.getLogger("brokersync.reconcile")
 REPULL_FREE_ROWS = 2_000
 REPULL_BACKOFF = timedelta(hours=1)
 REPULL_BACKOFF_MAX = timedelta(days=7)
+
+# What a window can miss, by how it was located (TransactionType values).
+ORDER_KINDS = frozenset({"trade", "fee"})
+EVIDENCE_KINDS = {"split": frozenset({"split"}), "transfer": frozenset({"transfer", "deposit", "withdrawal"})}
 
 # (windows) -> counts of what the re-pull fetched and stored, or None: the broker has no re-pull.
 Repull = Callable[[Sequence[RepullWindow]], dict | None]
@@ -65,8 +69,8 @@ def reconcile_connection(*, run: SyncRun, repull: Repull) -> dict:
     if found:
         windows = _repull_windows(connection, locator, found)
         if windows:
-            counts = repull([RepullWindow(start, end, frozenset(wanted.values()))
-                             for (start, end), wanted in windows.items()])
+            counts = repull([RepullWindow(start, end, frozenset(wanted.values()), kinds)
+                             for ((start, end), kinds), wanted in windows.items()])
             summary["repull"] = "unsupported" if counts is None else len(windows)
             if counts is not None:
                 repulled = {key for wanted in windows.values() for key in wanted}
@@ -83,30 +87,37 @@ def reconcile_connection(*, run: SyncRun, repull: Repull) -> dict:
 
 # -- windows ------------------------------------------------------------------------------------
 def _repull_windows(connection: BrokerConnection, locator: Locator,
-                    found: list[Difference]) -> dict[Window, dict[str, str]]:
-    """window -> {key: symbol} to ask for in it: one window per difference that is due a
-    re-pull (its open break's window too, so a fix there is read), equal windows merged."""
+                    found: list[Difference]) -> dict[tuple[Window, frozenset[str]], dict[str, str]]:
+    """(window, kinds) -> {key: symbol} to ask for: one window per difference that is due a
+    re-pull (its open break's window too, so a fix there is read), equal ones merged. Kinds
+    narrow what the window can miss (empty: anything)."""
     located = locator.order_windows(found)
     open_breaks = {b.key: b for b in Break.objects.filter(connection=connection, resolved_at__isnull=True)}
     fallback = locator.since_last_reconcile()
-    windows: dict[Window, dict[str, str]] = {}
+    windows: dict[tuple[Window, frozenset[str]], dict[str, str]] = {}
     for diff in found:
+        if abs(diff.difference) < precision_of(diff.asset_class, diff.symbol):
+            continue                                # rounding: no record can be missing
         previous = open_breaks.get(diff.key)
-        window = located.get(diff.key) or _evidence_window(locator, diff) or fallback
+        if diff.key in located:
+            window, kinds = located[diff.key], ORDER_KINDS
+        else:
+            window, kinds = _evidence_window(locator, diff) or (fallback, frozenset())
         if previous is not None:
-            window = union(window, (previous.window_start, previous.window_end))
+            window, kinds = union(window, (previous.window_start, previous.window_end)), frozenset()
             if not _due(connection, previous, window):
                 continue
-        windows.setdefault(window, {})[diff.key] = diff.symbol
+        windows.setdefault((window, kinds), {})[diff.key] = diff.symbol
     return windows
 
 
-def _evidence_window(locator: Locator, diff: Difference) -> Window | None:
-    """The window of the split or transfer the difference matches, before any re-pull."""
+def _evidence_window(locator: Locator, diff: Difference) -> tuple[Window, frozenset[str]] | None:
+    """The window (and kinds) of the split or transfer the difference matches, before any re-pull."""
     if diff.is_cash:
         return None
     verdict = classify(diff, locator.evidence(diff, (None, None)))
-    return verdict.window if verdict.kind in ("split", "transfer") else None
+    kinds = EVIDENCE_KINDS.get(verdict.kind)
+    return (verdict.window, kinds) if kinds else None
 
 
 def _due(connection: BrokerConnection, previous: Break, window: Window) -> bool:

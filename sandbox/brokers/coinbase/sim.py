@@ -95,7 +95,7 @@ class CoinbaseSim(BrokerSim):
 
     def receive_in(self, account_id: str, asset: str, amount: Decimal) -> dict[str, Any]:
         book = self.book(account_id)
-        tx = book.receive(book.tick(int(self.clock.now() * 1_000_000) + 60_000_000), asset, amount)
+        tx = book.receive(book.tick(int(self.clock.now() * 1_000_000)), asset, amount)
         return {"record": tx.id, "at": iso_us(tx.t)}
 
     def book(self, account_id: str) -> Book:

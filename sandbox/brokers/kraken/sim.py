@@ -82,11 +82,11 @@ class KrakenSim(BrokerSim):
         return {"record": row.id, "at": row.t4 / T4}
 
     def _move(self, account_id: str, asset: str, amount: Decimal, *, deposit: bool, fee: Decimal = Decimal(0)):
-        """A deposit or withdrawal posted a minute from now (after the sending side's record)."""
+        """A deposit or withdrawal posted now (after everything the account has)."""
         history = self.histories[self.account(account_id).account_id]
         code = self._code(asset)
         units, fee_units = int(amount.scaleb(SCALE_DECIMALS)), int(fee.scaleb(SCALE_DECIMALS))
-        t4 = max(int(self.clock.now() * T4) + 60 * T4, history.b.a.last_t4 + 1)
+        t4 = max(int(self.clock.now() * T4), history.b.a.last_t4 + 1)
         if deposit:
             return history.b.deposit(t4, code, units)[0]
         if history.b.balance(code) < units + fee_units:

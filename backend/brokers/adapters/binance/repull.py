@@ -26,6 +26,9 @@ if TYPE_CHECKING:
     from .adapter import BinanceAdapter
 
 PAD = timedelta(milliseconds=OVERLAP_MS)
+# Wallet stream -> the TransactionTypes its rows become (parse.py); a window of other kinds skips it.
+WALLET_KINDS = {"deposits": ("deposit", "transfer"), "withdrawals": ("withdrawal", "transfer"),
+                "dividends": ("reward",)}
 MAX_DAILY_WINDOWS = 7               # past a week of 24-hour windows, walking by id costs fewer requests
 TRADE_WINDOW_MS = DAY_MS - 1        # "can't be longer than 24 hours"
 
@@ -37,15 +40,17 @@ class Repull:
         self.mark = adapter.requests_made
 
     def run(self, windows: Sequence[RepullWindow]) -> Iterator[Page[Transaction]]:
-        for start, end, assets in merged(windows, before=PAD, after=PAD):
+        for span in merged(windows, before=PAD, after=PAD):
             now = self.a.server_ms()
-            lo = parse.to_ms(start) if start else None
-            hi = min(parse.to_ms(end), now) if end else now
-            for symbol in self._symbols(assets):
-                yield self._page(*self._trades(symbol, lo, hi))
-            for coin in sorted(assets):
-                for name in STREAMS:
-                    yield self._page(*self._wallet(name, coin, lo, hi))
+            lo = parse.to_ms(span.start) if span.start else None
+            hi = min(parse.to_ms(span.end), now) if span.end else now
+            if span.wants("trade", "fee"):
+                for symbol in self._symbols(span.assets):
+                    yield self._page(*self._trades(symbol, lo, hi))
+            for name, kinds in WALLET_KINDS.items():
+                if span.wants(*kinds):
+                    for coin in sorted(span.assets):
+                        yield self._page(*self._wallet(name, coin, lo, hi))
 
     def _symbols(self, assets: frozenset[str]) -> list[str]:
         markets = self.a.markets()

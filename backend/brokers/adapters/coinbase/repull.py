@@ -4,6 +4,7 @@
   (RFC3339; every product, newest first, paged by `cursor` until it is empty).
 - v2 rows have no time filter: each wanted wallet's transactions are read newest first
   (`order=desc`, 100 a page, `starting_after`) until a row older than the window's start.
+  A window that can only miss fills (a short-filled order) skips them.
 v2 times have whole seconds, so the window is widened by a second on each side.
 """
 from __future__ import annotations
@@ -22,17 +23,23 @@ if TYPE_CHECKING:
     from .adapter import CoinbaseAdapter
 
 PAD = timedelta(seconds=1)
+# v2 rows besides Coinbase App buys and converts (parse.V2_TYPES): a window that can only
+# miss a fill of a v3 order (kinds trade and fee) skips the wallets.
+V2_KINDS = ("deposit", "withdrawal", "transfer", "reward", "interest", "other")
 
 
 def repull(adapter: "CoinbaseAdapter", windows: Sequence[RepullWindow]) -> Iterator[Page[Transaction]]:
     spans = merged(windows, before=PAD, after=PAD)
-    wanted = set().union(*(assets for _, _, assets in spans)) if spans else set()
-    wallets = [w for w in WalletPass(None, adapter._get).wallets() if _code(w) in wanted]
-    for start, end, assets in spans:
-        yield from _fills(adapter, start, end)
-        for wallet in wallets:
-            if _code(wallet) in assets:
-                yield from _wallet_rows(adapter, str(wallet["id"]), start, end)
+    v2_spans = [s for s in spans if s.wants(*V2_KINDS)]
+    wanted = set().union(*(s.assets for s in v2_spans)) if v2_spans else set()
+    wallets = [w for w in WalletPass(None, adapter._get).wallets() if _code(w) in wanted] if wanted else []
+    for span in spans:
+        if span.wants("trade", "fee"):
+            yield from _fills(adapter, span.start, span.end)
+        if span in v2_spans:
+            for wallet in wallets:
+                if _code(wallet) in span.assets:
+                    yield from _wallet_rows(adapter, str(wallet["id"]), span.start, span.end)
 
 
 def _fills(adapter: "CoinbaseAdapter", start: datetime | None, end: datetime | None) -> Iterator[Page[Transaction]]:

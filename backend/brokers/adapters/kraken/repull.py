@@ -31,15 +31,15 @@ def repull(adapter: "KrakenAdapter", windows: Sequence[RepullWindow]) -> Iterato
     book = books.get()
     trades = TradeLookup(adapter.client)
     mark = adapter.session.requests_made
-    for start, end, assets in merged(windows, before=PAD, after=PAD):
-        codes = sorted(code for code in book.assets if book.canonical(code) in assets)
+    for span in merged(windows, before=PAD, after=PAD):
+        codes = sorted(code for code in book.assets if book.canonical(code) in span.assets)
         if not codes:
             continue
         params: dict[str, Any] = {"asset": ",".join(codes)}
-        if start is not None:
-            params["start"] = math.floor(start.timestamp())
-        if end is not None:
-            params["end"] = math.ceil(end.timestamp())
+        if span.start is not None:
+            params["start"] = math.floor(span.start.timestamp())
+        if span.end is not None:
+            params["end"] = math.ceil(span.end.timestamp())
         for records in _pages(adapter, params):
             book = books.get(codes={str(r.get("asset", "")) for _, r, _ in records if isinstance(r, dict)})
             items, skipped = adapter._transactions(records, book, trades)
