@@ -171,6 +171,24 @@ def report(result: dict) -> bool:
     return ok
 
 
+def report_breaks(api: str, token: str) -> int:
+    """Each portfolio's open reconcile breaks (none for the demo accounts: their histories add
+    up to what the sandbox reports). Returns how many there are."""
+    _, portfolios = http("GET", api + "/portfolios/", token=token)
+    rows = portfolios if isinstance(portfolios, list) else portfolios.get("results", [])
+    total = 0
+    print("\n== open reconcile breaks")
+    for portfolio in rows:
+        _, page = http("GET", f"{api}/portfolios/{portfolio['id']}/breaks/?status=open&page_size=500", token=token)
+        breaks = page.get("results", [])
+        total += len(breaks)
+        print(f"   {portfolio['name']}: {len(breaks) or 'none'}")
+        for b in breaks:
+            print(f"     {b['type']:20s} {b['symbol']:8s} broker {b['broker_quantity']} history {b['ledger_quantity']} "
+                  f"(connection {b['connection']}): {b['resolution']}")
+    return total
+
+
 def main() -> int:
     if check(["redis"]):
         print("make demo needs Redis on localhost (Celery's broker).", file=sys.stderr)
@@ -185,6 +203,7 @@ def main() -> int:
     pending = [connect(spec, control, api, token) for spec in DEMO_ACCOUNTS if spec["broker"] in available]
     results = [collect(p, api, token) for p in pending]
     all_ok = all([report(r) for r in results])
+    report_breaks(api, token)
     print(f"\ndemo: {len(results)} broker(s) synced in {time.monotonic() - started:.1f}s; "
           f"{'all succeeded' if all_ok else 'SOME FAILED'}")
     procs.stop_all()
