@@ -16,6 +16,7 @@ class Span:
     end: datetime | None
     assets: frozenset[str]
     kinds: frozenset[str]           # empty: every kind
+    symbols: frozenset[str]         # empty: not narrowed to the broker's pairs
 
     def wants(self, *kinds: str) -> bool:
         return not self.kinds or any(k in self.kinds for k in kinds)
@@ -23,9 +24,10 @@ class Span:
 
 def merged(windows: Iterable[RepullWindow], *, before: timedelta = timedelta(0),
            after: timedelta = timedelta(0)) -> list[Span]:
-    """Spans oldest first; None stays unbounded; overlapping spans join (assets and kinds too)."""
+    """Spans oldest first; None stays unbounded; overlapping spans join (their assets, kinds
+    and symbols too: an empty set, "any", wins)."""
     spans = sorted((Span(w.start - before if w.start else None, w.end + after if w.end else None,
-                         frozenset(w.assets), frozenset(w.kinds)) for w in windows),
+                         frozenset(w.assets), frozenset(w.kinds), frozenset(w.symbols)) for w in windows),
                    key=lambda s: (s.start is not None, s.start or datetime.min))
     out: list[Span] = []
     for span in spans:
@@ -33,7 +35,8 @@ def merged(windows: Iterable[RepullWindow], *, before: timedelta = timedelta(0),
         if last is not None and (last.end is None or span.start is None or span.start <= last.end):
             end = None if last.end is None or span.end is None else max(last.end, span.end)
             kinds = frozenset() if not last.kinds or not span.kinds else last.kinds | span.kinds
-            out[-1] = Span(last.start, end, last.assets | span.assets, kinds)
+            symbols = frozenset() if not last.symbols or not span.symbols else last.symbols | span.symbols
+            out[-1] = Span(last.start, end, last.assets | span.assets, kinds, symbols)
         else:
             out.append(span)
     return out

@@ -2,9 +2,10 @@
 
 Windows, most precise first (the first that applies is the break's window and what the
 re-pull asks for again):
-- an order the broker says filled more than its stored fills add up to: a fill is missing
-  between its submission and its last fill; the other assets its symbol's trades move
-  (the quote, the fee asset, cash) share that window;
+- an order the broker says filled more than its stored fills add up to: a fill of its pair
+  is missing between its submission and its last fill. The other assets and cash its
+  pair's trades move (the quote, the fee asset) are located "via" that order: they are
+  the missing fill's other legs, asked for in the same window on the same pair;
 - the split events whose change the difference matches;
 - the unmatched transfer leg elsewhere that explains it (its matching window);
 - an open break's own window (the next sync asks for it again);
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 
@@ -30,6 +32,19 @@ from .rules import Difference, Evidence, Movement, SplitEvent, union
 from .totals import counted_transactions
 
 Window = tuple[datetime | None, datetime | None]
+ORDER_KINDS = frozenset({"trade", "fee"})           # what a short-filled order's window can miss
+
+
+@dataclass(frozen=True)
+class Located:
+    """Where a short-filled order puts a difference."""
+
+    window: Window
+    symbols: frozenset[str]                 # the order's pair(s), as the broker spells them
+    prices: tuple[Decimal, ...] = ()        # the orders' average fill prices
+    via: str | None = None                  # a leg: the key of the asset whose order located it
+    fee: bool = False                       # a leg the pair's fee rows move (not its quote)
+    kinds: frozenset[str] = ORDER_KINDS
 
 
 class Locator:
@@ -38,27 +53,36 @@ class Locator:
     def __init__(self, connection: BrokerConnection):
         self.connection = connection
         self._movements: list[Movement] | None = None
-        self._order_windows: dict[str, Window] | None = None
+        self._located: dict[str, Located] | None = None
 
     # -- windows ----------------------------------------------------------------------------
     def since_last_reconcile(self) -> Window:
         mark = ReconcileMark.objects.filter(connection=self.connection).first()
         return (mark.through if mark else None, self.transactions_watermark())
 
-    def order_windows(self, differences: Iterable[Difference]) -> dict[str, Window]:
-        """key -> window, for the differences a short-filled order locates (and the keys its
-        symbol's trades also move)."""
-        if self._order_windows is None:
-            found: dict[str, Window] = {}
+    def order_located(self, differences: Iterable[Difference]) -> dict[str, Located]:
+        """key -> Located, for the asset differences a short-filled order explains and the
+        differences its pair's trades also move."""
+        if self._located is None:
+            own: dict[str, Located] = {}
             for diff in differences:
                 if diff.is_cash:
                     continue
                 for order in self._short_filled(diff.asset_id):
                     window = (order.submitted_at, order.filled_at or order.updated_at_broker or order.submitted_at)
-                    for key in {diff.key, *self._keys_moved_by(order.broker_symbol)}:
-                        found[key] = union(found[key], window) if key in found else window
-            self._order_windows = found
-        return self._order_windows
+                    prices = (order.filled_avg_price,) if order.filled_avg_price else ()
+                    found = own.get(diff.key)
+                    own[diff.key] = Located(window, frozenset({order.broker_symbol}), prices) if found is None else \
+                        replace(found, window=union(found.window, window), symbols=found.symbols | {order.broker_symbol},
+                                prices=found.prices + prices)
+            legs: dict[str, Located] = {}
+            for key, located in own.items():
+                for symbol in sorted(located.symbols):
+                    trades, fees = self._keys_moved_by(symbol)
+                    for leg in sorted((trades | fees) - set(own) - set(legs)):
+                        legs[leg] = replace(located, via=key, fee=leg in fees and leg not in trades)
+            self._located = {**own, **legs}
+        return self._located
 
     def _short_filled(self, asset_id: int) -> list[BrokerOrder]:
         orders = {o.broker_id: o for o in BrokerOrder.objects.filter(connection=self.connection, asset_id=asset_id,
@@ -72,19 +96,26 @@ class Locator:
             filled[order_id] += quantity or 0
         return [o for oid, o in orders.items() if abs(filled[oid]) != o.filled_quantity]
 
-    def _keys_moved_by(self, broker_symbol: str) -> set[str]:
+    def _keys_moved_by(self, broker_symbol: str) -> tuple[set[str], set[str]]:
+        """(keys the pair's trade rows move, keys its fee rows move): the quote and cash, and
+        the asset commissions are paid in."""
         if not broker_symbol:
-            return set()
-        rows = counted_transactions(self.connection).filter(broker_symbol=broker_symbol, type__in=("trade", "fee"))
-        assets = rows.exclude(asset_id=None).values_list("asset_id", flat=True).distinct()
-        currencies = rows.exclude(amount=None).values_list("currency", flat=True).distinct()
-        return {f"asset:{a}" for a in assets} | {f"cash:{c}" for c in currencies}
+            return set(), set()
+        rows = counted_transactions(self.connection).filter(broker_symbol=broker_symbol)
+        found = []
+        for kind in ("trade", "fee"):
+            of_kind = rows.filter(type=kind)
+            assets = of_kind.exclude(asset_id=None).values_list("asset_id", flat=True).distinct()
+            currencies = of_kind.exclude(amount=None).values_list("currency", flat=True).distinct()
+            found.append({f"asset:{a}" for a in assets} | {f"cash:{c}" for c in currencies})
+        return found[0], found[1]
 
     # -- evidence -----------------------------------------------------------------------------
-    def evidence(self, diff: Difference, window: Window) -> Evidence:
+    def evidence(self, diff: Difference, window: Window, *, fill_missing: bool = False) -> Evidence:
         if diff.is_cash:
             return Evidence(window=window)
-        return Evidence(splits=self.splits(diff.asset_id), movements=self.movements(diff.asset_id), window=window)
+        return Evidence(splits=self.splits(diff.asset_id), movements=self.movements(diff.asset_id), window=window,
+                        fill_missing=fill_missing)
 
     def splits(self, asset_id: int) -> list[SplitEvent]:
         """Split events from the feed's SPLIT rows: each removal paired with the addition that

@@ -6,7 +6,7 @@ from django.db import models
 from django.db.models import Q
 
 from backend.connections.models import BrokerConnection
-from backend.core.fields import decimal_field
+from backend.core.fields import decimal_field, raw_json_field
 from backend.portfolio.models import Asset, Portfolio
 from backend.sync.models import BrokerTransaction, SyncRun
 
@@ -41,9 +41,8 @@ class Break(models.Model):
     resolution = models.TextField(blank=True, default="", help_text="What would resolve it.")
     counterpart = models.ForeignKey(BrokerTransaction, on_delete=models.SET_NULL, null=True, blank=True,
                                     related_name="+", help_text="Transfer breaks: the unmatched leg elsewhere.")
-    cash_currency = models.CharField(max_length=16, blank=True, default="")
-    cash_difference = decimal_field(null=True, blank=True,
-                                    help_text="The cash leg of the missing trade, when cash differs by it too.")
+    legs = raw_json_field(help_text="The missing trade's other legs: [{symbol, asset_class, difference}] of the "
+                                    "quote, cash or commission asset that differ by it too (not breaks of their own).")
     found_by_run = models.ForeignKey(SyncRun, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
     last_run = models.ForeignKey(SyncRun, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
     resolved_by_run = models.ForeignKey(SyncRun, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")

@@ -13,10 +13,16 @@ gives exactly one typed break (README "Reconcile"):
   transfer              an unmatched withdrawal at another of the owner's connections explains
                         an arrival the history lacks (difference > 0), or an unmatched deposit
                         elsewhere a departure it lacks (difference < 0), within the network fee
+                        and a transfer's reach (8 days) of the window the difference arose in
+                        (not when a short-filled order says a fill is what is missing)
   history_missing       difference > 0: the broker holds more than the history acquired (a
                         record before the first one fetched, or one the feed left out)
   unexplained_disposal  difference < 0: the broker holds less than the history says
   cash                  a currency's cash differs and no asset break's missing trade explains it
+
+A missing trade moves more than one holding: the asset its order bought or sold, the quote
+(a coin, or cash) and the commission's asset. Their differences are that break's `legs`
+(`is_leg`, `cash_leg_of`), not breaks of their own.
 """
 from __future__ import annotations
 
@@ -98,6 +104,7 @@ class Evidence:
     splits: Sequence[SplitEvent] = ()
     movements: Sequence[Movement] = ()
     window: tuple[datetime | None, datetime | None] = (None, None)    # where the cause was located
+    fill_missing: bool = False      # a short-filled order says a fill is what is missing
 
 
 @dataclass(frozen=True)
@@ -130,7 +137,7 @@ def classify(diff: Difference, evidence: Evidence) -> Verdict:
                        f"withdrawals, trades, income and fees add up to {_q(diff.history)}.",
                        "The missing cash movement (a deposit, withdrawal, fee, interest or dividend) in the "
                        "window: a later sync or re-pull that brings it, or a manual entry.", evidence.window)
-    verdict = _split(diff, evidence) or _transfer(diff, evidence)
+    verdict = _split(diff, evidence) or (None if evidence.fill_missing else _transfer(diff, evidence))
     if verdict is not None:
         return verdict
     if d > 0:
@@ -166,7 +173,11 @@ def _split(diff: Difference, evidence: Evidence) -> Verdict | None:
 
 def _transfer(diff: Difference, evidence: Evidence) -> Verdict | None:
     d = diff.difference
-    fits = [m for m in evidence.movements if _explains(m, d)]
+    start, end = evidence.window
+    # the other leg lies within a transfer's reach of where the difference arose
+    near = [m for m in evidence.movements
+            if (start is None or m.occurred_at >= start - WINDOW) and (end is None or m.occurred_at <= end + WINDOW)]
+    fits = [m for m in near if _explains(m, d)]
     if not fits:
         return None
     m = min(fits, key=lambda m: (abs(abs(m.quantity) - abs(d)), m.occurred_at, m.transaction_id))
@@ -194,6 +205,18 @@ def _explains(m: Movement, d: Decimal) -> bool:
     if received > sent:
         return False
     return sent - received <= max(sent * MAX_FEE_SHARE, m.fee or Decimal(0))
+
+
+def is_leg(leg: Difference, primary: Difference, prices: Sequence[Decimal], *, fee: bool) -> bool:
+    """Whether `leg` is another leg of the trade missing from `primary`'s history: its
+    commission (the broker took it, the history did not: leg < 0), or its quote or cash
+    (the price it implies, -leg / primary, positive and within PRICE_MARGIN of `prices`)."""
+    if fee:
+        return leg.difference < 0
+    if not primary.difference or not prices:
+        return False
+    implied = -leg.difference / primary.difference
+    return implied > 0 and min(prices) * (1 - PRICE_MARGIN) <= implied <= max(prices) * (1 + PRICE_MARGIN)
 
 
 def cash_leg_of(cash: Difference, candidates: Sequence[tuple[str, Decimal, Sequence[Decimal]]]) -> str | None:

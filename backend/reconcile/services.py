@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -26,7 +26,8 @@ from backend.sync.models import SyncRun
 
 from .locate import Locator, Window
 from .models import Break, ReconcileMark
-from .rules import Difference, Verdict, cash_leg_of, classify, precision_of, union
+from .rules import (HISTORY_MISSING, UNEXPLAINED_DISPOSAL, Difference, Verdict, cash_leg_of, classify, is_leg,
+                    precision_of)
 from .totals import counted_transactions, differences_for
 
 log = logging.getLogger("brokersync.reconcile")
@@ -40,19 +41,21 @@ REPULL_FREE_ROWS = 2_000
 REPULL_BACKOFF = timedelta(hours=1)
 REPULL_BACKOFF_MAX = timedelta(days=7)
 
-# What a window can miss, by how it was located (TransactionType values).
-ORDER_KINDS = frozenset({"trade", "fee"})
+# What a window located by evidence can miss (TransactionType values).
 EVIDENCE_KINDS = {"split": frozenset({"split"}), "transfer": frozenset({"transfer", "deposit", "withdrawal"})}
+MISSING = (HISTORY_MISSING, UNEXPLAINED_DISPOSAL)
 
 # (windows) -> counts of what the re-pull fetched and stored, or None: the broker has no re-pull.
 Repull = Callable[[Sequence[RepullWindow]], dict | None]
+# One re-pull request: (window, kinds it can miss, the broker's pairs it is about) -> {key: symbol}
+Wanted = dict[tuple[Window, frozenset[str], frozenset[str]], dict[str, str]]
 
 
 @dataclass
 class Outcome:
     differences: list[Difference]
     verdicts: dict[str, Verdict]
-    cash_legs: dict[str, Difference]        # asset key -> the cash difference that is its trade's cash leg
+    legs: dict[str, list[Difference]] = field(default_factory=dict)   # key -> its missing trade's other legs
 
 
 def reconcile_connection(*, run: SyncRun, repull: Repull) -> dict:
@@ -64,21 +67,21 @@ def reconcile_connection(*, run: SyncRun, repull: Repull) -> dict:
         return {"differences": 0, "breaks": 0, "resolved": resolved, "skipped": "no broker feed"}
     locator = Locator(connection)
     found = differences_for(connection)
+    open_breaks = {b.key: b for b in Break.objects.filter(connection=connection, resolved_at__isnull=True)}
     summary: dict = {"differences": len(found)}
     repulled: set[str] = set()
-    if found:
-        windows = _repull_windows(connection, locator, found)
-        if windows:
-            counts = repull([RepullWindow(start, end, frozenset(wanted.values()), kinds)
-                             for ((start, end), kinds), wanted in windows.items()])
-            summary["repull"] = "unsupported" if counts is None else len(windows)
-            if counts is not None:
-                repulled = {key for wanted in windows.values() for key in wanted}
-                locator = Locator(connection)               # the re-pull may have changed what it saw
-                before = {d.key for d in found}
-                found = differences_for(connection)
-                summary["fixed_by_repull"] = len(before - {d.key for d in found})
-    outcome = _classify(locator, found)
+    wanted = _repull_windows(connection, locator, found, open_breaks) if found else {}
+    if wanted:
+        counts = repull([RepullWindow(start, end, frozenset(keys.values()), kinds, symbols)
+                         for ((start, end), kinds, symbols), keys in wanted.items()])
+        summary["repull"] = "unsupported" if counts is None else len(wanted)
+        if counts is not None:
+            repulled = {key for keys in wanted.values() for key in keys}
+            locator = Locator(connection)                   # the re-pull may have changed what it saw
+            before = {d.key for d in found}
+            found = differences_for(connection)
+            summary["fixed_by_repull"] = len(before - {d.key for d in found})
+    outcome = _classify(locator, found, open_breaks)
     summary.update(breaks_record(connection=connection, run=run, outcome=outcome, repulled=repulled))
     ReconcileMark.objects.update_or_create(connection=connection,
                                            defaults={"through": locator.transactions_watermark()})
@@ -86,36 +89,40 @@ def reconcile_connection(*, run: SyncRun, repull: Repull) -> dict:
 
 
 # -- windows ------------------------------------------------------------------------------------
-def _repull_windows(connection: BrokerConnection, locator: Locator,
-                    found: list[Difference]) -> dict[tuple[Window, frozenset[str]], dict[str, str]]:
-    """(window, kinds) -> {key: symbol} to ask for: one window per difference that is due a
-    re-pull (its open break's window too, so a fix there is read), equal ones merged. Kinds
-    narrow what the window can miss (empty: anything)."""
-    located = locator.order_windows(found)
-    open_breaks = {b.key: b for b in Break.objects.filter(connection=connection, resolved_at__isnull=True)}
+def _repull_windows(connection: BrokerConnection, locator: Locator, found: list[Difference],
+                    open_breaks: dict[str, Break]) -> Wanted:
+    """What to ask for again: per difference its located window (locate.py), equal ones
+    merged. A difference that nothing locates but an open break is asked for in that break's
+    window, if it is due (`_due`); a new one in everything since the last reconcile."""
+    located = locator.order_located(found)
     fallback = locator.since_last_reconcile()
-    windows: dict[tuple[Window, frozenset[str]], dict[str, str]] = {}
+    wanted: Wanted = {}
     for diff in found:
         if abs(diff.difference) < precision_of(diff.asset_class, diff.symbol):
             continue                                # rounding: no record can be missing
-        previous = open_breaks.get(diff.key)
-        if diff.key in located:
-            window, kinds = located[diff.key], ORDER_KINDS
-        else:
-            window, kinds = _evidence_window(locator, diff) or (fallback, frozenset())
-        if previous is not None:
-            window, kinds = union(window, (previous.window_start, previous.window_end)), frozenset()
+        previous, here = open_breaks.get(diff.key), located.get(diff.key)
+        if here is not None:
+            spec = (here.window, here.kinds, here.symbols)
+        elif (evidence := _evidence_window(locator, diff, previous, fallback)) is not None:
+            spec = (*evidence, frozenset())
+        elif previous is not None:
+            window = (previous.window_start, previous.window_end)
             if not _due(connection, previous, window):
                 continue
-        windows.setdefault((window, kinds), {})[diff.key] = diff.symbol
-    return windows
+            spec = (window, frozenset(), frozenset())
+        else:
+            spec = (fallback, frozenset(), frozenset())
+        wanted.setdefault(spec, {})[diff.key] = diff.symbol
+    return wanted
 
 
-def _evidence_window(locator: Locator, diff: Difference) -> tuple[Window, frozenset[str]] | None:
+def _evidence_window(locator: Locator, diff: Difference, previous: Break | None,
+                     fallback: Window) -> tuple[Window, frozenset[str]] | None:
     """The window (and kinds) of the split or transfer the difference matches, before any re-pull."""
     if diff.is_cash:
         return None
-    verdict = classify(diff, locator.evidence(diff, (None, None)))
+    arose = (previous.window_start, previous.window_end) if previous else fallback
+    verdict = classify(diff, locator.evidence(diff, arose))
     kinds = EVIDENCE_KINDS.get(verdict.kind)
     return (verdict.window, kinds) if kinds else None
 
@@ -133,22 +140,45 @@ def _due(connection: BrokerConnection, previous: Break, window: Window) -> bool:
 
 
 # -- classification -------------------------------------------------------------------------------
-def _classify(locator: Locator, found: list[Difference]) -> Outcome:
-    located = locator.order_windows(found)
+def _classify(locator: Locator, found: list[Difference], open_breaks: dict[str, Break]) -> Outcome:
+    """Assets first (a short-filled order's own asset is the break of its missing fill), then
+    the rest: another leg of a missing trade joins that break, anything else is typed."""
+    located = locator.order_located(found)
     fallback = locator.since_last_reconcile()
-    verdicts = {d.key: classify(d, locator.evidence(d, located.get(d.key) or fallback))
-                for d in found if not d.is_cash}
-    cash_legs: dict[str, Difference] = {}
-    for cash in (d for d in found if d.is_cash):
-        trades = [(d.key, d.difference, locator.trade_prices(d.asset_id, cash.symbol)) for d in found
-                  if not d.is_cash and d.key not in cash_legs
-                  and verdicts[d.key].kind in ("history_missing", "unexplained_disposal")]
-        owner = cash_leg_of(cash, trades)
+    by_key = {d.key: d for d in found}
+
+    def window(key: str) -> Window:
+        previous = open_breaks.get(key)
+        if key in located:
+            return located[key].window
+        return (previous.window_start, previous.window_end) if previous else fallback
+
+    outcome = Outcome(found, {})
+    for diff in found:
+        if not diff.is_cash and (diff.key not in located or located[diff.key].via is None):
+            outcome.verdicts[diff.key] = classify(diff, locator.evidence(diff, window(diff.key),
+                                                                         fill_missing=diff.key in located))
+    missing = [k for k, v in outcome.verdicts.items() if v.kind in MISSING]
+    for diff in (d for d in found if d.key not in outcome.verdicts):
+        owner = _owner(locator, diff, located.get(diff.key), missing, by_key)
         if owner is not None:
-            cash_legs[owner] = cash
+            outcome.legs.setdefault(owner, []).append(diff)
         else:
-            verdicts[cash.key] = classify(cash, locator.evidence(cash, located.get(cash.key) or fallback))
-    return Outcome(found, verdicts, cash_legs)
+            outcome.verdicts[diff.key] = classify(diff, locator.evidence(diff, window(diff.key)))
+    return outcome
+
+
+def _owner(locator: Locator, diff: Difference, here, missing: list[str], by_key: dict[str, Difference]) -> str | None:
+    """The asset break whose missing trade `diff` is another leg of, if any."""
+    if here is not None and here.via in missing:
+        primary = by_key[here.via]
+        prices = [*here.prices, *locator.trade_prices(primary.asset_id, diff.symbol)] if diff.is_cash else here.prices
+        if is_leg(diff, primary, prices, fee=here.fee):
+            return here.via
+    if diff.is_cash:
+        return cash_leg_of(diff, [(k, by_key[k].difference, locator.trade_prices(by_key[k].asset_id, diff.symbol))
+                                  for k in missing])
+    return None
 
 
 # -- recording ------------------------------------------------------------------------------------
@@ -171,7 +201,7 @@ def breaks_record(*, connection: BrokerConnection, run: SyncRun, outcome: Outcom
                 current = Break(connection=connection, portfolio_id=connection.portfolio_id, key=key,
                                 found_by_run=run, first_seen_at=now)
                 counts["new"] += 1
-            _fill(current, by_key[key], verdict, outcome.cash_legs.get(key), run, now)
+            _fill(current, by_key[key], verdict, outcome.legs.get(key, []), run, now)
             if key in repulled:
                 current.repulled_at, current.repulls = now, current.repulls + 1
             current.save()
@@ -187,14 +217,14 @@ def breaks_record(*, connection: BrokerConnection, run: SyncRun, outcome: Outcom
     return {**counts, "breaks": len(breaks), "types": sorted({b.kind for b in breaks})}
 
 
-def _fill(row: Break, diff: Difference, verdict: Verdict, cash: Difference | None, run: SyncRun, now: datetime) -> None:
+def _fill(row: Break, diff: Difference, verdict: Verdict, legs: list[Difference], run: SyncRun, now: datetime) -> None:
     row.asset_id, row.currency = diff.asset_id, diff.symbol if diff.is_cash else ""
     row.kind, row.detail, row.resolution = verdict.kind, verdict.detail, verdict.resolution
     row.broker_quantity, row.ledger_quantity, row.difference = diff.broker, diff.history, diff.difference
     row.precision, row.counterpart_id = verdict.precision, verdict.counterpart_id
     row.window_start, row.window_end = verdict.window
-    row.cash_currency = cash.symbol if cash else ""
-    row.cash_difference = cash.difference if cash else None
+    row.legs = [{"symbol": leg.symbol, "asset_class": leg.asset_class, "difference": _plain(leg.difference)}
+                for leg in legs]
     row.last_run, row.last_seen_at = run, now
 
 
@@ -211,8 +241,12 @@ def breaks_resolve_all(*, connection: BrokerConnection, run: SyncRun | None = No
 def break_summary(row: Break) -> dict:
     """A break in the shape of the run's `reconcile_differences` (kept from before breaks were
     typed: asset, asset_class, broker_quantity, computed_quantity, difference), plus its type."""
-    plain = lambda v: format(Decimal(v).normalize(), "f") if v is not None else None  # noqa: E731
     return {"asset": row.asset.symbol if row.asset_id else row.currency,
             "asset_class": row.asset.asset_class if row.asset_id else "fiat",
-            "broker_quantity": plain(row.broker_quantity), "computed_quantity": plain(row.ledger_quantity),
-            "difference": plain(row.difference), "type": row.kind, "break": row.pk}
+            "broker_quantity": _plain(row.broker_quantity), "computed_quantity": _plain(row.ledger_quantity),
+            "difference": _plain(row.difference), "type": row.kind, "break": row.pk}
+
+
+def _plain(value) -> str:
+    text = format(Decimal(value).normalize(), "f")
+    return "0" if text in ("-0", "") else text

@@ -26,7 +26,7 @@ def account(broker: str, number: str) -> dict:
 
 def record(connection, verdicts: dict[str, tuple[Difference, str]]) -> SyncRun:
     run = SyncRun.objects.create(connection=connection, trigger="test", state="succeeded")
-    outcome = Outcome(differences=[d for d, _ in verdicts.values()], cash_legs={},
+    outcome = Outcome(differences=[d for d, _ in verdicts.values()],
                       verdicts={key: Verdict(kind, f"{kind} detail", "resolve it", (None, None))
                                 for key, (_, kind) in verdicts.items()})
     run.steps = {"reconcile": breaks_record(connection=connection, run=run, outcome=outcome)}

@@ -72,7 +72,7 @@ def test_a_dropped_fill_is_one_break_of_its_size_and_clears(sandbox, alpaca, sig
     assert (found.kind, found.asset.symbol) == (kind, fill["symbol"])
     assert (found.broker_quantity, found.ledger_quantity, found.difference) == (broker, broker - quantity, quantity)
     # its cash leg (-(qty x price)) is part of this break, not a second one
-    assert (found.cash_currency, found.cash_difference) == ("USD", Decimal(fill["amount"]))
+    assert found.legs == [{"symbol": "USD", "asset_class": "fiat", "difference": fill["amount"]}]
     assert found.found_by_run_id == run.pk and run.steps["reconcile"]["breaks"] == 1
     assert run.reconcile_differences[0]["type"] == kind
     # the re-pull asked for the short-filled order's window once, and the fault survived it
@@ -95,7 +95,7 @@ def test_a_split_reported_twice_is_a_split_break_and_clears(sandbox, alpaca):
     broker = held(truth, add["symbol"])
     assert (found.kind, found.asset.symbol) == ("split", add["symbol"])
     assert (found.broker_quantity, found.ledger_quantity, found.difference) == (broker, broker + change, -change)
-    assert "reported it twice" in found.detail and found.cash_difference is None
+    assert "reported it twice" in found.detail and found.legs == []
     assert made == run.steps["reconcile"]["requests"] >= 1
 
     # Put right, Alpaca withdraws the copies (status canceled); the re-pull of the split's

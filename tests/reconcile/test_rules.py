@@ -13,7 +13,7 @@ from backend.brokers.dtos import RepullWindow
 from backend.brokers.windows import merged
 from backend.reconcile.rules import (
     CASH, HISTORY_MISSING, PRECISION, SPLIT, TRANSFER, UNEXPLAINED_DISPOSAL, Difference, Evidence, Movement,
-    SplitEvent, cash_leg_of, classify, precision_of,
+    SplitEvent, cash_leg_of, classify, is_leg, precision_of,
 )
 
 D = Decimal
@@ -82,6 +82,35 @@ def test_a_movement_that_lost_too_much_on_the_way_is_not_the_transfer():
     # sent 1, received 0.9: 0.1 lost is more than 5% of 1 and there is no stated fee
     sent = Movement(7, 2, "coinbase", D("-1"), T0, asset_id=1)
     assert classify(asset("0.9", "0", "crypto", "BTC"), Evidence(movements=[sent])).kind == HISTORY_MISSING
+
+
+def test_a_movement_far_from_where_the_difference_arose_is_not_the_transfer():
+    # the difference arose in what was fetched since T0 + 30 days; a withdrawal at T0 is
+    # more than a transfer's 8 days before that
+    sent = Movement(7, 2, "coinbase", D("-1"), T0, asset_id=1)
+    arose = (T0 + timedelta(days=30), T0 + timedelta(days=31))
+    diff = asset("1", "0", "crypto", "BTC")
+    assert classify(diff, Evidence(movements=[sent], window=arose)).kind == HISTORY_MISSING
+    assert classify(diff, Evidence(movements=[sent], window=(T0 + timedelta(days=7), None))).kind == TRANSFER
+
+
+def test_a_missing_fill_is_never_taken_for_a_transfer():
+    sent = Movement(7, 2, "coinbase", D("-1"), T0, asset_id=1)
+    verdict = classify(asset("1", "0", "crypto", "BTC"), Evidence(movements=[sent], fill_missing=True))
+    assert verdict.kind == HISTORY_MISSING
+
+
+def test_the_quote_and_commission_of_a_missing_fill_are_its_legs():
+    # Sold 0.0445762 ETH at 3,730.33 USDT for 166.28263066 USDT, paying 0.00019951 BNB:
+    # ETH -0.0445762, USDT +166.28263066 (implied price 166.28263066 / 0.0445762 = 3,730.33),
+    # BNB -0.00019951 (a commission the history lacks).
+    eth = Difference("asset:1", 1, "ETH", "crypto", D("1.9"), D("1.9445762"))
+    usdt = Difference("asset:2", 2, "USDT", "crypto", D("1166.28263066"), D("1000"))
+    bnb = Difference("asset:3", 3, "BNB", "crypto", D("0.99980049"), D("1"))
+    assert is_leg(usdt, eth, [D("3730.33")], fee=False)
+    assert is_leg(bnb, eth, [D("3730.33")], fee=True)
+    assert not is_leg(usdt, eth, [D("1000")], fee=False)                  # 3,730 is not near 1,000
+    assert not is_leg(Difference("asset:3", 3, "BNB", "crypto", D("1.1"), D("1")), eth, [], fee=True)
 
 
 def test_a_movement_in_the_same_direction_is_not_the_transfer():

@@ -3,8 +3,9 @@
 - myTrades takes `startTime`/`endTime` at most 24 hours apart (and not with `fromId`;
   rest-api.md "Account trade list"): a window of up to a week is asked day by day, a longer
   or open one is walked by id from the first trade (1,000 a page), which costs less.
-  The symbols are those the transactions stream has walked (its cursor's `trades`) whose
-  base or quote is an asset asked for; exchangeInfo (cached) tells base and quote.
+  The symbols are the window's own (a short-filled order's pair), else those the
+  transactions stream has walked (its cursor's `trades`) whose base or quote is an asset
+  asked for; exchangeInfo (cached) tells base and quote.
 - Deposits, withdrawals (coin filter, 90-day windows) and dividends (asset filter, 180-day
   windows) as the transactions step reads them; withdrawals spend the account's UID budget.
 Binance's data is asynchronous ("some delay in the response is normal"): windows are
@@ -45,17 +46,21 @@ class Repull:
             lo = parse.to_ms(span.start) if span.start else None
             hi = min(parse.to_ms(span.end), now) if span.end else now
             if span.wants("trade", "fee"):
-                for symbol in self._symbols(span.assets):
+                for symbol in self._symbols(span):
                     yield self._page(*self._trades(symbol, lo, hi))
             for name, kinds in WALLET_KINDS.items():
                 if span.wants(*kinds):
                     for coin in sorted(span.assets):
                         yield self._page(*self._wallet(name, coin, lo, hi))
 
-    def _symbols(self, assets: frozenset[str]) -> list[str]:
+    def _symbols(self, span) -> list[str]:
+        """The pairs the window names (a short-filled order's), else every walked pair with an
+        asset asked for as its base or quote."""
         markets = self.a.markets()
+        if span.symbols:
+            return sorted(s for s in span.symbols if (m := markets.get(s)) is not None and m.trading)
         return [s for s in self.walked if (m := markets.get(s)) is not None and m.trading
-                and (m.base in assets or m.quote in assets)]
+                and (m.base in span.assets or m.quote in span.assets)]
 
     # -- trades -----------------------------------------------------------------------------------
     def _trades(self, symbol: str, lo: int | None, hi: int) -> tuple[list[Transaction], list[SkippedRecord]]:

@@ -1,7 +1,8 @@
 """Coinbase's re-pull: v3 fills by time, and the v2 rows of the wallets of the assets asked for.
 
 - Fills: GET orders/historical/fills with `start_sequence_timestamp` / `end_sequence_timestamp`
-  (RFC3339; every product, newest first, paged by `cursor` until it is empty).
+  (RFC3339; the window's products, else every product; newest first, paged by `cursor`
+  until it is empty).
 - v2 rows have no time filter: each wanted wallet's transactions are read newest first
   (`order=desc`, 100 a page, `starting_after`) until a row older than the window's start.
   A window that can only miss fills (a short-filled order) skips them.
@@ -35,19 +36,20 @@ def repull(adapter: "CoinbaseAdapter", windows: Sequence[RepullWindow]) -> Itera
     wallets = [w for w in WalletPass(None, adapter._get).wallets() if _code(w) in wanted] if wanted else []
     for span in spans:
         if span.wants("trade", "fee"):
-            yield from _fills(adapter, span.start, span.end)
+            yield from _fills(adapter, span.start, span.end, span.symbols)
         if span in v2_spans:
             for wallet in wallets:
                 if _code(wallet) in span.assets:
                     yield from _wallet_rows(adapter, str(wallet["id"]), span.start, span.end)
 
 
-def _fills(adapter: "CoinbaseAdapter", start: datetime | None, end: datetime | None) -> Iterator[Page[Transaction]]:
+def _fills(adapter: "CoinbaseAdapter", start: datetime | None, end: datetime | None,
+           products: frozenset[str]) -> Iterator[Page[Transaction]]:
     from .adapter import FILLS_LIMIT, V3, _parse_all
 
     cursor = None
     while True:
-        params: list[tuple[str, Any]] = [("limit", FILLS_LIMIT)]
+        params: list[tuple[str, Any]] = [("limit", FILLS_LIMIT)] + [("product_ids", p) for p in sorted(products)]
         if start is not None:
             params.append(("start_sequence_timestamp", parse.format_time(start)))
         if end is not None:
