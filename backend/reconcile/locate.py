@@ -114,12 +114,14 @@ class Locator:
     def evidence(self, diff: Difference, window: Window, *, fill_missing: bool = False) -> Evidence:
         if diff.is_cash:
             return Evidence(window=window)
-        return Evidence(splits=self.splits(diff.asset_id), movements=self.movements(diff.asset_id), window=window,
+        movements = () if fill_missing else self.movements(diff.asset_id)      # a missing fill is no transfer
+        return Evidence(splits=self.splits(diff.asset_id), movements=movements, window=window,
                         fill_missing=fill_missing)
 
     def splits(self, asset_id: int) -> list[SplitEvent]:
         """Split events from the feed's SPLIT rows: each removal paired with the addition that
-        follows it (Alpaca posts a split as REMOVE old shares, ADD new shares), counted or not."""
+        follows it (Alpaca posts a split as REMOVE old shares, ADD new shares); withdrawn
+        (canceled) rows left out."""
         rows = (self.connection.transactions.filter(asset_id=asset_id, type="split", quantity__isnull=False)
                 .exclude(status__in=("canceled", "cancelled")).order_by("occurred_at", "broker_id")
                 .values_list("occurred_at", "quantity"))

@@ -61,10 +61,10 @@ class Outcome:
 def reconcile_connection(*, run: SyncRun, repull: Repull) -> dict:
     """Reconcile the run's connection; returns the summary kept in run.steps["reconcile"]."""
     connection = run.connection
-    if connection.broker not in ADAPTERS:
-        # File imports and manual accounts: their holdings are what their history adds up to.
+    skipped = _nothing_to_compare(connection)
+    if skipped:
         resolved = breaks_resolve_all(connection=connection, run=run)
-        return {"differences": 0, "breaks": 0, "resolved": resolved, "skipped": "no broker feed"}
+        return {"differences": 0, "breaks": 0, "resolved": resolved, "skipped": skipped}
     locator = Locator(connection)
     found = differences_for(connection)
     open_breaks = {b.key: b for b in Break.objects.filter(connection=connection, resolved_at__isnull=True)}
@@ -86,6 +86,15 @@ def reconcile_connection(*, run: SyncRun, repull: Repull) -> dict:
     ReconcileMark.objects.update_or_create(connection=connection,
                                            defaults={"through": locator.transactions_watermark()})
     return summary
+
+
+def _nothing_to_compare(connection: BrokerConnection) -> str:
+    """Why this connection has no two sides to compare, or ""."""
+    if connection.broker not in ADAPTERS:
+        return "no broker feed: its holdings are what its history adds up to"   # file imports, manual accounts
+    if not {"positions", "transactions"} <= set(connection.enabled_streams()):
+        return "positions or transactions are not synced"
+    return ""
 
 
 # -- windows ------------------------------------------------------------------------------------

@@ -62,16 +62,18 @@ def test_a_hidden_fiat_deposit_is_a_cash_break_of_its_amount(sandbox, redis_clie
     assert found.resolved_at is not None
 
 
-@pytest.mark.parametrize("broker, breaks", [("csv", 0), ("manual", 0), ("alpaca", 2)])
-def test_accounts_without_a_feed_reconcile_to_nothing(user, broker, breaks):
+@pytest.mark.parametrize("broker, streams, breaks", [
+    ("csv", {}, 0), ("manual", {}, 0), ("alpaca", {"sync_positions": False}, 0), ("alpaca", {}, 2)])
+def test_accounts_without_a_feed_reconcile_to_nothing(user, broker, streams, breaks):
     """The same rows: 5 AAPL bought for 500 USD in the history, 3 AAPL and no cash reported. A
     broker's connection has two breaks (an unexplained disposal of 2 AAPL, 500 USD of cash the
-    history spent); an import or manual account, whose holdings are its history, has none."""
+    history spent); an import or manual account, whose holdings are its history, has none, nor
+    has a connection whose positions are not synced (nothing reported to compare with)."""
     from backend.portfolio.services import assets_resolve
     from backend.brokers.dtos import AssetClass, AssetRef
 
     connection = make_connection({"environment": "live", "broker_account_id": f"{broker}-1",
-                                  "credentials": {}}, broker=broker, user=user)
+                                  "credentials": {}}, broker=broker, user=user, **streams)
     aapl = assets_resolve([AssetRef("AAPL", AssetClass.EQUITY)])[("equity", "AAPL")]
     common = {"connection": connection, "portfolio": connection.portfolio, "asset": aapl, "type": "trade"}
     BrokerTransaction.objects.create(broker_id="1", occurred_at="2024-01-02T15:00Z", quantity=5, price=100,
