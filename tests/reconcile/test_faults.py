@@ -78,10 +78,12 @@ def test_a_dropped_fill_is_one_break_of_its_size_and_clears(sandbox, alpaca, sig
     # the re-pull asked for the short-filled order's window once, and the fault survived it
     assert made == run.steps["reconcile"]["requests"] >= 1 and run.steps["reconcile"]["fixed_by_repull"] == 0
 
-    _, made = assert_cleared(sandbox, account, connection, found)
+    cleared, made = assert_cleared(sandbox, account, connection, found)
     stored = BrokerTransaction.objects.get(connection=connection, broker_id=fill["broker_id"])
     assert found.window_start <= stored.occurred_at <= found.window_end
-    assert made >= 1
+    assert made >= 1 and cleared.steps["transactions"]["created"] == 0
+    # only the re-pull changed history: what depends on it recomputes from the fill's time
+    assert cleared.changed_since == stored.occurred_at
 
 
 def test_a_split_reported_twice_is_a_split_break_and_clears(sandbox, alpaca):
