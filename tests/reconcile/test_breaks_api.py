@@ -14,7 +14,7 @@ from backend.reconcile.models import Break
 from backend.reconcile.rules import Difference, Verdict
 from backend.reconcile.services import Outcome, breaks_record
 from backend.sync.models import SyncRun
-from tests.factories import api_client_for, make_connection
+from tests.factories import make_connection
 
 pytestmark = pytest.mark.django_db
 URL = "/api/v1/portfolios/{}/breaks/"
