@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.db.models import Max, Min
@@ -33,6 +33,10 @@ from .totals import counted_transactions
 
 Window = tuple[datetime | None, datetime | None]
 ORDER_KINDS = frozenset({"trade", "fee"})           # what a short-filled order's window can miss
+# Records are filed after the time they carry: Alpaca files a non-trade activity during the
+# New York day after its date, Binance credits deposits after confirmations ("some delay in
+# the response is normal"). A new difference's window starts this long before the mark.
+LATE_FILING = timedelta(days=2)
 
 
 @dataclass(frozen=True)
@@ -58,7 +62,8 @@ class Locator:
     # -- windows ----------------------------------------------------------------------------
     def since_last_reconcile(self) -> Window:
         mark = ReconcileMark.objects.filter(connection=self.connection).first()
-        return (mark.through if mark else None, self.transactions_watermark())
+        start = mark.through - LATE_FILING if mark and mark.through else None
+        return (start, self.transactions_watermark())
 
     def order_located(self, differences: Iterable[Difference]) -> dict[str, Located]:
         """key -> Located, for the asset differences a short-filled order explains and the

@@ -5,11 +5,12 @@ account syncs again (the re-pull of the break's window reads the corrected recor
 Expected numbers come from the sandbox's truth (what the broker really holds)."""
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 
-from backend.reconcile.models import Break
+from backend.reconcile.models import Break, ReconcileMark
 from backend.sync.models import BrokerTransaction
 from tests.factories import make_connection, sandbox_account, sandbox_advance, sandbox_truth
 
@@ -152,3 +153,21 @@ def test_a_break_that_lasts_is_updated_not_repeated(sandbox, alpaca):
     assert found.found_by_run_id == first.pk and found.last_run_id == second.pk and found.resolved_at is None
     assert found.repulls == 2 and made >= 1                     # its window is small: asked for again
     assert second.steps["reconcile"]["new"] == 0 and second.steps["reconcile"]["breaks"] == 1
+
+
+def test_after_a_clean_reconcile_a_new_difference_is_asked_for_since_then(sandbox, alpaca):
+    """The mark: at the last reconcile everything added up, so a new cash difference lies in
+    what was fetched since (from two days before, for records filed late): one page, not the
+    whole history's two."""
+    account, connection, _ = alpaca
+    first, _ = sync(connection, ENDPOINT, sandbox)
+    mark = ReconcileMark.objects.get(connection=connection).through
+    added = sandbox_advance(sandbox, account["account_id"], fills=1, deposit=True, **QUIET)
+    deposit = added["activities"][0]                              # advance posts the deposit first
+    inject(sandbox, account["account_id"], kind="drop", record=deposit)
+
+    run, made = sync(connection, ENDPOINT, sandbox)
+    [found] = open_breaks(connection)
+    assert (found.kind, found.difference) == ("cash", Decimal("1000"))       # advance deposits 1,000 USD
+    assert found.window_start == mark - timedelta(days=2)
+    assert made == run.steps["reconcile"]["requests"] == 1
