@@ -227,6 +227,7 @@ def breaks_record(*, connection: BrokerConnection, run: SyncRun, outcome: Outcom
 
 
 def _fill(row: Break, diff: Difference, verdict: Verdict, legs: list[Difference], run: SyncRun, now: datetime) -> None:
+    row.portfolio_id = row.connection.portfolio_id          # follows the connection if it moved
     row.asset_id, row.currency = diff.asset_id, diff.symbol if diff.is_cash else ""
     row.kind, row.detail, row.resolution = verdict.kind, verdict.detail, verdict.resolution
     row.broker_quantity, row.ledger_quantity, row.difference = diff.broker, diff.history, diff.difference

@@ -160,7 +160,7 @@ def test_after_a_clean_reconcile_a_new_difference_is_asked_for_since_then(sandbo
     what was fetched since (from two days before, for records filed late): one page, not the
     whole history's two."""
     account, connection, _ = alpaca
-    first, _ = sync(connection, ENDPOINT, sandbox)
+    sync(connection, ENDPOINT, sandbox)
     mark = ReconcileMark.objects.get(connection=connection).through
     added = sandbox_advance(sandbox, account["account_id"], fills=1, deposit=True, **QUIET)
     deposit = added["activities"][0]                              # advance posts the deposit first
