@@ -1,4 +1,5 @@
-"""python -m sandbox [serve|create-account|advance|revoke|fault|clear-faults|stats|truth] ...
+"""python -m sandbox [serve|create-account|advance|revoke|fault|clear-faults|record-fault|put-right|
+                     transfer|stats|truth] ...
 
 `serve` (the default) runs every simulated broker; the other commands drive a running
 sandbox through its control API (see sandbox/control.py)."""
@@ -71,6 +72,19 @@ def main(argv: list[str] | None = None) -> int:
     fault = sub.add_parser("fault", help="inject faults into one endpoint")
     fault.add_argument("plan", help='JSON FaultPlan, e.g. {"target": "alpaca-paper", "error_rate": 0.2}')
     sub.add_parser("clear-faults")
+    record = sub.add_parser("record-fault", help="make one account's feed wrong (sandbox/record_faults.py)")
+    record.add_argument("account_id")
+    record.add_argument("spec", help='JSON, e.g. {"kind": "drop", "record": "<id>"} or '
+                                     '{"kind": "round", "symbol": "ETH", "decimals": 8}')
+    put_right = sub.add_parser("put-right", help="remove an account's record faults (or one of them)")
+    put_right.add_argument("account_id")
+    put_right.add_argument("fault_id", nargs="?")
+    move = sub.add_parser("transfer", help="a withdrawal at one account and its deposit at another")
+    move.add_argument("source")
+    move.add_argument("target")
+    move.add_argument("asset")
+    move.add_argument("amount")
+    move.add_argument("--fee", default="0")
     sub.add_parser("stats")
     args = parser.parse_args(argv)
 
@@ -89,6 +103,14 @@ def main(argv: list[str] | None = None) -> int:
         return _call(args, "POST", "/faults", json.loads(args.plan))
     if args.command == "clear-faults":
         return _call(args, "DELETE", "/faults")
+    if args.command == "record-fault":
+        return _call(args, "POST", f"/accounts/{args.account_id}/faults", json.loads(args.spec))
+    if args.command == "put-right":
+        one = f"/{args.fault_id}" if args.fault_id else ""
+        return _call(args, "DELETE", f"/accounts/{args.account_id}/faults{one}")
+    if args.command == "transfer":
+        return _call(args, "POST", "/transfers", {"from": args.source, "to": args.target, "asset": args.asset,
+                                                  "amount": args.amount, "fee": args.fee})
     return _call(args, "GET", "/stats")
 
 

@@ -6,6 +6,9 @@ inject faults, read the truth and the request counts.
     GET    /control/accounts/{id}/history[?from=&to=]   daily holdings x the market's closes (sandbox/history.py)
     POST   /control/accounts/{id}/advance    {"fills": 2, "dividend": true, "split": true, ...}
     POST   /control/accounts/{id}/revoke
+    GET    /control/accounts/{id}/faults     | POST {kind, record | symbol, decimals} | DELETE [/{fault id}]
+    POST   /control/transfers                {"from", "to", "asset", "amount", "fee"}: a withdrawal at one
+                                             account and its deposit at another (record_faults.py)
     POST   /control/clock                    {"advance_seconds": 3600}
     GET    /control/faults | POST {FaultPlan fields} | DELETE [?target=]
     GET    /control/stats  | DELETE (reset)
@@ -14,6 +17,7 @@ inject faults, read the truth and the request counts.
 from __future__ import annotations
 
 import re
+from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
 from datetime import date
@@ -27,6 +31,7 @@ if TYPE_CHECKING:
     from .server import SandboxServer
 
 _ACCOUNT = re.compile(r"^/control/accounts/(?P<id>[^/]+)/(?P<action>truth|history|advance|revoke)$")
+_FAULTS = re.compile(r"^/control/accounts/(?P<id>[^/]+)/faults(?:/(?P<fault>[^/]+))?$")
 MAX_POSITIONS = 2_000
 MAX_ACTIVITIES = 200_000
 
@@ -44,7 +49,7 @@ class ControlApi:
             return self._route(request)
         except AccountNotFound as exc:
             return _error(f"no such account: {exc.args[0]}", 404)
-        except (ValueError, TypeError, KeyError) as exc:
+        except (ValueError, TypeError, KeyError, InvalidOperation) as exc:
             return _error(f"bad request: {exc}")
 
     def _route(self, request: Request) -> Response:
@@ -67,6 +72,11 @@ class ControlApi:
         match = _ACCOUNT.match(path)
         if match:
             return self.account_action(match["id"], match["action"], request)
+        match = _FAULTS.match(path)
+        if match:
+            return self.record_faults(match["id"], match["fault"], request)
+        if path == "/control/transfers" and method == "POST":
+            return self.transfer(request.json() or {})
         return _error("not found", 404)
 
     def _budgets_spent(self) -> dict[str, int]:
@@ -113,6 +123,35 @@ class ControlApi:
                 sim.revoke(account_id)
                 return Response.json({"revoked": account_id})
             return Response.json(sim.advance(account_id, **(request.json() or {})))
+
+    def record_faults(self, account_id: str, fault_id: str | None, request: Request) -> Response:
+        sim = self._sim_for(account_id)
+        with sim.lock:
+            if not sim.has_account(account_id):
+                raise AccountNotFound(account_id)
+            if request.method == "POST" and fault_id is None:
+                return Response.json(sim.add_record_fault(account_id, request.json() or {}).public(), 201)
+            faults = sim.faults_of(account_id)
+            if request.method == "DELETE":
+                if fault_id is not None and fault_id not in faults.faults:
+                    return _error(f"no such fault: {fault_id}", 404)
+                removed = faults.remove(fault_id) if faults else []
+                return Response.json({"removed": [f.public() for f in removed]})
+            return Response.json({"faults": [f.public() for f in faults.faults.values()]})
+
+    def transfer(self, body: dict[str, Any]) -> Response:
+        """A withdrawal at `from` and its deposit at `to`, both now (two brokers' own records)."""
+        source, target = str(body.get("from") or ""), str(body.get("to") or "")
+        asset = str(body.get("asset") or "")
+        amount, fee = Decimal(str(body.get("amount") or "0")), Decimal(str(body.get("fee") or "0"))
+        if not asset or amount <= 0 or fee < 0:
+            return _error("a transfer needs an asset, an amount > 0 and a fee >= 0")
+        out_sim, in_sim = self._sim_for(source), self._sim_for(target)
+        with out_sim.lock:
+            sent = out_sim.send_out(source, asset, amount, fee)
+        with in_sim.lock:
+            received = in_sim.receive_in(target, asset, amount)
+        return Response.json({"withdrawal": sent, "deposit": received}, 201)
 
     def faults(self, request: Request) -> Response:
         board = self.server.faults

@@ -264,6 +264,22 @@ def price_age(at: str) -> str:
 
 def percent(value: str | None) -> str:
     return "n/a" if value is None else f"{Decimal(value) * 100:.2f}%"
+def report_breaks(api: str, token: str) -> int:
+    """Each portfolio's open reconcile breaks (none for the demo accounts: their histories add
+    up to what the sandbox reports). Returns how many there are."""
+    _, portfolios = http("GET", api + "/portfolios/", token=token)
+    rows = portfolios if isinstance(portfolios, list) else portfolios.get("results", [])
+    total = 0
+    print("\n== open reconcile breaks")
+    for portfolio in rows:
+        _, page = http("GET", f"{api}/portfolios/{portfolio['id']}/breaks/?status=open&page_size=500", token=token)
+        breaks = page.get("results", [])
+        total += len(breaks)
+        print(f"   {portfolio['name']}: {len(breaks) or 'none'}")
+        for b in breaks:
+            print(f"     {b['type']:20s} {b['symbol']:8s} broker {b['broker_quantity']} history {b['ledger_quantity']} "
+                  f"(connection {b['connection']}): {b['resolution']}")
+    return total
 
 
 def main() -> int:
@@ -282,6 +298,7 @@ def main() -> int:
     all_ok = all([report(r) for r in results])
     if results:                              # a broker without an API, beside a synced account
         all_ok = report_import(import_fidelity(results[0]["connection"]["portfolio"], api, token)) and all_ok
+    report_breaks(api, token)
     print(f"\ndemo: {len(results)} broker(s) synced in {time.monotonic() - started:.1f}s; "
           f"{'all succeeded' if all_ok else 'SOME FAILED'}")
     all_ok = report_values(api, token) and all_ok

@@ -11,7 +11,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar
 
-from .dtos import AccountInfo, CredentialField, Credentials, Order, Page, PositionSnapshot, Transaction
+from .dtos import (AccountInfo, CredentialField, Credentials, Order, Page, PositionSnapshot, RepullWindow,
+                   Transaction)
 from .http import BrokerSession
 
 
@@ -58,6 +59,16 @@ class BrokerAdapter(ABC):
         """Orders submitted after `cursor`, plus the current state of `open_order_ids`
         (orders we stored as open last time, which may since have filled or been
         cancelled)."""
+
+    def repull_transactions(self, windows: Sequence[RepullWindow],
+                            cursor: dict[str, Any] | None) -> Iterator[Page[Transaction]] | None:
+        """Optional: the transactions in `windows` again, asked for once by reconcile before it
+        records a break (backend/reconcile). `cursor` is the transactions stream's stored cursor
+        (what it covers: Binance's symbols with trades, Coinbase's wallets). The pages'
+        cursors are ignored: a re-pull never moves the stream's cursor. Spends the same
+        session (and so the same shared budgets) as a sync. Default: None, the broker has no
+        way to ask for a window, and reconcile reports what it found without a re-pull."""
+        return None
 
     def prime(self, cursors: dict[str, dict[str, Any]]) -> None:
         """The stored cursor of every stream, given before a step runs. The pipeline builds

@@ -181,6 +181,23 @@ class Page(Generic[T]):
 
 
 @dataclass(frozen=True)
+class RepullWindow:
+    """A stretch of history reconcile asks for again before it reports a break: the records
+    of `assets` (canonical symbols; fiat codes for cash) that occurred between `start` and
+    `end` (None: from the first record / up to now), of the TransactionType values in
+    `kinds` (empty: every kind; a window located by a short-filled order can only miss
+    trades and their fees) and, where known, on the broker's own `symbols` (that order's
+    pair, as the broker spells it). Each adapter turns it into the narrowest requests its
+    API allows; it may return more than asked, never less."""
+
+    start: datetime | None
+    end: datetime | None
+    assets: frozenset[str] = frozenset()
+    kinds: frozenset[str] = frozenset()
+    symbols: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
 class PositionSnapshot:
     positions: list[Position]
     cash: dict[str, Decimal] = field(default_factory=dict)   # currency -> balance, where the broker says

@@ -11,6 +11,7 @@ api_v1 = [
     path("", include("backend.sync.urls")),
     path("", include("backend.portfolio.urls")),
     path("", include("backend.imports.urls")),
+    path("", include("backend.reconcile.urls")),
 ]
 
 urlpatterns = [

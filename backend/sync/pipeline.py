@@ -20,14 +20,13 @@ from django.db import transaction
 from django.utils import timezone
 
 from backend.brokers.base import BrokerAdapter
-from backend.brokers.dtos import Page
+from backend.brokers.dtos import Page, RepullWindow
 from backend.brokers.errors import RateLimited
 from backend.brokers.registry import build_adapter
 from backend.connections.models import BrokerConnection
 
 from . import services, writers
 from .models import SyncCursor, SyncRun
-from .reconcile import quantity_differences
 
 log = logging.getLogger("brokersync.sync")
 
@@ -50,7 +49,7 @@ def run_step(run: SyncRun, step: str, adapter_factory: Callable[[BrokerConnectio
     services.sync_step_started(run=run, step=step)
     connection = run.connection
     if step == SyncRun.Step.RECONCILE:
-        _reconcile(run)
+        _reconcile(run, adapter_factory)
     elif step == SyncRun.Step.WRITE_LOG:
         services.sync_step_finished(run=run, step=step, started=started)
         services.sync_finish(run=run)
@@ -213,11 +212,55 @@ def _keep_skipped(run: SyncRun, stream: str, skipped) -> None:
         log.warning("sync.record_skipped connection=%s stream=%s reason=%s", run.connection_id, stream, s.reason[:200])
 
 
-def _reconcile(run: SyncRun) -> None:
-    differences = quantity_differences(run.connection)
-    run.reconcile_differences = differences
-    SyncRun.objects.filter(pk=run.pk).update(reconcile_differences=differences)
-    run.steps.setdefault("reconcile", {})["differences"] = len(differences)
+def _reconcile(run: SyncRun, adapter_factory: Callable[[BrokerConnection], BrokerAdapter]) -> None:
+    """backend/reconcile compares and types the breaks; the re-pull it asks for once goes
+    through here, so it spends the same budgets (and step slot) as a sync and its records
+    are saved the way the transactions step saves them, without moving the cursor."""
+    from backend.reconcile.services import reconcile_connection
+
+    def repull(windows: list[RepullWindow]) -> dict | None:
+        adapter = adapter_factory(run.connection)
+        cursors = {c.stream: c.cursor for c in SyncCursor.objects.filter(connection=run.connection)}
+        adapter.prime(cursors)
+        try:
+            with _step_slot(run, adapter):
+                pages = adapter.repull_transactions(windows, cursors.get("transactions"))
+                return None if pages is None else _save_repulled(run, pages)
+        finally:
+            made = getattr(adapter, "requests_made", adapter.session.requests_made)
+            run.unrecorded_requests = ("reconcile", made)
+            run.steps.setdefault("reconcile", {})["requests"] = run.steps.get("reconcile", {}).get("requests", 0) + made
+
+    summary = reconcile_connection(run=run, repull=repull)
+    run.steps.setdefault("reconcile", {}).update(summary)
+
+
+def _save_repulled(run: SyncRun, pages: Iterator[Page]) -> dict:
+    """Upsert re-pulled records in checkpoints (rows are keyed on the broker's id, so what was
+    already stored is updated, never doubled); the stream's cursor is left as it is."""
+    totals = {"fetched": 0, "created": 0, "updated": 0}
+    batch: list = []
+    skipped: list = []
+
+    def flush() -> None:
+        with _committed_or_restored(run), transaction.atomic():
+            counts = writers.transactions_upsert(run.connection, batch, timezone.now()) if batch else \
+                {"fetched": 0, "created": 0, "updated": 0}
+            counts["skipped"] = len(skipped)
+            _keep_skipped(run, "reconcile", skipped)
+            services.sync_step_progress(run=run, step="reconcile", counts=counts)
+        for key in totals:
+            totals[key] += counts.get(key, 0)
+
+    for page in pages:
+        batch += page.items
+        skipped += page.skipped
+        if len(batch) >= CHECKPOINT_ROWS:
+            flush()
+            batch, skipped = [], []
+    if batch or skipped:
+        flush()
+    return totals
 
 
 STREAM_STEPS = {

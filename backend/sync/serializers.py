@@ -37,16 +37,24 @@ class SyncRunOutputSerializer(serializers.ModelSerializer):
         child=serializers.DictField(), help_text="Per step: started_at, finished_at, duration_ms, and counts "
                                                  "(fetched, created, updated, closed, skipped, requests).")
     reconcile_differences = serializers.JSONField(
-        help_text="Assets whose position disagrees with the sum of their transactions.")
+        help_text="The connection's open breaks after this run's reconcile: assets (or cash) whose position "
+                  "disagrees with the sum of their transactions, each with its type and break id "
+                  "(GET /portfolios/{id}/breaks/).")
+    open_breaks = serializers.SerializerMethodField(
+        help_text="How many breaks were open when this run's reconcile ended (0: everything adds up; null: "
+                  "not reconciled yet).")
     skipped_records = serializers.SerializerMethodField(help_text="How many records the broker sent that "
                                                                   "could not be read (kept on the run).")
 
     class Meta:
         model = SyncRun
         fields = ["id", "connection", "state", "trigger", "current_step", "failed_step", "steps", "error_kind",
-                  "error_message", "reconcile_differences", "skipped_records", "attempts", "queued_at",
+                  "error_message", "reconcile_differences", "open_breaks", "skipped_records", "attempts", "queued_at",
                   "started_at", "finished_at"]
         read_only_fields = fields
+
+    def get_open_breaks(self, run: SyncRun) -> int | None:
+        return (run.steps or {}).get("reconcile", {}).get("breaks")
 
     def get_skipped_records(self, run: SyncRun) -> int:
         return len(run.skipped_records or [])

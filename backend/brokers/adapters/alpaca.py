@@ -26,7 +26,7 @@ import requests
 
 from ..base import BrokerAdapter
 from ..dtos import (AccountInfo, AssetClass, AssetRef, CredentialField, Order, Page, Position, PositionSnapshot,
-                    SkippedRecord, Transaction, TransactionType)
+                    RepullWindow, SkippedRecord, Transaction, TransactionType)
 from ..errors import AuthError, BrokerError, PermanentError, RateLimited, TransientError
 from ..symbols import coin_asset
 
@@ -157,6 +157,12 @@ class AlpacaAdapter(BrokerAdapter):
             remaining = [oid for oid in remaining if oid not in seen]
         if remaining:
             yield self._refresh_orders(remaining, watermark)
+
+    def repull_transactions(self, windows: Sequence[RepullWindow],
+                            cursor: dict[str, Any] | None) -> Iterator[Page[Transaction]]:
+        from .alpaca_repull import repull
+
+        return repull(self, windows)
 
     # -- orders helpers -----------------------------------------------------------------------
     def _order_windows(self, status: str, watermark: datetime | None,

@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "backend.connections",
     "backend.sync",
     "backend.imports",
+    "backend.reconcile",
     "workers",
 ]
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
 from ...http import Request, Response, SimError
+from . import faulted
 from .records import ZERO, dec
 from .times import ny_date, ny_day_bounds_us, parse_date, parse_ns, rfc3339
 from .universe import lookup
@@ -79,12 +80,12 @@ def _route(sim: "AlpacaSim", account: "Account", request: Request) -> Response:
     if path in ("/v2/account", "/v2/account/"):
         return Response.json(_account(sim, account))
     if path in ("/v2/positions", "/v2/positions/"):
-        return Response.json([h.render() for h in _sorted_holdings(account)])
+        return Response.json(faulted.positions(_sorted_holdings(account), sim.faults_of(account.account_id)))
     if path in ("/v2/orders", "/v2/orders/"):
         return Response.json([o.render() for o in _orders(account, request)])
     match = _ACTIVITIES.match(path)
     if match:
-        return Response.json([a.render() for a in _activities(account, request, match["type"])])
+        return Response.json(_activities(sim, account, request, match["type"]))
     match = _ORDER.match(path)
     if match:
         order = account.ledger.order(unquote(match["id"]))
@@ -213,7 +214,7 @@ def _activity_kinds(account: "Account", request: Request, path_type: str | None)
     return kinds
 
 
-def _activities(account: "Account", request: Request, path_type: str | None):
+def _activities(sim: "AlpacaSim", account: "Account", request: Request, path_type: str | None) -> list[dict]:
     kinds = _activity_kinds(account, request, path_type)
     after, until = _time_arg(request, "after"), _time_arg(request, "until")
     ascending = _direction(request)
@@ -227,8 +228,12 @@ def _activities(account: "Account", request: Request, path_type: str | None):
         after = max(after if after is not None else -1, start_us * 1000 - 1)
         until = min(until if until is not None else end_us * 1000, end_us * 1000)
         size = _int_arg(request, "page_size", None, 10**9)    # a whole day, unless a page size is asked for
-    return account.ledger.activity_page(kinds=kinds, after_ns=after, until_ns=until,
-                                        token=request.arg("page_token") or None, ascending=ascending, size=size)
+    query = dict(kinds=kinds, after_ns=after, until_ns=until, token=request.arg("page_token") or None,
+                 ascending=ascending, size=size)
+    faults = sim.faults_of(account.account_id)
+    if faults:
+        return faulted.activity_page(account.ledger, faults, **query)
+    return [a.render() for a in account.ledger.activity_page(**query)]
 
 
 # -- orders -------------------------------------------------------------------------------------------

@@ -7,13 +7,14 @@ from typing import Any
 
 from ...base import AccountNotFound, BrokerSim, SimClock
 from ...http import Request, Response
-from . import api, marketdata
+from . import api, faulted, marketdata
 from .state import DEFAULT_RATE_LIMIT, RATE_WINDOW, Account
 
 
 class AlpacaSim(BrokerSim):
     name = "alpaca"
     environments = ("paper", "live")
+    record_fault_kinds = frozenset({"drop", "double_split", "round"})
 
     def __init__(self, clock: SimClock):
         super().__init__(clock)
@@ -40,6 +41,13 @@ class AlpacaSim(BrokerSim):
             self.by_key[(environment, account.api_key)] = account
         return {"account_id": account.account_id, "broker_account_id": account.broker_account_id,
                 "environment": environment, "credentials": account.credentials()}
+
+    def has_account(self, account_id: str) -> bool:
+        return account_id in self.accounts
+
+    def check_record_fault(self, account_id: str, fault) -> None:
+        account = self.account(account_id)
+        faulted.check(account.ledger, list(account.ledger.holdings.values()), fault)
 
     def account(self, account_id: str) -> Account:
         try:

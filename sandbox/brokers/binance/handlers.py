@@ -184,17 +184,23 @@ def my_trades(sim, acct: "Account", q, now) -> list[dict]:
     book = acct.books.get(info.symbol)
     if book is None:
         return []
+    dropped = sim.faults_of(acct.account_id).dropped      # record faults: "SYMBOL:id" left out
+    wanted = limit + len(dropped)                          # before the page is cut, so it stays full
     if order_id is not None:
         order = book.by_order_id.get(order_id)
         found = [] if order is None else book.trades_between(order.time, order.update_time, 10 ** 9)
-        trades = [t for t in found if t.order_id == order_id and t.id >= (from_id or 0)][:limit]
+        trades = [t for t in found if t.order_id == order_id and t.id >= (from_id or 0)][:wanted]
     elif from_id is not None:
-        trades = book.trades_from_id(from_id, limit)
+        trades = book.trades_from_id(from_id, wanted)
     elif timed:
         start, end = _window(q, now, TRADE_WINDOW_MS, forward=True)
-        trades = book.trades_between(start, end, limit)
+        trades = book.trades_between(start, end, wanted)
     else:
-        trades = book.recent_trades(limit)
+        trades = book.recent_trades(wanted)
+    if dropped:
+        kept = [t for t in trades if f"{t.symbol}:{t.id}" not in dropped]
+        recent = order_id is None and from_id is None and not timed
+        trades = kept[-limit:] if recent else kept[:limit]
     return [render_trade(t) for t in trades]
 
 
@@ -241,9 +247,10 @@ def deposits(sim, acct: "Account", q, now) -> list[dict]:
     start, end = _window(q, now, DEPOSIT_WINDOW_MS)
     offset, limit = _int(q, "offset", 0), _limit(q, 1000, 1000)
     coin, status, tx_id = q.get("coin"), _int(q, "status"), q.get("txId")
+    dropped = sim.faults_of(acct.account_id).dropped
     rows = [d for d in reversed(acct.deposits.between(start, end))
             if (not coin or d.coin == coin) and (status is None or d.status == status)
-            and (not tx_id or d.tx_id == tx_id)]
+            and (not tx_id or d.tx_id == tx_id) and d.id not in dropped]
     return [render_deposit(d) for d in rows[offset: offset + limit]]
 
 
@@ -251,8 +258,9 @@ def withdrawals(sim, acct: "Account", q, now) -> list[dict]:
     start, end = _window(q, now, DEPOSIT_WINDOW_MS)
     offset, limit = _int(q, "offset", 0), _limit(q, 1000, 1000)
     coin, status = q.get("coin"), _int(q, "status")
+    dropped = sim.faults_of(acct.account_id).dropped
     rows = [w for w in reversed(acct.withdrawals.between(start, end))
-            if (not coin or w.coin == coin) and (status is None or w.status == status)]
+            if (not coin or w.coin == coin) and (status is None or w.status == status) and w.id not in dropped]
     return [render_withdrawal(w) for w in rows[offset: offset + limit]]
 
 

@@ -35,6 +35,7 @@ ADVANCE_DEFAULTS = {"fills": 3, "dividend": True, "deposit": True, "close_positi
 class BinanceSim(BrokerSim):
     name = "binance"
     environments = ("live",)
+    record_fault_kinds = frozenset({"drop"})        # "SYMBOL:trade id", a deposit id or a withdrawal id
 
     def __init__(self, clock: SimClock):
         super().__init__(clock)
@@ -60,6 +61,18 @@ class BinanceSim(BrokerSim):
 
     def account_for_key(self, key: str) -> Account | None:
         return self._by_key.get(key)
+
+    def has_account(self, account_id: str) -> bool:
+        return account_id in self.accounts
+
+    def check_record_fault(self, account_id: str, fault) -> None:
+        account = self._account(account_id)
+        symbol, _, trade_id = fault.record.partition(":")
+        book = account.books.get(symbol)
+        if book is not None and trade_id.isdigit() and int(trade_id) in set(book.trade_ids):
+            return
+        if not any(r.id == fault.record for r in account.deposits.items + account.withdrawals.items):
+            raise ValueError(f"no trade (SYMBOL:id), deposit or withdrawal {fault.record!r}")
 
     def _account(self, account_id: str) -> Account:
         try:

@@ -74,8 +74,9 @@ def fills(book: Book, request: Request, m) -> Response:
         chosen = [f.seq for oid in order_ids if oid in book.orders_by_id for f in book.orders_by_id[oid].fills]
         chosen += [book.fill_by_trade[t] for t in trade_ids if t in book.fill_by_trade]
     lists = [book.product_fills.get(p, []) for p in products] if products and chosen is None else None
-    wanted = set(products)
-    keep = (lambda i: book.fills[i].product in wanted) if products and chosen is not None else (lambda i: True)
+    wanted, dropped = set(products), book.faults.dropped
+    in_products = (lambda i: book.fills[i].product in wanted) if products and chosen is not None else (lambda i: True)
+    keep = (lambda i: in_products(i) and book.fills[i].entry_id not in dropped) if dropped else in_products
     page, more = take(newest_first(lo, hi, chosen=chosen, lists=lists), keep, limit)
     return Response.json({"fills": [render.fill(book, book.fills[i]) for i in page],
                           "cursor": str(page[-1]) if more else ""})
@@ -145,7 +146,12 @@ def v2_account(book: Book, request: Request, m) -> Response:
 
 def v2_transactions(book: Book, request: Request, m) -> Response:
     w = _v2_wallet(book, m)
-    return Response.json(v2_page(w.txs, w.pos.get, request, f"/v2/accounts/{w.v2_id}/transactions",
+    txs, position = w.txs, w.pos.get
+    dropped = book.faults.dropped
+    if dropped:                                      # a record fault: the feed leaves these rows out
+        txs = [t for t in w.txs if t.id not in dropped]
+        position = {t.id: i for i, t in enumerate(txs)}.get
+    return Response.json(v2_page(txs, position, request, f"/v2/accounts/{w.v2_id}/transactions",
                                  render.v2_transaction))
 
 

@@ -15,6 +15,7 @@ import gc
 import random
 import time
 from contextlib import contextmanager
+from decimal import Decimal
 from typing import Any
 
 from sandbox.base import AccountNotFound, BrokerSim, SimClock
@@ -24,7 +25,7 @@ from . import api, market, marketdata
 from .advance import advance as advance_book
 from .generator import generate
 from .keys import Unauthorized, derive_key, key_name_of, verify
-from .state import Book, namespace
+from .state import Book, iso_us, namespace
 from .truth import truth as truth_of
 
 UNAUTHORIZED_BODY = "Unauthorized"          # plain text [CB-ISS ccxt#26300]
@@ -37,6 +38,7 @@ UNLIMITED = 1_000_000_000                   # the budget an account with rate_li
 class CoinbaseSim(BrokerSim):
     name = "coinbase"
     environments = ("live",)
+    record_fault_kinds = frozenset({"drop"})
 
     def __init__(self, clock: SimClock):
         super().__init__(clock)
@@ -71,11 +73,33 @@ class CoinbaseSim(BrokerSim):
             generate(book, random.Random(f"coinbase:{seed}:{positions}:{activities}"), positions, activities)
         self.books[account_id] = book
         self.listed.update(book.products)
+        self.record_faults[account_id] = book.faults
         self.keys[key.name] = book
         if rate_limits == "none":
             self.unlimited.add(account_id)
         return {"account_id": account_id, "broker_account_id": book.portfolio_uuid, "environment": environment,
                 "credentials": {"api_key": key.name, "api_secret": key.private_pem}}
+
+    def has_account(self, account_id: str) -> bool:
+        return account_id in self.books
+
+    def check_record_fault(self, account_id: str, fault) -> None:
+        book = self.book(account_id)
+        if not any(f.entry_id == fault.record for f in book.fills) and \
+                not any(fault.record in w.pos for w in book.wallet_list):
+            raise ValueError(f"no fill entry or v2 transaction {fault.record!r}")
+
+    def send_out(self, account_id: str, asset: str, amount: Decimal, fee: Decimal) -> dict[str, Any]:
+        book = self.book(account_id)
+        if book.available(asset) < amount + fee:
+            raise ValueError(f"{account_id} holds less than {amount + fee} {asset}")
+        tx = book.send(book.tick(int(self.clock.now() * 1_000_000)), asset, amount, fee)
+        return {"record": tx.id, "at": iso_us(tx.t)}
+
+    def receive_in(self, account_id: str, asset: str, amount: Decimal) -> dict[str, Any]:
+        book = self.book(account_id)
+        tx = book.receive(book.tick(int(self.clock.now() * 1_000_000)), asset, amount)
+        return {"record": tx.id, "at": iso_us(tx.t)}
 
     def book(self, account_id: str) -> Book:
         try:

@@ -13,6 +13,7 @@ from bisect import bisect_left
 from datetime import datetime, timezone
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
 
+from ...record_faults import AccountFaults
 from . import market
 from .keys import KeyPair
 
@@ -116,6 +117,7 @@ class Book:
         self.last_history_t = 0
         self.products: list[str] = []
         self.windows: dict[str, tuple[int, int]] = {}     # rate-limit bucket -> (window start, count)
+        self.faults = AccountFaults()                     # record faults (sandbox/record_faults.py)
 
     # -- ids, wallets, prices --------------------------------------------------------------
     def new_id(self, kind: str) -> str:

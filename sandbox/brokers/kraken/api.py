@@ -136,6 +136,10 @@ def _ledger_subset(account: Account, form: dict) -> list[int] | None:
             raise invalid("EQuery:Unknown asset")
         merged = sorted(i for code in ids for i in account.ledger_index("asset", code))
         subset = merged if subset is None else sorted(set(merged).intersection(subset))
+    dropped = account.faults.dropped
+    if dropped:                 # a record fault: the rows are left out before offsets and count
+        rows = account.ledger.items
+        subset = [i for i in (range(len(rows)) if subset is None else subset) if rows[i].id not in dropped]
     return subset
 
 
@@ -153,7 +157,7 @@ def query_ledgers(account: Account, form: dict):
     out = {}
     for ledger_id in _ids(form, "id", 20):
         position = account.ledger_by_id.get(ledger_id)
-        if position is not None:
+        if position is not None and ledger_id not in account.faults.dropped:
             out[ledger_id] = render_ledger(account.ledger.items[position], account.overrides.get(ledger_id))
     return out
 

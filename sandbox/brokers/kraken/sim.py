@@ -4,6 +4,7 @@ from __future__ import annotations
 import base64
 import hashlib
 from collections import Counter
+from decimal import Decimal
 from typing import Any
 
 from sandbox.base import AccountNotFound, BrokerSim, SimClock
@@ -29,6 +30,7 @@ def _permissions(value: Any) -> frozenset[str]:
 class KrakenSim(BrokerSim):
     name = "kraken"
     environments = ("live",)
+    record_fault_kinds = frozenset({"drop"})        # a ledger id
 
     def __init__(self, clock: SimClock):
         super().__init__(clock)
@@ -64,10 +66,46 @@ class KrakenSim(BrokerSim):
             account = Account(f"kraken:{n}", seed, key, secret, frozenset(permissions), tier, self.market)
             history = generate(account, self.market, positions=positions, activities=activities)
             self.accounts[account.account_id] = account
+            self.record_faults[account.account_id] = account.faults
             self.by_key[key] = account
             self.histories[account.account_id] = history
         return {"account_id": account.account_id, "broker_account_id": account.broker_account_id,
                 "environment": environment, "credentials": {"api_key": key, "api_secret": secret}}
+
+    def has_account(self, account_id: str) -> bool:
+        return account_id in self.accounts
+
+    def check_record_fault(self, account_id: str, fault) -> None:
+        if fault.record not in self.account(account_id).ledger_by_id:
+            raise ValueError(f"no ledger row {fault.record!r}")
+
+    def receive_in(self, account_id: str, asset: str, amount: Decimal) -> dict[str, Any]:
+        row = self._move(account_id, asset, amount, deposit=True)
+        return {"record": row.id, "at": row.t4 / T4}
+
+    def send_out(self, account_id: str, asset: str, amount: Decimal, fee: Decimal) -> dict[str, Any]:
+        row = self._move(account_id, asset, amount, fee=fee, deposit=False)
+        return {"record": row.id, "at": row.t4 / T4}
+
+    def _move(self, account_id: str, asset: str, amount: Decimal, *, deposit: bool, fee: Decimal = Decimal(0)):
+        """A deposit or withdrawal posted now (after everything the account has)."""
+        history = self.histories[self.account(account_id).account_id]
+        code = self._code(asset)
+        units, fee_units = int(amount.scaleb(SCALE_DECIMALS)), int(fee.scaleb(SCALE_DECIMALS))
+        t4 = max(int(self.clock.now() * T4), history.b.a.last_t4 + 1)
+        if deposit:
+            return history.b.deposit(t4, code, units)[0]
+        if history.b.balance(code) < units + fee_units:
+            raise ValueError(f"{account_id} holds less than {amount + fee} {asset}")
+        return history.b.withdrawal(t4, code, units, fee_units)[0]
+
+    def _code(self, asset: str) -> str:
+        """The Kraken asset id of a code we write (BTC -> XXBT, USD -> ZUSD)."""
+        for code in self.market.assets_payload():
+            ours = FIAT_CANONICAL.get(code) or self.market.coin_of(code).canonical
+            if asset in (code, ours) and "." not in code:
+                return code
+        raise ValueError(f"kraken has no asset {asset!r}")
 
     def account(self, account_id: str) -> Account:
         try:

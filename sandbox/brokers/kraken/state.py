@@ -13,6 +13,7 @@ from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+from ...record_faults import AccountFaults
 from .market import FIATS, LOT_DECIMALS, Market, Pair, asset_decimals, fmt_amount, fmt_int
 
 T4 = 10_000
@@ -155,6 +156,7 @@ class Account:
     balances: dict[str, int] = field(default_factory=dict)
     held: list[str] = field(default_factory=list)                   # coin codes meant to stay non-zero
     overrides: dict[str, dict[str, Any]] = field(default_factory=dict)   # test hook: corrupt a record
+    faults: AccountFaults = field(default_factory=AccountFaults)          # record faults (sandbox/record_faults.py)
     _indexes: dict[tuple[str, str], list[int]] = field(default_factory=dict)
 
     @property

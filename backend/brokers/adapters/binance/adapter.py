@@ -231,6 +231,11 @@ class BinanceAdapter(BrokerAdapter):
                      open_order_ids: Sequence[str] = ()) -> Iterator[Page[Order]]:
         return OrderSync(self, cursor, open_order_ids).run()
 
+    def repull_transactions(self, windows, cursor) -> Iterator[Page[Transaction]]:
+        from .repull import Repull
+
+        return Repull(self, cursor).run(windows)
+
     # -- errors ---------------------------------------------------------------------------------
     @staticmethod
     def vendor_errors(response, body) -> BrokerError | None:

@@ -192,6 +192,11 @@ class CoinbaseAdapter(BrokerAdapter):
         wallets.finish(listed, sweep)
         yield page(items, skipped)          # always: the final cursor covers everything seen
 
+    def repull_transactions(self, windows, cursor) -> Iterator[Page[Transaction]]:
+        from .repull import repull
+
+        return repull(self, windows)
+
     # -- orders -----------------------------------------------------------------------------------
     def fetch_orders(self, cursor: dict[str, Any] | None,
                      open_order_ids: Sequence[str] = ()) -> Iterator[Page[Order]]:

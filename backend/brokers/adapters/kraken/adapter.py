@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 
 from ...base import BrokerAdapter
 from ...dtos import (AccountInfo, CredentialField, Credentials, Order, Page, Position, PositionSnapshot,
-                     SkippedRecord, Transaction)
+                     RepullWindow, SkippedRecord, Transaction)
 from ...errors import AuthError, PermanentError
 from ...http import BrokerSession
 from ...nonce import default_nonce_source
@@ -234,6 +234,12 @@ class KrakenAdapter(BrokerAdapter):
             except (Unparseable, KeyError, TypeError, ValueError) as exc:
                 skipped.append(SkippedRecord(f"kraken ledger {ledger_id}: {exc}", {"id": ledger_id, "record": row}))
         return items, skipped
+
+    def repull_transactions(self, windows: Sequence[RepullWindow],
+                            cursor: dict[str, Any] | None) -> Iterator[Page[Transaction]]:
+        from .repull import repull
+
+        return repull(self, windows)
 
     # -- orders ---------------------------------------------------------------------------
     def fetch_orders(self, cursor: dict[str, Any] | None,
