@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings as hypothesis_settings, stra
 from backend.connections.models import BrokerConnection
 from backend.imports.models import FileImport, ImportUpload
 from backend.sync.models import BrokerPosition, BrokerTransaction
-from backend.sync.reconcile import quantity_differences
+from backend.reconcile.totals import differences_for
 from backend.sync.scheduling import dispatch_due
 from backend.sync.signals import history_changed
 from tests.api.factories import PortfolioFactory
@@ -59,7 +59,7 @@ def test_a_fidelity_export_becomes_an_import_account_with_its_holdings(api, port
     assert holdings(api, connection.pk) == {"AAPL": "50", "NVDA": "50", "VOO": "20.078", "cash:USD": "5190.73"}
     listed = api.get(f"/api/v1/connections/{connection.pk}/transactions/", {"type": "dividend"}).json()
     assert listed["count"] == 4 and listed["results"][0]["broker_type"] == "DIVIDEND RECEIVED APPLE INC (AAPL) (Cash)"
-    assert quantity_differences(connection) == []                     # reconcile finds nothing
+    assert differences_for(connection) == []                     # reconcile finds nothing
     assert signals == [{"signal": history_changed, "sender": FileImport, "connection_id": connection.pk,
                         "portfolio_id": portfolio.pk, "since": FileImport.objects.get().since, "reason": "import"}]
     assert not ImportUpload.objects.exists()

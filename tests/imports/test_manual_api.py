@@ -8,7 +8,7 @@ import pytest
 
 from backend.connections.models import BrokerConnection
 from backend.sync.models import BrokerPosition, BrokerTransaction
-from backend.sync.reconcile import quantity_differences
+from backend.reconcile.totals import differences_for
 from backend.sync.signals import history_changed
 from tests.api.factories import ConnectionFactory, PortfolioFactory, TransactionFactory
 
@@ -55,7 +55,7 @@ def test_a_manual_account_adds_up_its_history(api, portfolio):
     # cash: 5000 - (5 x 300.10 + 1) + (3 x 250 - 0.5) + 9.84 - 2.5 - 100
     #     = 5000 - 1501.50 + 749.50 + 9.84 - 2.50 - 100 = 4155.34
     assert held(connection.pk) == {"AAPL": Decimal(48), "cash:USD": Decimal("4155.34")}
-    assert quantity_differences(connection) == []
+    assert differences_for(connection) == []
 
 
 def test_a_split_follows_changes_to_what_came_before_it(api, portfolio):
