@@ -1,0 +1,104 @@
+"""Wash sales (IRS Publication 550, "Wash Sales"; Form 8949 code W).
+
+A loss on a sale is disallowed, share for share, when substantially identical shares are
+bought within 30 days before or after the sale. Each sold lot with a loss is matched, in the
+order the replacement shares were bought, against shares bought in that window that are not
+themselves part of the sale and not already used as a replacement; the disallowed loss of the
+matched shares is added to the replacement shares' basis and their holding period starts as
+much earlier as the sold shares had been held. Fewer replacement shares than sold shares
+disallow only that fraction. Replacement shares that are part of a larger lot are split off
+into a lot of their own, so the rest of the lot keeps its own basis and holding period.
+
+"Substantially identical" is taken as "the same asset": options and other share classes are
+not matched.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from .types import Disposal, Lot
+
+WINDOW = timedelta(days=30)            # Pub 550: "within 30 days before or after the sale"
+REPLACEMENT_ORIGINS = frozenset({"buy", "wash"})
+
+
+@dataclass
+class PendingLoss:
+    """A sold lot's loss still waiting for replacement shares bought after the sale."""
+
+    disposal_key: str
+    link_index: int
+    asset_id: int
+    sale_at: datetime
+    need: Decimal                      # sold shares not yet matched
+    loss_per_unit: Decimal
+    held: timedelta                    # how long the sold shares had been held
+
+    @property
+    def window_end(self) -> datetime:
+        return self.sale_at + WINDOW
+
+
+class WashSales:
+    def __init__(self, ledger):
+        self.ledger = ledger
+        self.pending: dict[int, list[PendingLoss]] = {}
+
+    def after_disposal(self, disposal: Disposal, touched: set[str]) -> None:
+        """Match each losing link against shares bought up to 30 days before; what stays
+        unmatched waits for shares bought up to 30 days after."""
+        for index, link in enumerate(disposal.links):
+            gain = link.gain
+            if gain is None or gain >= 0 or not link.quantity:
+                continue
+            pending = PendingLoss(disposal.key, index, disposal.asset_id, disposal.disposed_at, link.quantity,
+                                  -gain / link.quantity, disposal.disposed_at - link.holding_from)
+            for lot in self._earlier_replacements(disposal, touched):
+                if not pending.need:
+                    break
+                self._replace(pending, lot)
+            if pending.need:
+                self.pending.setdefault(disposal.asset_id, []).append(pending)
+
+    def after_acquisition(self, lot: Lot) -> None:
+        queue = self.pending.get(lot.asset_id)
+        if not queue or lot.origin not in REPLACEMENT_ORIGINS:
+            return
+        queue[:] = [p for p in queue if p.need and p.window_end >= lot.acquired_at]
+        current: Lot | None = lot
+        for pending in queue:
+            if current is None:
+                break
+            current = self._replace(pending, current)
+        queue[:] = [p for p in queue if p.need]
+
+    def _earlier_replacements(self, disposal: Disposal, touched: set[str]) -> list[Lot]:
+        start = disposal.disposed_at - WINDOW
+        found = [lot for book in self.ledger.books_of(disposal.asset_id) for lot in book.lots.values()
+                 if lot.key not in touched and not lot.is_short and lot.origin in REPLACEMENT_ORIGINS
+                 and start <= lot.acquired_at <= disposal.disposed_at and not lot.replaced and lot.remaining]
+        return sorted(found, key=lambda lot: (lot.acquired_at, lot.seq, lot.key))
+
+    def _replace(self, pending: PendingLoss, lot: Lot) -> Lot | None:
+        """Match shares of `lot` against the pending loss. The matched shares become a lot of
+        their own (used once); returns the lot holding the unmatched rest, if any."""
+        matched = min(pending.need, lot.remaining)
+        rest = self.ledger.split_lot(lot, matched) if matched < lot.remaining else None
+        disallowed = pending.loss_per_unit * matched
+        lot.replaced = matched
+        lot.wash_adjustment += disallowed
+        lot.wash_from = pending.disposal_key
+        if lot.basis is not None:
+            lot.basis += disallowed
+        lot.holding_from = min(lot.holding_from, lot.acquired_at - pending.held)
+        self.ledger.repush(lot)
+        pending.need -= matched
+        self.ledger.add_disallowed(pending.disposal_key, pending.link_index, disallowed)
+        return rest
+
+    # -- snapshot --------------------------------------------------------------------------
+    def state(self) -> list[PendingLoss]:
+        return [p for queue in self.pending.values() for p in queue if p.need]
+
