@@ -7,6 +7,7 @@ api_v1 = [
     path("", include("backend.connections.urls")),
     path("", include("backend.sync.urls")),
     path("", include("backend.portfolio.urls")),
+    path("", include("backend.ledger.urls")),
 ]
 
 urlpatterns = [

@@ -150,3 +150,48 @@ def closes_changed_portfolios(*, asset_ids, since) -> list[int]:
     return sorted(set(BrokerTransaction.objects.filter(asset_id__in=list(asset_ids),
                                                        occurred_at__gte=since - timedelta(days=7))
                       .values_list("portfolio_id", flat=True).distinct()))
+
+
+# -- the user's choices ------------------------------------------------------------------------
+def lot_pick_set(*, portfolio: Portfolio, disposal, lots: list[dict]) -> LotPick | None:
+    """Specific identification for one sale: [{"lot": Lot, "quantity": Decimal}], or [] to go
+    back to the portfolio's method. The pick is tried against the whole history first; one
+    that does not fit the lots open at the sale is refused with the reason."""
+    from backend.core.exceptions import ApplicationError
+
+    if disposal.kind not in ("sale", "swap"):
+        raise ApplicationError("Only a sale or a swap closes lots you can pick.",
+                               fields={"lots": [f"this disposal is a {disposal.kind}"]})
+    key = disposal.key
+    if not lots:
+        LotPick.objects.filter(portfolio=portfolio, disposal_key=key).delete()
+        ledger_request(portfolio_id=portfolio.pk, full=True)
+        return None
+    pick = [(item["lot"].key, item["quantity"]) for item in lots]
+    try:
+        ledger_replay(portfolio=portfolio, extra_picks={key: pick}, strict=True)
+    except engine.PickRefused as refused:
+        raise ApplicationError("That pick does not fit this sale.", fields={"lots": [str(refused)]}) from None
+    with transaction.atomic():
+        saved, _ = LotPick.objects.update_or_create(
+            portfolio=portfolio, disposal_key=key,
+            defaults={"lots": [{"lot_key": k, "quantity": str(q)} for k, q in pick]})
+        ledger_request(portfolio_id=portfolio.pk, full=True)
+    return saved
+
+
+def lot_basis_set(*, portfolio: Portfolio, lot, cost_basis: Decimal, acquired_at: datetime | None) -> BasisOverride:
+    """The user's basis (total, base currency) and acquisition date for a lot of unknown basis.
+    Kept on the deposit that opened it, so it survives every recompute."""
+    from backend.core.exceptions import ApplicationError
+
+    if lot.origin not in ("deposit", "adjust"):
+        raise ApplicationError("Only a lot opened by a deposit or an adjustment takes a basis from you.",
+                               fields={"cost_basis": [f"this lot's basis comes from its {lot.origin}"]})
+    source_key = lot.key.split("#", 1)[0]
+    with transaction.atomic():
+        override, _ = BasisOverride.objects.update_or_create(
+            portfolio=portfolio, source_key=source_key,
+            defaults={"cost_basis": cost_basis, "acquired_at": acquired_at})
+        ledger_request(portfolio_id=portfolio.pk, full=True)
+    return override
