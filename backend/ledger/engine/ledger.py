@@ -158,6 +158,8 @@ class Ledger:
             self.new_lot(key=f"{event.key}#{asset_id}", asset_id=asset_id, connection_id=event.connection_id,
                          quantity=-short, basis=short_proceeds, acquired_at=event.at, origin="short",
                          source_key=event.key, tx_id=event.tx_id)
+        if quantity:          # the disposal is what it closed; the rest of the sale opened a short lot
+            disposal.quantity, disposal.proceeds = closed, closed_proceeds
         self._link(disposal, taken, closed_proceeds, closed)
         for lot, _, _ in taken:
             self.close_if_empty(lot, event.at, kind)
