@@ -36,6 +36,10 @@ def _split(total: Decimal | None, part: Decimal, whole: Decimal) -> Decimal | No
     return total if part == whole else total * part / whole
 
 
+def _num(value: Decimal) -> str:
+    return format(value.normalize(), "f")
+
+
 class Ledger:
     def __init__(self, *, method: str, pricer: Pricer, wash_assets: Iterable[int] = (),
                  picks: dict[str, list[tuple[str, Decimal]]] | None = None,
@@ -196,7 +200,7 @@ class Ledger:
     def _take_pick(self, book: LotBook, pick: list[tuple[str, Decimal]], quantity: Decimal) -> list:
         total = sum((q for _, q in pick), ZERO)
         if total > quantity:
-            raise PickRefused(f"the pick closes {total}, more than the {quantity} sold")
+            raise PickRefused(f"the pick closes {_num(total)}, more than the {_num(quantity)} sold")
         for lot_key, q in pick:
             lot = book.lots.get(lot_key)
             if q <= 0:
@@ -204,7 +208,8 @@ class Ledger:
             if lot is None or lot.is_short:
                 raise PickRefused(f"lot {lot_key} is not open at this connection when the sale happens")
             if lot.remaining < q:
-                raise PickRefused(f"lot {lot_key} has only {lot.remaining} open when the sale happens, not {q}")
+                raise PickRefused(f"lot {lot_key} has only {_num(lot.remaining)} open when the sale happens, "
+                                  f"not {_num(q)}")
         return [(book.lots[k], q, book.lots[k].take(q)) for k, q in pick]
 
     def _link(self, disposal: Disposal, taken: list, proceeds: Decimal | None, closed: Decimal) -> None:
