@@ -37,7 +37,7 @@ DIVIDEND_KINDS = {
 _RATIO = re.compile(r"Ratio:\s*([0-9.]+)\s*:\s*([0-9.]+)")
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Row:
     """What the ledger reads of one BrokerTransaction."""
 
@@ -112,16 +112,20 @@ def _legs(rows: Iterable[Row]) -> tuple[Leg, ...]:
 def _event(rows: list[Row], fiat: frozenset[str]) -> Event | None:
     lead = rows[0]
     base = dict(at=lead.occurred_at, connection_id=lead.connection_id, key=lead.key, tx_id=lead.id)
+    if len(rows) == 1 and lead.type == "trade":            # most rows: one fill, one event
+        legs = (Leg(lead.asset_id, lead.quantity),) if lead.asset_id is not None and lead.quantity else ()
+        cash = ((lead.currency, lead.amount),) if lead.amount and lead.currency in fiat else ()
+        return Event(Kind.TRADE, **base, legs=legs, cash=cash)
     kinds = {r.type for r in rows}
     if "split" in kinds:
         splits = [r for r in rows if r.type == "split"]
-        return Event(Kind.SPLIT, **base, legs=_legs(splits), cash=_cash([r for r in rows if r not in splits], fiat),
+        return Event(Kind.SPLIT, **base, legs=_legs(splits), cash=_cash([r for r in rows if r.type != "split"], fiat),
                      asset_id=splits[0].asset_id, ratio=_split_ratio(splits))
     if "trade" in kinds:
         trades = [r for r in rows if r.type == "trade"]
         traded = {r.asset_id for r in trades}
         fees_in_kind = [r for r in rows if r.type != "trade" and r.asset_id not in traded]
-        netted = [r for r in rows if r not in fees_in_kind]
+        netted = [r for r in rows if r.type == "trade" or r.asset_id in traded]
         return Event(Kind.TRADE, **base, legs=_legs(netted), fee_legs=_legs(fees_in_kind), cash=_cash(rows, fiat))
     return _single(lead, base, fiat)
 

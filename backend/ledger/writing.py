@@ -1,10 +1,17 @@
 """Engine output -> rows. Upserts on the stable key, so ids (used in URLs) survive recomputes;
 a full recompute also deletes what no longer exists. Amounts are stored to the column's 18
-places (the engine keeps full Decimal precision until here)."""
+places (the engine keeps full Decimal precision until here).
+
+On PostgreSQL rows go through COPY into a temporary table and one INSERT .. ON CONFLICT per
+table: building a Django model per row and adapting each value costs ~10x more (measured by
+benchmarks/ledger.py); SQLite (the zero-setup local database) uses bulk_create.
+"""
 from __future__ import annotations
 
 from collections.abc import Iterable
 from decimal import ROUND_HALF_EVEN, Decimal
+
+from django.db import connection as db
 
 from backend.core.fields import MONEY_PLACES
 
@@ -14,75 +21,100 @@ from .models import Disposal, DisposalLot, Income, Lot
 _Q = Decimal(1).scaleb(-MONEY_PLACES)
 BATCH = 2000
 
+LOT_COLUMNS = ("portfolio_id", "key", "asset_id", "connection_id", "transaction_id", "origin", "quantity", "remaining",
+               "cost_basis", "acquired_at", "holding_from", "parent_key", "wash_adjustment", "closed_at", "closed_by")
+DISPOSAL_COLUMNS = ("portfolio_id", "key", "source_key", "asset_id", "connection_id", "transaction_id", "kind",
+                    "disposed_at", "quantity", "proceeds", "cost_basis", "gain", "wash_disallowed", "term",
+                    "incomplete", "pick_status")
+INCOME_COLUMNS = ("portfolio_id", "key", "kind", "connection_id", "asset_id", "transaction_id", "occurred_at", "amount",
+                  "currency", "original_amount")
+LINK_COLUMNS = ("disposal_id", "lot_key", "lot_id", "position", "quantity", "cost_basis", "proceeds", "gain",
+                "acquired_at", "holding_from", "term", "wash_disallowed")
+
 
 def q(value: Decimal | None) -> Decimal | None:
     return None if value is None else value.quantize(_Q, rounding=ROUND_HALF_EVEN)
 
 
-def lot_row(portfolio_id: int, lot: engine.Lot) -> Lot:
-    return Lot(portfolio_id=portfolio_id, key=lot.key, asset_id=lot.asset_id, connection_id=lot.connection_id,
-               transaction_id=lot.tx_id, origin=lot.origin, quantity=q(lot.quantity), remaining=q(lot.remaining),
-               cost_basis=q(lot.basis), acquired_at=lot.acquired_at, holding_from=lot.holding_from,
-               parent_key=lot.parent_key, wash_adjustment=q(lot.wash_adjustment), closed_at=lot.closed_at,
-               closed_by=lot.closed_by)
+def _lot(pid: int, lot: engine.Lot) -> tuple:
+    return (pid, lot.key, lot.asset_id, lot.connection_id, lot.tx_id, lot.origin, q(lot.quantity), q(lot.remaining),
+            q(lot.basis), lot.acquired_at, lot.holding_from, lot.parent_key, q(lot.wash_adjustment), lot.closed_at,
+            lot.closed_by)
 
 
-def disposal_row(portfolio_id: int, d: engine.Disposal) -> Disposal:
-    return Disposal(portfolio_id=portfolio_id, key=d.key, source_key=d.source_key, asset_id=d.asset_id,
-                    connection_id=d.connection_id, transaction_id=d.tx_id, kind=d.kind, disposed_at=d.disposed_at,
-                    quantity=q(d.quantity), proceeds=q(d.proceeds), cost_basis=q(d.basis), gain=q(d.gain),
-                    wash_disallowed=q(d.wash_disallowed), term=d.term, incomplete=d.incomplete,
-                    pick_status=d.pick_status[:255])
+def _disposal(pid: int, d: engine.Disposal) -> tuple:
+    return (pid, d.key, d.source_key, d.asset_id, d.connection_id, d.tx_id, d.kind, d.disposed_at, q(d.quantity),
+            q(d.proceeds), q(d.basis), q(d.gain), q(d.wash_disallowed), d.term, d.incomplete, d.pick_status[:255])
 
 
-def income_row(portfolio_id: int, i: engine.Income) -> Income:
-    return Income(portfolio_id=portfolio_id, key=i.key, kind=i.kind, connection_id=i.connection_id,
-                  asset_id=i.asset_id, transaction_id=i.tx_id, occurred_at=i.occurred_at, amount=q(i.amount),
-                  currency=i.currency, original_amount=q(i.original_amount))
-
-
-_LOT_FIELDS = ["asset", "connection", "transaction", "origin", "quantity", "remaining", "cost_basis", "acquired_at",
-               "holding_from", "parent_key", "wash_adjustment", "closed_at", "closed_by"]
-_DISPOSAL_FIELDS = ["source_key", "asset", "connection", "transaction", "kind", "disposed_at", "quantity", "proceeds",
-                    "cost_basis", "gain", "wash_disallowed", "term", "incomplete", "pick_status"]
-_INCOME_FIELDS = ["kind", "connection", "asset", "transaction", "occurred_at", "amount", "currency",
-                  "original_amount"]
-
-
-def _upsert(model, rows: list, fields: list[str]) -> dict[str, int]:
-    ids: dict[str, int] = {}
-    for start in range(0, len(rows), BATCH):
-        chunk = rows[start:start + BATCH]
-        model.objects.bulk_create(chunk, update_conflicts=True, unique_fields=["portfolio", "key"],
-                                  update_fields=fields)
-        ids.update((row.key, row.pk) for row in chunk)
-    return ids
+def _income(pid: int, i: engine.Income, key: str) -> tuple:
+    return (pid, key, i.kind, i.connection_id, i.asset_id, i.tx_id, i.occurred_at, q(i.amount), i.currency,
+            q(i.original_amount))
 
 
 def write(*, portfolio_id: int, lots: Iterable[engine.Lot], disposals: Iterable[engine.Disposal],
           income: Iterable[engine.Income], full: bool) -> None:
-    lot_rows = [lot_row(portfolio_id, lot) for lot in lots]
-    disposal_list = list(disposals)
-    income_rows = _unique_keys([income_row(portfolio_id, i) for i in income])
-    lot_ids = _upsert(Lot, lot_rows, _LOT_FIELDS)
-    disposal_ids = _upsert(Disposal, [disposal_row(portfolio_id, d) for d in disposal_list], _DISPOSAL_FIELDS)
-    _upsert(Income, income_rows, _INCOME_FIELDS)
+    disposal_list, income = list(disposals), list(income)
+    lot_ids = _upsert(Lot, LOT_COLUMNS, [_lot(portfolio_id, lot) for lot in lots])
+    disposal_ids = _upsert(Disposal, DISPOSAL_COLUMNS, [_disposal(portfolio_id, d) for d in disposal_list])
+    income_keys = _unique_keys([i.key for i in income])
+    _upsert(Income, INCOME_COLUMNS, [_income(portfolio_id, i, k) for i, k in zip(income, income_keys)])
     if full:
         _delete_missing(Lot, portfolio_id, set(lot_ids))
         _delete_missing(Disposal, portfolio_id, set(disposal_ids))
-        _delete_missing(Income, portfolio_id, {r.key for r in income_rows})
+        _delete_missing(Income, portfolio_id, set(income_keys))
         DisposalLot.objects.filter(disposal__portfolio_id=portfolio_id).delete()
     else:
-        DisposalLot.objects.filter(disposal_id__in=list(disposal_ids.values())).delete()
-    missing = {link.lot_key for d in disposal_list for link in d.links} - set(lot_ids)
-    if missing:
-        lot_ids.update(Lot.objects.filter(portfolio_id=portfolio_id, key__in=missing).values_list("key", "pk"))
-    links = [DisposalLot(disposal_id=disposal_ids[d.key], lot_key=link.lot_key, lot_id=lot_ids.get(link.lot_key),
-                         position=i, quantity=q(link.quantity), cost_basis=q(link.basis), proceeds=q(link.proceeds),
-                         gain=q(link.gain), acquired_at=link.acquired_at, holding_from=link.holding_from,
-                         term=link.term, wash_disallowed=q(link.wash_disallowed))
+        ids = list(disposal_ids.values())
+        for start in range(0, len(ids), BATCH):
+            DisposalLot.objects.filter(disposal_id__in=ids[start:start + BATCH]).delete()
+    missing = sorted({link.lot_key for d in disposal_list for link in d.links} - set(lot_ids))
+    for start in range(0, len(missing), BATCH):
+        lot_ids.update(Lot.objects.filter(portfolio_id=portfolio_id, key__in=missing[start:start + BATCH])
+                       .values_list("key", "pk"))
+    links = [(disposal_ids[d.key], link.lot_key, lot_ids.get(link.lot_key), i, q(link.quantity), q(link.basis),
+              q(link.proceeds), q(link.gain), link.acquired_at, link.holding_from, link.term, q(link.wash_disallowed))
              for d in disposal_list for i, link in enumerate(d.links)]
-    DisposalLot.objects.bulk_create(links, batch_size=BATCH)
+    _insert(DisposalLot, LINK_COLUMNS, links)
+
+
+def _upsert(model, columns: tuple[str, ...], rows: list[tuple]) -> dict[str, int]:
+    """Insert or update on (portfolio, key); returns key -> id."""
+    if not rows:
+        return {}
+    if db.vendor != "postgresql":
+        objects = [model(**dict(zip(columns, row))) for row in rows]
+        for start in range(0, len(objects), BATCH):
+            model.objects.bulk_create(objects[start:start + BATCH], update_conflicts=True,
+                                      unique_fields=["portfolio", "key"],
+                                      update_fields=[c.removesuffix("_id") for c in columns[2:]])
+        return {o.key: o.pk for o in objects}
+    table, temp = model._meta.db_table, f"tmp_{model._meta.db_table}"
+    cols = ", ".join(columns)
+    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns[2:])
+    with db.cursor() as cursor:
+        cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {temp} AS SELECT {cols} FROM {table} WITH NO DATA")
+        cursor.execute(f"TRUNCATE {temp}")
+        _copy(cursor, temp, columns, rows)
+        cursor.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {temp} "
+                       f"ON CONFLICT (portfolio_id, key) DO UPDATE SET {updates} RETURNING key, id")
+        return dict(cursor.fetchall())
+
+
+def _insert(model, columns: tuple[str, ...], rows: list[tuple]) -> None:
+    if not rows:
+        return
+    if db.vendor != "postgresql":
+        model.objects.bulk_create([model(**dict(zip(columns, row))) for row in rows], batch_size=BATCH)
+        return
+    with db.cursor() as cursor:
+        _copy(cursor, model._meta.db_table, columns, rows)
+
+
+def _copy(cursor, table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
+    with cursor.cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
 
 
 def _delete_missing(model, portfolio_id: int, keep: set[str]) -> None:
@@ -91,11 +123,13 @@ def _delete_missing(model, portfolio_id: int, keep: set[str]) -> None:
         model.objects.filter(portfolio_id=portfolio_id, key__in=gone[start:start + BATCH]).delete()
 
 
-def _unique_keys(rows: list) -> list:
+def _unique_keys(keys: list[str]) -> list[str]:
     """Two entries of one event and kind get distinct keys, in their (deterministic) order."""
     seen: set[str] = set()
-    for row in rows:
-        while row.key in seen:
-            row.key += "+"
-        seen.add(row.key)
-    return rows
+    out = []
+    for key in keys:
+        while key in seen:
+            key += "+"
+        seen.add(key)
+        out.append(key)
+    return out

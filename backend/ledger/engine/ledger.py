@@ -141,6 +141,7 @@ class Ledger:
                                basis=cost, acquired_at=acquired_at or event.at, origin=origin, source_key=event.key,
                                tx_id=event.tx_id)
             if asset_id in self.wash_assets:
+                self.wash.note_purchase(lot)
                 self.wash.after_acquisition(lot)
 
     def dispose(self, event: Event, asset_id: int, quantity: Decimal, proceeds: Decimal | None, *,

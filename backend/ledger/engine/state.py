@@ -76,6 +76,9 @@ def restore(data: dict[str, Any], **ledger_kwargs) -> Ledger:
     for raw in data["pending"]:
         pending = _in(PendingLoss, raw)
         ledger.wash.pending.setdefault(pending.asset_id, []).append(pending)
+    for lot in sorted(ledger.lots.values(), key=lambda lot: (lot.acquired_at, lot.seq, lot.key)):
+        if lot.asset_id in ledger.wash_assets:
+            ledger.wash.note_purchase(lot)
     ledger.touched_lots.clear()
     ledger.touched_disposals.clear()
     return ledger

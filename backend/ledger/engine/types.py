@@ -28,13 +28,13 @@ class Kind:
     ORDER = {SPLIT: 0, TRANSFER_OUT: 1, TRANSFER_IN: 2, TRADE: 3, INCOME: 4, FEE: 5, ROC: 6, ADJUST: 7}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Leg:
     asset_id: int
     quantity: Decimal               # signed change of the holding
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Event:
     kind: str
     at: datetime
@@ -66,7 +66,7 @@ class Pricer(Protocol):
         """One unit of `currency` in the base currency; None if unknown."""
 
 
-@dataclass
+@dataclass(slots=True)
 class Lot:
     key: str
     asset_id: int
@@ -111,7 +111,7 @@ class Lot:
         return share
 
 
-@dataclass
+@dataclass(slots=True)
 class LotLink:
     lot_key: str
     quantity: Decimal               # positive
@@ -129,7 +129,7 @@ class LotLink:
         return self.proceeds - self.basis + self.wash_disallowed
 
 
-@dataclass
+@dataclass(slots=True)
 class Disposal:
     key: str
     asset_id: int
@@ -167,7 +167,7 @@ class Disposal:
         return terms.pop() if len(terms) == 1 else ("mixed" if terms else "short")
 
 
-@dataclass
+@dataclass(slots=True)
 class Income:
     key: str
     kind: str

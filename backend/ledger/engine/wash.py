@@ -14,6 +14,7 @@ not matched.
 """
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -45,6 +46,13 @@ class WashSales:
     def __init__(self, ledger):
         self.ledger = ledger
         self.pending: dict[int, list[PendingLoss]] = {}
+        # Per asset, the lots bought in the last 30 days, oldest first: the only candidates for
+        # replacement shares bought before a sale (scanning every open lot would be quadratic).
+        self.recent: dict[int, deque[Lot]] = {}
+
+    def note_purchase(self, lot: Lot) -> None:
+        if lot.origin in REPLACEMENT_ORIGINS:
+            self.recent.setdefault(lot.asset_id, deque()).append(lot)
 
     def after_disposal(self, disposal: Disposal, touched: set[str]) -> None:
         """Match each losing link against shares bought up to 30 days before; what stays
@@ -76,9 +84,12 @@ class WashSales:
 
     def _earlier_replacements(self, disposal: Disposal, touched: set[str]) -> list[Lot]:
         start = disposal.disposed_at - WINDOW
-        found = [lot for book in self.ledger.books_of(disposal.asset_id) for lot in book.lots.values()
-                 if lot.key not in touched and not lot.is_short and lot.origin in REPLACEMENT_ORIGINS
-                 and start <= lot.acquired_at <= disposal.disposed_at and not lot.replaced and lot.remaining]
+        recent = self.recent.get(disposal.asset_id)
+        while recent and recent[0].acquired_at < start:
+            recent.popleft()
+        found = [lot for lot in recent or () if lot.key not in touched
+                 and start <= lot.acquired_at <= disposal.disposed_at
+                 and not lot.replaced and lot.remaining > 0]
         return sorted(found, key=lambda lot: (lot.acquired_at, lot.seq, lot.key))
 
     def _replace(self, pending: PendingLoss, lot: Lot) -> Lot | None:
@@ -86,6 +97,8 @@ class WashSales:
         their own (used once); returns the lot holding the unmatched rest, if any."""
         matched = min(pending.need, lot.remaining)
         rest = self.ledger.split_lot(lot, matched) if matched < lot.remaining else None
+        if rest is not None:
+            self.note_purchase(rest)
         disallowed = pending.loss_per_unit * matched
         lot.replaced = matched
         lot.wash_adjustment += disallowed
