@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime, time, timezone
 
+from django.db.models.signals import post_delete
 from django.dispatch import receiver
+
+from backend.connections.models import BrokerConnection
 
 from backend.market.signals import closes_changed
 from backend.portfolio.signals import portfolio_settings_changed
@@ -37,3 +40,14 @@ def on_closes_changed(sender, *, asset_ids, since, **kwargs) -> None:
     moment = since if isinstance(since, datetime) else datetime.combine(since, time.min, tzinfo=timezone.utc)
     for portfolio_id in closes_changed_portfolios(asset_ids=asset_ids, since=moment):
         ledger_request(portfolio_id=portfolio_id, since=moment)
+
+
+@receiver(post_delete, sender=BrokerConnection, dispatch_uid="ledger.connection_deleted")
+def on_connection_deleted(sender, instance: BrokerConnection, **kwargs) -> None:
+    """Its lots went with it (cascade); the saved state still has them: replay."""
+    from backend.portfolio.models import Portfolio
+
+    from .services import ledger_request
+
+    if Portfolio.objects.filter(pk=instance.portfolio_id).exists():
+        ledger_request(portfolio_id=instance.portfolio_id, full=True)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 
+from django.db import InterfaceError, OperationalError
+
 from workers.celery_app import app
 
 log = logging.getLogger("brokersync.ledger")
@@ -11,6 +13,7 @@ log = logging.getLogger("brokersync.ledger")
 # lease covers far more, and a killed worker's lock still expires.
 LOCK_LEASE_SECONDS = 600
 BUSY_RETRY_SECONDS = 5
+DATABASE_RETRY_SECONDS = 10
 
 
 def _redis():
@@ -39,6 +42,11 @@ def recompute_ledger(self, portfolio_id: int) -> None:
         redis.delete(f"bs:ledger:queued:{portfolio_id}")
         if Portfolio.objects.filter(pk=portfolio_id).exists():
             ledger_recompute(portfolio_id=portfolio_id)
+    except (OperationalError, InterfaceError) as exc:
+        # The database went away mid-recompute: its transaction rolled back whole, and the
+        # changes it was to apply are still recorded on the portfolio's ledger state.
+        log.warning("ledger.retry portfolio=%s error=%s", portfolio_id, type(exc).__name__)
+        raise self.retry(countdown=DATABASE_RETRY_SECONDS) from None
     finally:
         try:
             lock.release()

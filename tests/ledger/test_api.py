@@ -151,3 +151,27 @@ def _rows(book):
     disposals = list(Disposal.objects.filter(portfolio=book.portfolio).order_by("key")
                      .values_list("key", "quantity", "proceeds", "cost_basis", "gain", "term"))
     return lots, disposals
+
+
+def test_signals_record_what_to_recompute(book):
+    from backend.portfolio.signals import portfolio_settings_changed
+    from backend.sync.signals import history_changed
+
+    fills(book)
+    ledger_recompute(portfolio_id=book.portfolio.pk)
+    pid, conn = book.portfolio.pk, book.connection("alpaca").pk
+    history_changed.send(sender=None, connection_id=conn, portfolio_id=pid, since=at(2024, 1, 3), reason="sync")
+    history_changed.send(sender=None, connection_id=conn, portfolio_id=pid, since=at(2024, 1, 2), reason="sync")
+    state = LedgerState.objects.get(portfolio_id=pid)
+    assert state.dirty_since == at(2024, 1, 2) and not state.needs_full          # the earliest wins
+    portfolio_settings_changed.send(sender=None, portfolio_id=pid, changed={"name"})
+    assert not LedgerState.objects.get(portfolio_id=pid).needs_full               # not a ledger setting
+    portfolio_settings_changed.send(sender=None, portfolio_id=pid, changed={"cost_basis_method"})
+    assert LedgerState.objects.get(portfolio_id=pid).needs_full
+    book.portfolio.cost_basis_method = "hifo"
+    book.portfolio.save()
+    assert ledger_recompute(portfolio_id=pid)["incremental"] is False
+    # HIFO: the sale closes 130 of the $11 lot: basis 1,430, gain 1,560 - 1,430 = 130.
+    assert Disposal.objects.get(portfolio_id=pid, kind="sale").gain == D(130)
+    state = LedgerState.objects.get(portfolio_id=pid)
+    assert state.dirty_since is None and not state.needs_full
