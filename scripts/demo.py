@@ -194,12 +194,17 @@ def ledger_report(api: str, token: str) -> None:
         realized = sum((Decimal(d["gain"]) for d in disposals if d["gain"] is not None), Decimal(0))
         incomplete = sum(1 for d in disposals if d["incomplete"])
         unrealized = sum((Decimal(h["unrealized"]) for h in holdings if h["unrealized"] is not None), Decimal(0))
-        print(f"   unrealized P&L {unrealized:,.2f}; realized P&L {year}: {realized:,.2f} over {len(disposals)} "
-              f"disposals ({incomplete} incomplete: unknown basis)")
-        totals: dict[str, Decimal] = {}
+        unknown = sum(1 for h in holdings if h["unrealized"] is None)
+        print(f"   unrealized P&L {unrealized:,.2f}" + (f" ({unknown} holdings unpriced or of unknown basis)"
+                                                        if unknown else "")
+              + f"; realized P&L {year}: {realized:,.2f} over {len(disposals)} disposals"
+              + (f" ({incomplete} incomplete: unknown basis or no price)" if incomplete else ""))
+        totals: dict[str, tuple[Decimal, bool]] = {}
         for row in income if isinstance(income, list) else []:
-            totals[row["kind"]] = totals.get(row["kind"], Decimal(0)) + Decimal(row["amount"])
-        print(f"   income {year}: " + (", ".join(f"{k} {v:,.2f}" for k, v in sorted(totals.items())) or "none"))
+            amount, partial = totals.get(row["kind"], (Decimal(0), False))
+            totals[row["kind"]] = (amount + Decimal(row["amount"]), partial or row["incomplete"])
+        print(f"   income {year}: " + (", ".join(f"{k} {v:,.2f}" + (" (part unpriced)" if partial else "")
+                                               for k, (v, partial) in sorted(totals.items())) or "none"))
 
 
 def _settled(read, polls: int = 3, timeout: float = 120.0):
