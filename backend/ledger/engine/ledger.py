@@ -254,9 +254,17 @@ class Ledger:
         self.disposals[disposal.key] = disposal
         self.touched_disposals.add(disposal.key)
 
-    def add_disallowed(self, disposal_key: str, link_index: int, amount: Decimal) -> None:
+    def add_disallowed(self, disposal_key: str, amount: Decimal) -> None:
+        """Spread a disallowed loss over the sale's losing lots in proportion to their loss
+        (the last takes the remainder), so each Form 8949 line shows its share."""
         disposal = self.disposals[disposal_key]
-        disposal.links[link_index].wash_disallowed += amount
+        losing = [link for link in disposal.links if link.gain is not None and link.gain - link.wash_disallowed < 0]
+        total = -sum((link.gain - link.wash_disallowed for link in losing), ZERO)
+        left = amount
+        for i, link in enumerate(losing):
+            share = left if i == len(losing) - 1 else amount * -(link.gain - link.wash_disallowed) / total
+            link.wash_disallowed += share
+            left -= share
         disposal.wash_disallowed += amount
         self.touched_disposals.add(disposal_key)
 

@@ -1,12 +1,13 @@
 """Wash sales (IRS Publication 550, "Wash Sales"; Form 8949 code W).
 
 A loss on a sale is disallowed, share for share, when substantially identical shares are
-bought within 30 days before or after the sale. Each sold lot with a loss is matched, in the
-order the replacement shares were bought, against shares bought in that window that are not
-themselves part of the sale and not already used as a replacement; the disallowed loss of the
-matched shares is added to the replacement shares' basis and their holding period starts as
-much earlier as the sold shares had been held. Fewer replacement shares than sold shares
-disallow only that fraction. Replacement shares that are part of a larger lot are split off
+bought within 30 days before or after the sale. A sale's losing shares are matched, in the
+order the replacement shares were bought (Pub 550), against shares bought in that window that
+are not themselves part of the sale and not already used as a replacement; the disallowed
+loss of the matched shares is added to the replacement shares' basis and their holding
+period starts as much earlier as the sold shares had been held (the sale's first losing lot,
+when it closed several). Fewer replacement shares than sold shares disallow only that
+fraction, spread over the sale's losing lots in proportion to their loss. Replacement shares that are part of a larger lot are split off
 into a lot of their own, so the rest of the lot keeps its own basis and holding period.
 
 "Substantially identical" is taken as "the same asset": options and other share classes are
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from .types import Disposal, Lot
+from .types import ZERO, Disposal, Lot
 
 WINDOW = timedelta(days=30)            # Pub 550: "within 30 days before or after the sale"
 REPLACEMENT_ORIGINS = frozenset({"buy", "wash"})
@@ -30,7 +31,6 @@ class PendingLoss:
     """A sold lot's loss still waiting for replacement shares bought after the sale."""
 
     disposal_key: str
-    link_index: int
     asset_id: int
     sale_at: datetime
     need: Decimal                      # sold shares not yet matched
@@ -55,20 +55,22 @@ class WashSales:
             self.recent.setdefault(lot.asset_id, deque()).append(lot)
 
     def after_disposal(self, disposal: Disposal, touched: set[str]) -> None:
-        """Match each losing link against shares bought up to 30 days before; what stays
-        unmatched waits for shares bought up to 30 days after."""
-        for index, link in enumerate(disposal.links):
-            gain = link.gain
-            if gain is None or gain >= 0 or not link.quantity:
-                continue
-            pending = PendingLoss(disposal.key, index, disposal.asset_id, disposal.disposed_at, link.quantity,
-                                  -gain / link.quantity, disposal.disposed_at - link.holding_from)
-            for lot in self._earlier_replacements(disposal, touched):
-                if not pending.need:
-                    break
-                self._replace(pending, lot)
-            if pending.need:
-                self.pending.setdefault(disposal.asset_id, []).append(pending)
+        """Match the sale's losing shares against shares bought up to 30 days before; what
+        stays unmatched waits for shares bought up to 30 days after. One pending entry per
+        sale (its losing lots pooled) keeps replacement lots from splitting once per sold lot."""
+        losing = [link for link in disposal.links if link.gain is not None and link.gain < 0 and link.quantity]
+        if not losing:
+            return
+        quantity = sum((link.quantity for link in losing), ZERO)
+        loss = -sum((link.gain for link in losing), ZERO)
+        pending = PendingLoss(disposal.key, disposal.asset_id, disposal.disposed_at, quantity, loss / quantity,
+                              disposal.disposed_at - losing[0].holding_from)
+        for lot in self._earlier_replacements(disposal, touched):
+            if not pending.need:
+                break
+            self._replace(pending, lot)
+        if pending.need:
+            self.pending.setdefault(disposal.asset_id, []).append(pending)
 
     def after_acquisition(self, lot: Lot) -> None:
         queue = self.pending.get(lot.asset_id)
@@ -108,7 +110,7 @@ class WashSales:
         lot.holding_from = min(lot.holding_from, lot.acquired_at - pending.held)
         self.ledger.repush(lot)
         pending.need -= matched
-        self.ledger.add_disallowed(pending.disposal_key, pending.link_index, disallowed)
+        self.ledger.add_disallowed(pending.disposal_key, disallowed)
         return rest
 
     # -- snapshot --------------------------------------------------------------------------
