@@ -18,19 +18,25 @@ _DECIMAL = {"quantity", "remaining", "basis", "wash_adjustment", "replaced", "pr
 _TIME = {"acquired_at", "holding_from", "closed_at", "disposed_at", "sale_at"}
 
 
+_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
 def _out(obj) -> dict[str, Any]:
+    names = _FIELDS.get(type(obj))
+    if names is None:
+        names = _FIELDS[type(obj)] = tuple(f.name for f in fields(obj))
     data: dict[str, Any] = {}
-    for f in fields(obj):
-        value = getattr(obj, f.name)
+    for name in names:
+        value = getattr(obj, name)
         if isinstance(value, Decimal):
             value = str(value)
         elif isinstance(value, datetime):
             value = value.isoformat()
         elif isinstance(value, timedelta):
             value = value.total_seconds()
-        elif f.name == "links":
+        elif name == "links":
             value = [_out(link) for link in value]
-        data[f.name] = value
+        data[name] = value
     return data
 
 
