@@ -55,15 +55,18 @@ def _income(pid: int, i: engine.Income, key: str) -> tuple:
 def write(*, portfolio_id: int, lots: Iterable[engine.Lot], disposals: Iterable[engine.Disposal],
           income: Iterable[engine.Income], full: bool) -> None:
     disposal_list, income = list(disposals), list(income)
-    lot_ids = _upsert(Lot, LOT_COLUMNS, [_lot(portfolio_id, lot) for lot in lots])
-    disposal_ids = _upsert(Disposal, DISPOSAL_COLUMNS, [_disposal(portfolio_id, d) for d in disposal_list])
+    lot_ids = _changed(Lot, LOT_COLUMNS, [_lot(portfolio_id, lot) for lot in lots], portfolio_id, full)
+    disposal_ids = _changed(Disposal, DISPOSAL_COLUMNS, [_disposal(portfolio_id, d) for d in disposal_list],
+                            portfolio_id, full)
     income_keys = _unique_keys([i.key for i in income])
-    _upsert(Income, INCOME_COLUMNS, [_income(portfolio_id, i, k) for i, k in zip(income, income_keys)])
+    _changed(Income, INCOME_COLUMNS, [_income(portfolio_id, i, k) for i, k in zip(income, income_keys)],
+             portfolio_id, full)
     if full:
+        # Links first: then nothing points at a lot that goes, and the deletes need no cascade.
+        _delete_links(portfolio_id)
         _delete_missing(Lot, portfolio_id, set(lot_ids))
         _delete_missing(Disposal, portfolio_id, set(disposal_ids))
         _delete_missing(Income, portfolio_id, set(income_keys))
-        DisposalLot.objects.filter(disposal__portfolio_id=portfolio_id).delete()
     else:
         ids = list(disposal_ids.values())
         for start in range(0, len(ids), BATCH):
@@ -76,6 +79,18 @@ def write(*, portfolio_id: int, lots: Iterable[engine.Lot], disposals: Iterable[
               q(link.proceeds), q(link.gain), link.acquired_at, link.holding_from, link.term, q(link.wash_disallowed))
              for d in disposal_list for i, link in enumerate(d.links)]
     _insert(DisposalLot, LINK_COLUMNS, links)
+
+
+def _changed(model, columns: tuple[str, ...], rows: list[tuple], portfolio_id: int, full: bool) -> dict[str, int]:
+    """Upsert the rows that differ from what is stored; returns key -> id for all of them. A
+    replay after one late transaction rewrites a few rows, not the whole history."""
+    if not full:
+        return _upsert(model, columns, rows)
+    stored = {row[1]: (pk, row) for pk, *rest in model.objects.filter(portfolio_id=portfolio_id)
+              .values_list("id", *columns).iterator(chunk_size=20_000) for row in [tuple(rest)]}
+    ids = {key: pk for key, (pk, _) in stored.items()}
+    ids.update(_upsert(model, columns, [row for row in rows if stored.get(row[1], (None, None))[1] != row]))
+    return ids
 
 
 def _upsert(model, columns: tuple[str, ...], rows: list[tuple]) -> dict[str, int]:
@@ -117,7 +132,23 @@ def _copy(cursor, table: str, columns: tuple[str, ...], rows: list[tuple]) -> No
             copy.write_row(row)
 
 
+def _delete_links(portfolio_id: int) -> None:
+    if db.vendor != "postgresql":
+        DisposalLot.objects.filter(disposal__portfolio_id=portfolio_id).delete()
+        return
+    with db.cursor() as cursor:
+        cursor.execute(f"DELETE FROM {DisposalLot._meta.db_table} WHERE disposal_id IN "
+                       f"(SELECT id FROM {Disposal._meta.db_table} WHERE portfolio_id = %s)", [portfolio_id])
+
+
 def _delete_missing(model, portfolio_id: int, keep: set[str]) -> None:
+    """Rows of the portfolio whose key the recompute no longer produced. Raw on PostgreSQL:
+    Django's delete() loads every row to look for dependants (none are left: links went first)."""
+    if db.vendor == "postgresql":
+        with db.cursor() as cursor:
+            cursor.execute(f"DELETE FROM {model._meta.db_table} WHERE portfolio_id = %s AND NOT (key = ANY(%s))",
+                           [portfolio_id, sorted(keep)])
+        return
     gone = sorted(set(model.objects.filter(portfolio_id=portfolio_id).values_list("key", flat=True)) - keep)
     for start in range(0, len(gone), BATCH):
         model.objects.filter(portfolio_id=portfolio_id, key__in=gone[start:start + BATCH]).delete()
