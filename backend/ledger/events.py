@@ -28,7 +28,10 @@ from .engine.types import ZERO, Event, Kind, Leg
 from .transfers import Movement, match_transfers
 
 NOT_COUNTED = ("canceled", "cancelled", "failed", "rejected", "pending")
-# Alpaca dividend codes (Alpaca's activity types docs) -> income kind; DIVROC is not income.
+# Alpaca dividend codes (Alpaca's activity types docs) -> income kind; DIVROC is not income,
+# nor a DIV whose activity_sub_type is ROC (Alpaca changelog 2026-08-12: return of capital
+# is now reported as DIV / ROC). INTNRA / INTTW withhold tax on interest.
+INTEREST_KINDS = {"INTNRA": "interest_withholding", "INTTW": "interest_withholding"}
 DIVIDEND_KINDS = {
     "DIV": "dividend", "DIVTXEX": "tax_exempt_dividend", "DIVCGL": "capital_gain_long",
     "DIVCGS": "capital_gain_short", "DIVNRA": "withholding", "DIVTW": "withholding",
@@ -56,6 +59,7 @@ class Row:
     description: str = ""
     status: str = "executed"
     refid: str = ""                 # Kraken: the trade txid both legs share
+    sub_type: str = ""              # Alpaca's activity_sub_type (DIV / ROC is a return of capital)
     tx_hash: str = ""               # on-chain hash, where the feed carries one
 
     @property
@@ -133,10 +137,11 @@ def _event(rows: list[Row], fiat: frozenset[str]) -> Event | None:
 def _single(row: Row, base: dict, fiat: frozenset[str]) -> Event | None:
     legs, cash = _legs([row]), _cash([row], fiat)
     code = row.broker_type
-    if row.type == "dividend" and code == "DIVROC":
+    if row.type == "dividend" and (code == "DIVROC" or row.sub_type.upper() == "ROC"):
         return Event(Kind.ROC, **base, cash=cash, asset_id=row.asset_id) if cash else None
     if row.type in ("dividend", "interest", "reward"):
-        kind = {"interest": "interest", "reward": "reward"}.get(row.type) or DIVIDEND_KINDS.get(code, "dividend")
+        kind = (INTEREST_KINDS.get(code, "interest") if row.type == "interest" else "reward" if row.type == "reward"
+                else DIVIDEND_KINDS.get(code, "dividend"))
         if not legs and not cash:
             return None
         price_currency = row.currency if row.price is not None and row.currency in fiat else ""

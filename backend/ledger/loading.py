@@ -43,9 +43,11 @@ def movement_rows(*, portfolio_id: int) -> list[Row]:
 def _rows(queryset, *, stream: bool = True) -> list[Row]:
     """`stream`: read through a server-side cursor in chunks (a whole history); a few rows
     are cheaper in one plain query (a server-side cursor is planned for the first rows)."""
-    # Only Kraken trades (their `refid` joins a trade's two legs) and coin movements (hashes
-    # pair transfers) need the raw record: reading it for every row would double the load.
-    needs_raw = Q(connection__broker="kraken", type="trade") | Q(type__in=MOVEMENT_TYPES, asset__isnull=False)
+    # Only Kraken trades (their `refid` joins a trade's two legs), coin movements (hashes pair
+    # transfers) and Alpaca dividends (a DIV / ROC sub-type is a return of capital) need the
+    # raw record: reading it for every row would double the load.
+    needs_raw = (Q(connection__broker="kraken", type="trade") | Q(type__in=MOVEMENT_TYPES, asset__isnull=False)
+                 | Q(connection__broker="alpaca", type="dividend"))
     raw_rows = queryset.filter(needs_raw).values_list("id", "raw")
     raws = dict(raw_rows.iterator(chunk_size=5000) if stream else raw_rows)
     values = queryset.values_list(*_FIELDS)
@@ -57,6 +59,7 @@ def _rows(queryset, *, stream: bool = True) -> list[Row]:
                        broker_type=broker_type, occurred_at=at, asset_id=asset_id, quantity=qty, price=price,
                        amount=amount, currency=currency, description=text, status=status,
                        refid=str(raw.get("refid") or "") if isinstance(raw, dict) else "",
+                       sub_type=str(raw.get("activity_sub_type") or "") if isinstance(raw, dict) else "",
                        tx_hash=tx_hash_of(broker, raw) if kind in MOVEMENT_TYPES else ""))
     return out
 

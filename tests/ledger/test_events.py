@@ -65,10 +65,14 @@ def test_alpaca_dividend_codes_land_where_they_belong():
              "DIVTXEX": "tax_exempt_dividend", "DIVCGL": "capital_gain_long", "DIVCGS": "capital_gain_short"}
     rows = [row(i, ALPACA, "alpaca", code, "dividend", t, AAPL, None, "1", bt=code) for i, code in enumerate(kinds)]
     rows += [row(90, ALPACA, "alpaca", "roc", "dividend", t, AAPL, None, "5", bt="DIVROC"),
+             # Alpaca's newer feed: return of capital as DIV with activity_sub_type ROC.
+             row(92, ALPACA, "alpaca", "roc2", "dividend", t, AAPL, None, "2", bt="DIV", sub_type="ROC"),
+             row(93, ALPACA, "alpaca", "intnra", "interest", t, None, None, "-0.3", bt="INTNRA"),
              row(91, ALPACA, "alpaca", "fee", "fee", t, AAPL, None, "-0.5", bt="DIVFEE")]
     events = {e.key.split(":")[1]: e for e in build_events(rows, fiat=USD_ONLY)}
     assert {k: events[k].income_kind for k in kinds} == kinds
-    assert events["roc"].kind == Kind.ROC and events["fee"].kind == Kind.FEE
+    assert events["roc"].kind == Kind.ROC and events["roc2"].kind == Kind.ROC and events["fee"].kind == Kind.FEE
+    assert events["intnra"].income_kind == "interest_withholding"
     assert events["fee"].income_kind == "dividend_fee"
 
 
