@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+import psycopg
 from django.db import InterfaceError, OperationalError
 
 from workers.celery_app import app
@@ -42,7 +43,7 @@ def recompute_ledger(self, portfolio_id: int) -> None:
         redis.delete(f"bs:ledger:queued:{portfolio_id}")
         if Portfolio.objects.filter(pk=portfolio_id).exists():
             ledger_recompute(portfolio_id=portfolio_id)
-    except (OperationalError, InterfaceError) as exc:
+    except (OperationalError, InterfaceError, psycopg.OperationalError) as exc:
         # The database went away mid-recompute: its transaction rolled back whole, and the
         # changes it was to apply are still recorded on the portfolio's ledger state.
         log.warning("ledger.retry portfolio=%s error=%s", portfolio_id, type(exc).__name__)
