@@ -80,6 +80,8 @@ def lots_list(*, portfolio: Portfolio, filters: Mapping[str, Any] | None = None)
 
 
 def lots_needing_basis(*, portfolio: Portfolio) -> QuerySet[Lot]:
+    """Open lots of unknown basis: deposits from outside, unpriced rewards, adjustments, and
+    lots transferred on from one of those (PATCH on either sets it at the origin)."""
     return (Lot.objects.filter(portfolio=portfolio, cost_basis__isnull=True).exclude(remaining=0)
             .exclude(origin="short").select_related("asset", "transaction").order_by("acquired_at", "key"))
 

@@ -180,15 +180,29 @@ def lot_pick_set(*, portfolio: Portfolio, disposal, lots: list[dict]) -> LotPick
     return saved
 
 
+def lot_origin(*, lot):
+    """The lot a transferred lot came from, through every transfer: its basis is asked there."""
+    from .models import Lot
+
+    seen = 0
+    while lot.origin == "transfer" and lot.parent_key and seen < 50:
+        parent = Lot.objects.filter(portfolio_id=lot.portfolio_id, key=lot.parent_key).first()
+        if parent is None:
+            break
+        lot, seen = parent, seen + 1
+    return lot
+
+
 def lot_basis_set(*, portfolio: Portfolio, lot, cost_basis: Decimal, acquired_at: datetime | None) -> BasisOverride:
     """The user's basis (total, base currency) and acquisition date for a lot of unknown basis.
     Kept on the deposit that opened it, so it survives every recompute."""
     from backend.core.exceptions import ApplicationError
 
-    if lot.origin not in ("deposit", "adjust"):
-        raise ApplicationError("Only a lot opened by a deposit or an adjustment takes a basis from you.",
-                               fields={"cost_basis": [f"this lot's basis comes from its {lot.origin}"]})
-    source_key = lot.key.split("#", 1)[0]
+    root = lot_origin(lot=lot)
+    if lot.cost_basis is not None or root.origin not in ("deposit", "adjust", "reward"):
+        raise ApplicationError("Only a lot the feeds gave no basis for takes a basis from you.",
+                               fields={"cost_basis": [f"this lot's basis comes from its {root.origin}"]})
+    source_key = root.key.split("#", 1)[0]
     with transaction.atomic():
         override, _ = BasisOverride.objects.update_or_create(
             portfolio=portfolio, source_key=source_key,

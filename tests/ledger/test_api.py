@@ -175,3 +175,22 @@ def test_signals_record_what_to_recompute(book):
     assert Disposal.objects.get(portfolio_id=pid, kind="sale").gain == D(130)
     state = LedgerState.objects.get(portfolio_id=pid)
     assert state.dirty_since is None and not state.needs_full
+
+
+def test_basis_given_on_a_transferred_lot_lands_on_the_deposit_it_came_from(api, book):
+    # 1 BTC received at Coinbase from outside (unknown basis), sent on to Kraken.
+    book.tx("coinbase", "v2:recv", "transfer", at(2024, 3, 1), "BTC", "1", asset_class="crypto")
+    book.tx("coinbase", "v2:send", "transfer", at(2024, 4, 1, 10), "BTC", "-1", asset_class="crypto")
+    book.tx("kraken", "LDEP", "transfer", at(2024, 4, 1, 11), "BTC", "1", asset_class="crypto")
+    ledger_recompute(portfolio_id=book.portfolio.pk)
+    [kraken_lot] = api.get(url(book, "needs-basis/")).json()["results"]
+    assert kraken_lot["origin"] == "transfer" and kraken_lot["connection"] == book.connection("kraken").pk
+    response = api.patch(url(book, f"needs-basis/{kraken_lot['id']}/"), {"cost_basis": "30000"}, format="json")
+    assert response.status_code == 202
+    assert BasisOverride.objects.get().source_key == f"{book.connection('coinbase').pk}:v2:recv"
+    ledger_recompute(portfolio_id=book.portfolio.pk)
+    lot = Lot.objects.get(pk=kraken_lot["id"])
+    # The basis and the March date came along the transfer to Kraken.
+    assert (lot.cost_basis, lot.acquired_at) == (D(30000), at(2024, 3, 1))
+    known = api.patch(url(book, f"needs-basis/{kraken_lot['id']}/"), {"cost_basis": "1"}, format="json")
+    assert known.status_code == 400

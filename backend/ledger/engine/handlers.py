@@ -64,6 +64,8 @@ def income(ledger: "Ledger", event: Event) -> None:
         return
     for leg in event.legs:
         value = _reward_value(ledger, event, leg.asset_id, abs(leg.quantity))
+        if value is None and leg.quantity > 0:      # unpriced: the user's value, if given
+            value = ledger.overrides.get(event.key, (None, None))[0]
         if leg.quantity > 0:
             ledger.acquire(event, leg.asset_id, leg.quantity, value, origin="reward")
         else:
