@@ -184,7 +184,7 @@ def ledger_report(api: str, token: str) -> None:
         disposals = fetch_all(api, f"{base}/disposals/?year={year}", token)
         _, income = http("GET", f"{api}{base}/income/?period=year&year={year}", token=token)
         print(f"\n== portfolio {portfolio['name']} ({portfolio['base_currency']}): {len(holdings)} holdings")
-        money = lambda v: "unpriced" if v is None else f"{Decimal(v):,.2f}"
+        money = lambda v, none="unpriced": none if v is None else f"{Decimal(v):,.2f}"
         ranked = sorted(holdings, key=lambda h: Decimal(h["market_value"] or 0), reverse=True)
         for h in ranked[:10]:
             print(f"   {h['asset']:<8} qty {Decimal(h['quantity']):>16,.6f}  basis {money(h['cost_basis']):>14}  "
