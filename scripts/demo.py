@@ -187,7 +187,8 @@ def ledger_report(api: str, token: str) -> None:
         money = lambda v, none="unpriced": none if v is None else f"{Decimal(v):,.2f}"
         ranked = sorted(holdings, key=lambda h: Decimal(h["market_value"] or 0), reverse=True)
         for h in ranked[:10]:
-            print(f"   {h['asset']:<8} qty {Decimal(h['quantity']):>16,.6f}  basis {money(h['cost_basis'], 'unknown'):>14}  "
+            basis = money(h["cost_basis"], "unknown")
+            print(f"   {h['asset']:<8} qty {Decimal(h['quantity']):>16,.6f}  basis {basis:>14}  "
                   f"value {money(h['market_value']):>14}  unrealized {money(h['unrealized'], 'n/a'):>12}")
         if len(ranked) > 10:
             print(f"   ... and {len(ranked) - 10} more")

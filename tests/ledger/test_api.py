@@ -74,8 +74,8 @@ def test_lots_filters_and_needs_basis_patch(api, ledger):
     bad = api.patch(url(ledger, f"needs-basis/{needs['id']}/"), {"cost_basis": "-1"}, format="json")
     assert bad.status_code == 400 and "cost_basis" in bad.json()["fields"]
     assert not BasisOverride.objects.exists()
-    ok = api.patch(url(ledger, f"needs-basis/{needs['id']}/"), {"cost_basis": "500", "acquired_at": "2020-01-02T00:00:00Z"},
-                   format="json")
+    ok = api.patch(url(ledger, f"needs-basis/{needs['id']}/"),
+                   {"cost_basis": "500", "acquired_at": "2020-01-02T00:00:00Z"}, format="json")
     assert ok.status_code == 202
     assert LedgerState.objects.get(portfolio=ledger.portfolio).needs_full
     ledger_recompute(portfolio_id=ledger.portfolio.pk)

@@ -7,8 +7,9 @@ are not themselves part of the sale and not already used as a replacement; the d
 loss of the matched shares is added to the replacement shares' basis and their holding
 period starts as much earlier as the sold shares had been held (the sale's first losing lot,
 when it closed several). Fewer replacement shares than sold shares disallow only that
-fraction, spread over the sale's losing lots in proportion to their loss. Replacement shares that are part of a larger lot are split off
-into a lot of their own, so the rest of the lot keeps its own basis and holding period.
+fraction, spread over the sale's losing lots in proportion to their loss. Replacement shares
+that are part of a larger lot are split off into a lot of their own, so the rest of the lot
+keeps its own basis and holding period.
 
 "Substantially identical" is taken as "the same asset": options and other share classes are
 not matched.
