@@ -38,10 +38,14 @@ class LotListApi(PaginatedApi):
     @extend_schema(operation_id="portfolios_lots_list", parameters=openapi_parameters(selectors.LotFilter),
                    responses={200: s.LotOutputSerializer(many=True), **BAD})
     def get(self, request: Request, portfolio_id: int) -> Response:
-        """Lots, open and closed, oldest first."""
+        """Lots, open and closed, oldest first; open ones with market value and unrealized P&L."""
         portfolio = selectors.portfolio_get(user=request.user, portfolio_id=portfolio_id)
-        return self.paginated(request, selectors.lots_list(portfolio=portfolio, filters=request.query_params),
-                              s.LotOutputSerializer)
+        paginator = self.pagination_class()
+        page = paginator.paginate_queryset(selectors.lots_list(portfolio=portfolio, filters=request.query_params),
+                                           request, view=self)
+        values = selectors.lots_valued(portfolio=portfolio, lots=page)
+        return paginator.get_paginated_response(s.LotOutputSerializer(page, many=True,
+                                                                      context={"values": values}).data)
 
 
 class DisposalListApi(PaginatedApi):

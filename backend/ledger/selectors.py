@@ -117,6 +117,21 @@ def income_summary(*, portfolio: Portfolio, period: str = "month", by: str = "",
     return out
 
 
+def lots_valued(*, portfolio: Portfolio, lots: list[Lot]) -> dict[int, tuple[Decimal | None, Decimal | None]]:
+    """Lot id -> (market value, unrealized P&L) at the latest price, for open lots; None when
+    unpriced (or, for the P&L, of unknown basis). A short lot's P&L is its proceeds less the
+    cost of buying it back."""
+    open_lots = [lot for lot in lots if lot.remaining]
+    pricer = BookPricer.load(asset_ids={lot.asset_id for lot in open_lots}, base=portfolio.base_currency,
+                             latest=True)
+    out: dict[int, tuple[Decimal | None, Decimal | None]] = {}
+    for lot in open_lots:
+        value = pricer.value(lot.asset_id, lot.remaining, None)
+        basis = None if lot.cost_basis is None else (lot.cost_basis if lot.remaining > 0 else -lot.cost_basis)
+        out[lot.pk] = (value, None if value is None or basis is None else value - basis)
+    return out
+
+
 @dataclass
 class Holding:
     asset_id: int

@@ -9,6 +9,7 @@ from .models import Disposal, DisposalLot, Lot
 
 MONEY = dict(max_digits=38, decimal_places=18, read_only=True)
 UNIT_PLACES = Decimal("1e-10")
+MONEY_PLACES = Decimal("1e-18")
 
 
 class LotOutputSerializer(serializers.ModelSerializer):
@@ -21,13 +22,26 @@ class LotOutputSerializer(serializers.ModelSerializer):
     needs_basis = serializers.BooleanField(read_only=True, help_text="Open with unknown basis: PATCH it on "
                                                                      "needs-basis/{id}/.")
     status = serializers.SerializerMethodField(help_text="open or closed.")
+    market_value = serializers.SerializerMethodField(help_text="Open lots at the latest price; null when unpriced.")
+    unrealized = serializers.SerializerMethodField(help_text="market_value - cost_basis (a short: proceeds - cost "
+                                                             "to buy back); null when unpriced or basis unknown.")
 
     class Meta:
         model = Lot
         fields = ["id", "key", "asset", "asset_class", "connection", "transaction", "origin", "status", "quantity",
-                  "remaining", "cost_basis", "unit_cost", "acquired_at", "holding_from", "wash_adjustment",
-                  "needs_basis", "parent_key", "closed_at", "closed_by"]
+                  "remaining", "cost_basis", "unit_cost", "market_value", "unrealized", "acquired_at",
+                  "holding_from", "wash_adjustment", "needs_basis", "parent_key", "closed_at", "closed_by"]
         read_only_fields = fields
+
+    def _valued(self, lot: Lot, index: int) -> str | None:
+        value = self.context.get("values", {}).get(lot.pk, (None, None))[index]
+        return None if value is None else str(value.quantize(MONEY_PLACES))
+
+    def get_market_value(self, lot: Lot) -> str | None:
+        return self._valued(lot, 0)
+
+    def get_unrealized(self, lot: Lot) -> str | None:
+        return self._valued(lot, 1)
 
     def get_unit_cost(self, lot: Lot) -> str | None:
         if lot.cost_basis is None or not lot.remaining:

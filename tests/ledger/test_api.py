@@ -67,7 +67,13 @@ def test_disposals_holdings_and_income(api, ledger):
 
 
 def test_lots_filters_and_needs_basis_patch(api, ledger):
-    assert api.get(url(ledger, "lots/?status=open")).json()["count"] == 3        # 2017, 2019, ABC
+    open_lots = {l["key"].split(":")[1]: l for l in api.get(url(ledger, "lots/?status=open")).json()["results"]}
+    assert len(open_lots) == 3                                                   # 2017, 2019, ABC
+    # Unrealized per lot at $15: 120 of 2017 (basis $1,320) -> 1,800 - 1,320 = 480;
+    # 100 of 2019 ($900) -> 1,500 - 900 = 600; ABC unpriced -> null.
+    assert D(open_lots["b2017#" + str(ledger.asset("XYZ").pk)]["unrealized"]) == D(480)
+    assert D(open_lots["b2019#" + str(ledger.asset("XYZ").pk)]["unrealized"]) == D(600)
+    assert open_lots["acats-in#" + str(ledger.asset("ABC").pk)]["market_value"] is None
     assert api.get(url(ledger, "lots/?asset=xyz&status=closed")).json()["count"] == 1
     [needs] = api.get(url(ledger, "needs-basis/")).json()["results"]
     assert needs["asset"] == "ABC" and needs["needs_basis"] is True
