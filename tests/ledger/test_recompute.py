@@ -97,3 +97,31 @@ def test_a_failed_recompute_leaves_the_previous_ledger(book):
     assert canonical(book.portfolio) == before
     ledger_recompute(portfolio_id=book.portfolio.pk)            # re-run: the change lands whole
     assert Lot.objects.filter(portfolio=book.portfolio, key__endswith=":b3#" + str(book.asset("AAPL").pk)).exists()
+
+
+def test_a_swap_with_a_bnb_fee_is_valued_from_the_price_store(book):
+    from datetime import datetime, timezone
+
+    from backend.market.models import Price
+
+    # Binance rows as the adapter writes them: USD buys of BTC and BNB (fiat quote: cash on
+    # the base leg), then ETH bought with BTC paying 0.01 BNB. Daily closes that day:
+    # ETH $3,000, BTC $60,000, BNB $500 -> the BTC leaves at $3,000 (gain 3,000 - 2,000),
+    # the fee BNB at $5 (basis 0.01 x 300 = $3), the ETH lot costs 3,000 + 5 = $3,005.
+    kw = {"asset_class": "crypto"}
+    book.tx("binance", "trade:BTCUSD:1", "trade", at(2025, 1, 2), "BTC", "0.05", "-2000", **kw)
+    book.tx("binance", "trade:BNBUSD:2", "trade", at(2025, 1, 2), "BNB", "1", "-300", **kw)
+    book.tx("binance", "trade:ETHBTC:9", "trade", at(2025, 3, 3), "ETH", "1", **kw)
+    book.tx("binance", "trade:ETHBTC:9:quote", "trade", at(2025, 3, 3), "BTC", "-0.05", **kw)
+    book.tx("binance", "trade:ETHBTC:9:fee", "fee", at(2025, 3, 3), "BNB", "-0.01", broker_type="COMMISSION", **kw)
+    day = datetime(2025, 3, 3, tzinfo=timezone.utc)
+    for symbol, close in (("ETH", 3000), ("BTC", 60000), ("BNB", 500)):
+        Price.objects.create(asset=book.asset(symbol, "crypto"), quote="USD", interval="1d", at=day,
+                             price=D(close), source="test")
+    ledger_recompute(portfolio_id=book.portfolio.pk)
+    disposals = {d.kind: d for d in Disposal.objects.filter(portfolio=book.portfolio)}
+    assert (disposals["swap"].proceeds, disposals["swap"].cost_basis, disposals["swap"].gain) == \
+        (D(3000), D(2000), D(1000))
+    assert (disposals["fee"].proceeds, disposals["fee"].cost_basis, disposals["fee"].gain) == (D(5), D(3), D(2))
+    eth = Lot.objects.get(portfolio=book.portfolio, asset=book.asset("ETH", "crypto"))
+    assert (eth.remaining, eth.cost_basis) == (D(1), D(3005))
