@@ -1,10 +1,12 @@
 """From the database to the engine: transaction rows as `events.Row`, prices as a `Pricer`."""
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from datetime import date, datetime
 from decimal import Decimal
 
+from django.db import connection as db
 from django.db.models import Q
 
 from backend.brokers.symbols import FIAT
@@ -41,20 +43,19 @@ def movement_rows(*, portfolio_id: int) -> list[Row]:
 
 
 def _rows(queryset, *, stream: bool = True) -> list[Row]:
-    """`stream`: read through a server-side cursor in chunks (a whole history); a few rows
-    are cheaper in one plain query (a server-side cursor is planned for the first rows)."""
+    """`stream` (a whole history): on SQLite, read in chunks."""
     # Only Kraken trades (their `refid` joins a trade's two legs), coin movements (hashes pair
     # transfers) and Alpaca dividends (a DIV / ROC sub-type is a return of capital) need the
     # raw record: reading it for every row would double the load.
     needs_raw = (Q(connection__broker="kraken", type="trade") | Q(type__in=MOVEMENT_TYPES, asset__isnull=False)
                  | Q(connection__broker="alpaca", type="dividend"))
-    raw_rows = queryset.filter(needs_raw).values_list("id", "raw")
-    raws = dict(raw_rows.iterator(chunk_size=5000) if stream else raw_rows)
-    values = queryset.values_list(*_FIELDS)
+    raws = dict(_fetch(queryset.filter(needs_raw).values_list("id", "raw"), stream))
     out = []
     for (pk, conn, broker, broker_id, kind, broker_type, at, asset_id, qty, price, amount, currency, text,
-         status) in (values.iterator(chunk_size=10_000) if stream else values):
+         status) in _fetch(queryset.values_list(*_FIELDS), stream):
         raw = raws.get(pk) or {}
+        if isinstance(raw, str):
+            raw = json.loads(raw)
         out.append(Row(id=pk, connection_id=conn, broker=broker, broker_id=broker_id, type=kind,
                        broker_type=broker_type, occurred_at=at, asset_id=asset_id, quantity=qty, price=price,
                        amount=amount, currency=currency, description=text, status=status,
@@ -62,6 +63,18 @@ def _rows(queryset, *, stream: bool = True) -> list[Row]:
                        sub_type=str(raw.get("activity_sub_type") or "") if isinstance(raw, dict) else "",
                        tx_hash=tx_hash_of(broker, raw) if kind in MOVEMENT_TYPES else ""))
     return out
+
+
+def _fetch(values, stream: bool):
+    """The rows of a values_list. On PostgreSQL straight from psycopg, which already gives
+    Decimal and aware UTC datetimes: Django's per-value converters cost more than the query
+    on a whole history (benchmarks/ledger.py)."""
+    if db.vendor != "postgresql":
+        return values.iterator(chunk_size=10_000) if stream else values
+    sql, params = values.query.sql_with_params()
+    with db.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
 
 
 def fiat_codes() -> frozenset[str]:
