@@ -138,10 +138,16 @@ def ledger_request(*, portfolio_id: int, since: datetime | None = None, full: bo
 
 
 def _queue(portfolio_id: int) -> None:
+    """Runs after the sender's commit (inside a sync step, an import, an API call): a broker
+    outage here must not fail the sender. The change stays recorded on the ledger state, so
+    the portfolio's next request queues it."""
     from .tasks import recompute_ledger, recompute_queued
 
-    if recompute_queued(portfolio_id, DEBOUNCE_SECONDS * 10):
-        recompute_ledger.apply_async(args=[portfolio_id], queue="ledger", countdown=DEBOUNCE_SECONDS)
+    try:
+        if recompute_queued(portfolio_id, DEBOUNCE_SECONDS * 10):
+            recompute_ledger.apply_async(args=[portfolio_id], queue="ledger", countdown=DEBOUNCE_SECONDS)
+    except Exception as exc:  # Redis or the Celery broker unreachable
+        log.warning("ledger.queue_failed portfolio=%s error=%s", portfolio_id, type(exc).__name__)
 
 
 def closes_changed_portfolios(*, asset_ids, since) -> list[int]:
