@@ -280,6 +280,54 @@ def report_breaks(api: str, token: str) -> int:
             print(f"     {b['type']:20s} {b['symbol']:8s} broker {b['broker_quantity']} history {b['ledger_quantity']} "
                   f"(connection {b['connection']}): {b['resolution']}")
     return total
+def ledger_report(api: str, token: str) -> None:
+    """Per portfolio: holdings with cost basis and unrealized P&L, realized P&L and income this
+    year. The ledger recomputes on its own queue after each sync: wait until it settles."""
+    from datetime import datetime, timezone
+
+    year = datetime.now(timezone.utc).year
+    _, portfolios = http("GET", api + "/portfolios/", token=token)
+    for portfolio in portfolios if isinstance(portfolios, list) else portfolios.get("results", []):
+        base = f"/portfolios/{portfolio['id']}"
+        holdings = _settled(lambda: fetch_all(api, base + "/holdings/?page=1", token))
+        disposals = fetch_all(api, f"{base}/disposals/?year={year}", token)
+        _, income = http("GET", f"{api}{base}/income/?period=year&year={year}", token=token)
+        print(f"\n== portfolio {portfolio['name']} ({portfolio['base_currency']}): {len(holdings)} holdings")
+        money = lambda v, none="unpriced": none if v is None else f"{Decimal(v):,.2f}"
+        ranked = sorted(holdings, key=lambda h: Decimal(h["market_value"] or 0), reverse=True)
+        for h in ranked[:10]:
+            basis = money(h["cost_basis"], "unknown")
+            print(f"   {h['asset']:<8} qty {Decimal(h['quantity']):>16,.6f}  basis {basis:>14}  "
+                  f"value {money(h['market_value']):>14}  unrealized {money(h['unrealized'], 'n/a'):>12}")
+        if len(ranked) > 10:
+            print(f"   ... and {len(ranked) - 10} more")
+        realized = sum((Decimal(d["gain"]) for d in disposals if d["gain"] is not None), Decimal(0))
+        incomplete = sum(1 for d in disposals if d["incomplete"])
+        unrealized = sum((Decimal(h["unrealized"]) for h in holdings if h["unrealized"] is not None), Decimal(0))
+        unknown = sum(1 for h in holdings if h["unrealized"] is None)
+        print(f"   unrealized P&L {unrealized:,.2f}" + (f" ({unknown} holdings unpriced or of unknown basis)"
+                                                        if unknown else "")
+              + f"; realized P&L {year}: {realized:,.2f} over {len(disposals)} disposals"
+              + (f" ({incomplete} incomplete: unknown basis or no price)" if incomplete else ""))
+        totals: dict[str, tuple[Decimal, bool]] = {}
+        for row in income if isinstance(income, list) else []:
+            amount, partial = totals.get(row["kind"], (Decimal(0), False))
+            totals[row["kind"]] = (amount + Decimal(row["amount"]), partial or row["incomplete"])
+        print(f"   income {year}: " + (", ".join(f"{k} {v:,.2f}" + (" (part unpriced)" if partial else "")
+                                               for k, (v, partial) in sorted(totals.items())) or "none"))
+
+
+def _settled(read, polls: int = 3, timeout: float = 120.0):
+    """Read until the answer stops changing (the ledger task has caught up with the syncs)."""
+    deadline, last, same = time.monotonic() + timeout, None, 0
+    while time.monotonic() < deadline:
+        value = read()
+        same = same + 1 if value == last and value else 0
+        if same >= polls:
+            break
+        last = value
+        time.sleep(1)
+    return last or []
 
 
 def main() -> int:
@@ -299,6 +347,7 @@ def main() -> int:
     if results:                              # a broker without an API, beside a synced account
         all_ok = report_import(import_fidelity(results[0]["connection"]["portfolio"], api, token)) and all_ok
     report_breaks(api, token)
+    ledger_report(api, token)
     print(f"\ndemo: {len(results)} broker(s) synced in {time.monotonic() - started:.1f}s; "
           f"{'all succeeded' if all_ok else 'SOME FAILED'}")
     all_ok = report_values(api, token) and all_ok

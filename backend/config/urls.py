@@ -12,6 +12,7 @@ api_v1 = [
     path("", include("backend.portfolio.urls")),
     path("", include("backend.imports.urls")),
     path("", include("backend.reconcile.urls")),
+    path("", include("backend.ledger.urls")),
 ]
 
 urlpatterns = [

@@ -1,0 +1,104 @@
+"""From the database to the engine: transaction rows as `events.Row`, prices as a `Pricer`."""
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from datetime import date, datetime
+from decimal import Decimal
+
+from django.db import connection as db
+from django.db.models import Q
+
+from backend.brokers.symbols import FIAT
+from backend.connections.models import BrokerConnection
+from backend.market.rates import PriceBook
+from backend.portfolio.models import Asset
+from backend.sync.models import BrokerTransaction
+
+from .events import NOT_COUNTED, Row
+from .transfers import MOVEMENT_TYPES, tx_hash_of
+
+_FIELDS = ("id", "connection_id", "connection__broker", "broker_id", "type", "broker_type", "occurred_at", "asset_id",
+           "quantity", "price", "amount", "currency", "description", "status")
+
+
+def _transactions(portfolio_id: int):
+    # Filtering on the portfolio's connections lets PostgreSQL use the per-connection
+    # (time) and (type) indexes: an incremental recompute reads a day, not the whole table.
+    connections = list(BrokerConnection.objects.filter(portfolio_id=portfolio_id).values_list("id", flat=True))
+    return (BrokerTransaction.objects.filter(connection_id__in=connections, portfolio_id=portfolio_id)
+            .exclude(status__in=NOT_COUNTED).order_by())
+
+
+def rows_for_portfolio(*, portfolio_id: int, since: datetime | None = None) -> list[Row]:
+    queryset = _transactions(portfolio_id)
+    if since is not None:
+        return _rows(queryset.filter(occurred_at__gte=since), stream=False)
+    return _rows(queryset)
+
+
+def movement_rows(*, portfolio_id: int) -> list[Row]:
+    return _rows(_transactions(portfolio_id).filter(type__in=MOVEMENT_TYPES, asset__isnull=False,
+                                                    quantity__isnull=False))
+
+
+def _rows(queryset, *, stream: bool = True) -> list[Row]:
+    """`stream` (a whole history): on SQLite, read in chunks."""
+    # Only Kraken trades (their `refid` joins a trade's two legs), coin movements (hashes pair
+    # transfers) and Alpaca dividends (a DIV / ROC sub-type is a return of capital) need the
+    # raw record: reading it for every row would double the load.
+    needs_raw = (Q(connection__broker="kraken", type="trade") | Q(type__in=MOVEMENT_TYPES, asset__isnull=False)
+                 | Q(connection__broker="alpaca", type="dividend"))
+    raws = dict(_fetch(queryset.filter(needs_raw).values_list("id", "raw"), stream))
+    out = []
+    for (pk, conn, broker, broker_id, kind, broker_type, at, asset_id, qty, price, amount, currency, text,
+         status) in _fetch(queryset.values_list(*_FIELDS), stream):
+        raw = raws.get(pk) or {}
+        if isinstance(raw, str):
+            raw = json.loads(raw)
+        out.append(Row(id=pk, connection_id=conn, broker=broker, broker_id=broker_id, type=kind,
+                       broker_type=broker_type, occurred_at=at, asset_id=asset_id, quantity=qty, price=price,
+                       amount=amount, currency=currency, description=text, status=status,
+                       refid=str(raw.get("refid") or "") if isinstance(raw, dict) else "",
+                       sub_type=str(raw.get("activity_sub_type") or "") if isinstance(raw, dict) else "",
+                       tx_hash=tx_hash_of(broker, raw) if kind in MOVEMENT_TYPES else ""))
+    return out
+
+
+def _fetch(values, stream: bool):
+    """The rows of a values_list. On PostgreSQL straight from psycopg, which already gives
+    Decimal and aware UTC datetimes: Django's per-value converters cost more than the query
+    on a whole history (benchmarks/ledger.py)."""
+    if db.vendor != "postgresql":
+        return values.iterator(chunk_size=10_000) if stream else values
+    sql, params = values.query.sql_with_params()
+    with db.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+def fiat_codes() -> frozenset[str]:
+    return frozenset(FIAT) | frozenset(Asset.objects.filter(asset_class="fiat").values_list("symbol", flat=True))
+
+
+class BookPricer:
+    """The engine's `Pricer` over a PriceBook, in the portfolio's base currency. An option's
+    price is per share: its value is quantity x price x multiplier."""
+
+    def __init__(self, book: PriceBook, base: str, multipliers: dict[int, Decimal]):
+        self.book, self.base, self.multipliers = book, base, multipliers
+
+    @classmethod
+    def load(cls, *, asset_ids: Iterable[int], base: str, start: date | None = None,
+             latest: bool = False) -> "BookPricer":
+        ids = set(asset_ids)
+        multipliers = {pk: m for pk, m in Asset.objects.filter(id__in=ids).exclude(multiplier=1)
+                       .values_list("id", "multiplier")}
+        return cls(PriceBook.load(asset_ids=ids, start=start, latest=latest), base, multipliers)
+
+    def value(self, asset_id: int, quantity: Decimal, day: date | None) -> Decimal | None:
+        found = self.book.value(asset_id, quantity * self.multipliers.get(asset_id, 1), self.base, day)
+        return None if found is None else found[0]
+
+    def fx(self, currency: str, day: date | None) -> Decimal | None:
+        return self.book.rate(currency, self.base, day)

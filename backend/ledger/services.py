@@ -1,0 +1,217 @@
+"""Ledger services: recompute (full or from where the last one stopped), queue a recompute,
+specific-lot picks and basis entries.
+
+A recompute reads the portfolio's stored transactions, runs the engine and writes lots,
+disposals and income in one transaction with the engine's state, so a failure leaves the
+previous ledger whole. When every changed transaction is newer than the last event applied
+(a sync that brought new fills), it carries on from the saved state and reads only the new
+rows; anything else (a change in the past, a setting, a pick, a basis entry) replays the
+history in memory and writes only what differs.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from django.db import transaction
+from django.utils import timezone
+
+from backend.portfolio.models import Portfolio
+
+from . import engine, writing
+from .events import build_events
+from .loading import BookPricer, fiat_codes, movement_rows, rows_for_portfolio
+from .models import BasisOverride, LedgerState, LotPick
+
+log = logging.getLogger("brokersync.ledger")
+WASH_ASSET_CLASSES = ("equity",)       # Pub 550 covers stock and securities; crypto is not covered today
+
+
+def portfolio_settings(portfolio: Portfolio) -> dict:
+    return {"method": portfolio.cost_basis_method, "wash_sales": bool(portfolio.wash_sales),
+            "base_currency": portfolio.base_currency, "engine": engine.state.VERSION}
+
+
+def ledger_inputs(portfolio: Portfolio, *, asset_ids: set[int]) -> dict:
+    """The engine's keyword arguments besides the pricer: method, wash-sale assets, picks, basis."""
+    from backend.portfolio.models import Asset
+
+    wash = set()
+    if portfolio.wash_sales and portfolio.base_currency == "USD":
+        wash = set(Asset.objects.filter(id__in=asset_ids, asset_class__in=WASH_ASSET_CLASSES)
+                   .values_list("id", flat=True))
+    picks = {p.disposal_key: [(item["lot_key"], Decimal(item["quantity"])) for item in p.lots]
+             for p in LotPick.objects.filter(portfolio=portfolio)}
+    overrides = {o.source_key: (o.cost_basis, o.acquired_at) for o in BasisOverride.objects.filter(portfolio=portfolio)}
+    return {"method": portfolio.cost_basis_method, "wash_assets": wash, "picks": picks, "overrides": overrides}
+
+
+def ledger_replay(*, portfolio: Portfolio, extra_picks: dict | None = None, strict: bool = False) -> engine.Ledger:
+    """The whole history through the engine, in memory (nothing is written)."""
+    rows = rows_for_portfolio(portfolio_id=portfolio.pk)
+    events = build_events(rows, fiat=fiat_codes())
+    asset_ids = {r.asset_id for r in rows if r.asset_id is not None}
+    start = min((r.occurred_at for r in rows), default=None)
+    pricer = BookPricer.load(asset_ids=asset_ids, base=portfolio.base_currency,
+                             start=start.date() if start else None)
+    kwargs = ledger_inputs(portfolio, asset_ids=asset_ids)
+    kwargs["picks"].update(extra_picks or {})
+    return engine.Ledger(pricer=pricer, strict_picks=strict, **kwargs).run(events)
+
+
+def ledger_recompute(*, portfolio_id: int, since: datetime | None = None, full: bool = False) -> dict:
+    started = time.perf_counter()
+    with transaction.atomic():
+        portfolio = Portfolio.objects.select_for_update().get(pk=portfolio_id)
+        state, _ = LedgerState.objects.select_for_update().get_or_create(portfolio=portfolio)
+        settings = portfolio_settings(portfolio)
+        since = _earliest(since, state.dirty_since)
+        ledger = None
+        if not (full or state.needs_full) and state.settings == settings and state.snapshot:
+            ledger = _carry_on(portfolio, state, since)
+        incremental = ledger is not None
+        if ledger is None:
+            ledger = ledger_replay(portfolio=portfolio)
+            writing.write(portfolio_id=portfolio.pk, lots=ledger.lots.values(), disposals=ledger.disposals.values(),
+                          income=ledger.income, full=True)
+        else:
+            writing.write(portfolio_id=portfolio.pk, lots=[ledger.lots[k] for k in sorted(ledger.touched_lots)],
+                          disposals=[ledger.disposals[k] for k in sorted(ledger.touched_disposals)],
+                          income=ledger.income, full=False)
+        duration = int((time.perf_counter() - started) * 1000)
+        state.settings, state.snapshot, state.as_of = settings, engine.snapshot(ledger), ledger.as_of
+        state.computed_at, state.full, state.duration_ms = timezone.now(), not incremental, duration
+        state.events, state.dirty_since, state.needs_full = ledger.applied, None, False
+        state.save()
+    log.info("ledger.recomputed portfolio=%s incremental=%s ms=%s", portfolio_id, incremental, duration)
+    return {"incremental": incremental, "duration_ms": duration}
+
+
+def _earliest(a: datetime | None, b: datetime | None) -> datetime | None:
+    return min((x for x in (a, b) if x is not None), default=None)
+
+
+def _carry_on(portfolio: Portfolio, state: LedgerState, since: datetime | None):
+    """The saved state carried on with the new rows, or None when the change reaches back
+    before the last event applied (then only a replay is right)."""
+    if since is None or (state.as_of is not None and since <= state.as_of):
+        return None
+    rows = rows_for_portfolio(portfolio_id=portfolio.pk, since=since)
+    moves = [m for m in movement_rows(portfolio_id=portfolio.pk) if m.occurred_at < since]
+    events = build_events(rows + moves, fiat=fiat_codes())
+    old_keys, new_keys = {m.key for m in moves}, {r.key for r in rows}
+    new = [e for e in events if e.key not in old_keys]
+    # An old deposit now paired with a new withdrawal, or a new move found internal, changes the past.
+    if any(e.key in old_keys and e.withdrawal_key in new_keys for e in events):
+        return None
+    moving = {r.key for r in rows if r.type in ("transfer", "deposit", "withdrawal") and r.quantity
+              and r.asset_id is not None}
+    if moving - {e.key for e in new}:
+        return None
+    asset_ids = {r.asset_id for r in rows if r.asset_id is not None}
+    pricer = BookPricer.load(asset_ids=asset_ids, base=portfolio.base_currency, start=since.date())
+    ledger = engine.restore(state.snapshot, pricer=pricer, **ledger_inputs(portfolio, asset_ids=asset_ids))
+    for event in new:
+        ledger.apply(event)
+    return ledger
+
+
+# -- queueing ----------------------------------------------------------------------------------
+# Several syncs of one portfolio's connections often finish within seconds of each other:
+# one recompute a few seconds later covers them all.
+DEBOUNCE_SECONDS = 3
+
+
+def ledger_request(*, portfolio_id: int, since: datetime | None = None, full: bool = False) -> None:
+    """Remember what changed and queue one recompute (after commit, debounced): requests that
+    arrive before it runs fold into it."""
+    with transaction.atomic():
+        state, _ = LedgerState.objects.select_for_update().get_or_create(portfolio_id=portfolio_id)
+        if full:
+            state.needs_full = True
+        if since is not None:
+            state.dirty_since = _earliest(since, state.dirty_since)
+        state.save(update_fields=["needs_full", "dirty_since"])
+        transaction.on_commit(lambda: _queue(portfolio_id))
+
+
+def _queue(portfolio_id: int) -> None:
+    """Runs after the sender's commit (inside a sync step, an import, an API call): a broker
+    outage here must not fail the sender. The change stays recorded on the ledger state, so
+    the portfolio's next request queues it."""
+    from .tasks import recompute_ledger, recompute_queued
+
+    try:
+        if recompute_queued(portfolio_id, DEBOUNCE_SECONDS * 10):
+            recompute_ledger.apply_async(args=[portfolio_id], queue="ledger", countdown=DEBOUNCE_SECONDS)
+    except Exception as exc:  # Redis or the Celery broker unreachable
+        log.warning("ledger.queue_failed portfolio=%s error=%s", portfolio_id, type(exc).__name__)
+
+
+def closes_changed_portfolios(*, asset_ids, since) -> list[int]:
+    from backend.sync.models import BrokerTransaction
+
+    return sorted(set(BrokerTransaction.objects.filter(asset_id__in=list(asset_ids),
+                                                       occurred_at__gte=since - timedelta(days=7))
+                      .values_list("portfolio_id", flat=True).distinct()))
+
+
+# -- the user's choices ------------------------------------------------------------------------
+def lot_pick_set(*, portfolio: Portfolio, disposal, lots: list[dict]) -> LotPick | None:
+    """Specific identification for one sale: [{"lot": Lot, "quantity": Decimal}], or [] to go
+    back to the portfolio's method. The pick is tried against the whole history first; one
+    that does not fit the lots open at the sale is refused with the reason."""
+    from backend.core.exceptions import ApplicationError
+
+    if disposal.kind not in ("sale", "swap"):
+        raise ApplicationError("Only a sale or a swap closes lots you can pick.",
+                               fields={"lots": [f"this disposal is a {disposal.kind}"]})
+    key = disposal.key
+    if not lots:
+        LotPick.objects.filter(portfolio=portfolio, disposal_key=key).delete()
+        ledger_request(portfolio_id=portfolio.pk, full=True)
+        return None
+    pick = [(item["lot"].key, item["quantity"]) for item in lots]
+    try:
+        ledger_replay(portfolio=portfolio, extra_picks={key: pick}, strict=True)
+    except engine.PickRefused as refused:
+        raise ApplicationError("That pick does not fit this sale.", fields={"lots": [str(refused)]}) from None
+    with transaction.atomic():
+        saved, _ = LotPick.objects.update_or_create(
+            portfolio=portfolio, disposal_key=key,
+            defaults={"lots": [{"lot_key": k, "quantity": str(q)} for k, q in pick]})
+        ledger_request(portfolio_id=portfolio.pk, full=True)
+    return saved
+
+
+def lot_origin(*, lot):
+    """The lot a transferred lot came from, through every transfer: its basis is asked there."""
+    from .models import Lot
+
+    seen = 0
+    while lot.origin == "transfer" and lot.parent_key and seen < 50:
+        parent = Lot.objects.filter(portfolio_id=lot.portfolio_id, key=lot.parent_key).first()
+        if parent is None:
+            break
+        lot, seen = parent, seen + 1
+    return lot
+
+
+def lot_basis_set(*, portfolio: Portfolio, lot, cost_basis: Decimal, acquired_at: datetime | None) -> BasisOverride:
+    """The user's basis (total, base currency) and acquisition date for a lot of unknown basis.
+    Kept on the deposit that opened it, so it survives every recompute."""
+    from backend.core.exceptions import ApplicationError
+
+    root = lot_origin(lot=lot)
+    if lot.cost_basis is not None or root.origin not in ("deposit", "adjust", "reward"):
+        raise ApplicationError("Only a lot the feeds gave no basis for takes a basis from you.",
+                               fields={"cost_basis": [f"this lot's basis comes from its {root.origin}"]})
+    source_key = root.key.split("#", 1)[0]
+    with transaction.atomic():
+        override, _ = BasisOverride.objects.update_or_create(
+            portfolio=portfolio, source_key=source_key,
+            defaults={"cost_basis": cost_basis, "acquired_at": acquired_at})
+        ledger_request(portfolio_id=portfolio.pk, full=True)
+    return override

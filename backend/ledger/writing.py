@@ -1,0 +1,177 @@
+"""Engine output -> rows. Upserts on the stable key, so ids (used in URLs) survive recomputes;
+a full recompute also deletes what no longer exists. Amounts are stored to the column's 18
+places (the engine keeps full Decimal precision until here).
+
+On PostgreSQL rows go through COPY into a temporary table and one INSERT .. ON CONFLICT per
+table: building a Django model per row and adapting each value costs ~10x more (measured by
+benchmarks/ledger.py); SQLite (the zero-setup local database) uses bulk_create.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from decimal import ROUND_HALF_EVEN, Decimal
+
+from django.db import connection as db
+
+from backend.core.fields import MONEY_PLACES
+
+from . import engine
+from .models import Disposal, DisposalLot, Income, Lot
+
+_Q = Decimal(1).scaleb(-MONEY_PLACES)
+BATCH = 2000
+
+LOT_COLUMNS = ("portfolio_id", "key", "asset_id", "connection_id", "transaction_id", "origin", "quantity", "remaining",
+               "cost_basis", "acquired_at", "holding_from", "parent_key", "wash_adjustment", "closed_at", "closed_by")
+DISPOSAL_COLUMNS = ("portfolio_id", "key", "source_key", "asset_id", "connection_id", "transaction_id", "kind",
+                    "disposed_at", "quantity", "proceeds", "cost_basis", "gain", "wash_disallowed", "term",
+                    "incomplete", "pick_status")
+INCOME_COLUMNS = ("portfolio_id", "key", "kind", "connection_id", "asset_id", "transaction_id", "occurred_at", "amount",
+                  "currency", "original_amount")
+LINK_COLUMNS = ("disposal_id", "lot_key", "lot_id", "position", "quantity", "cost_basis", "proceeds", "gain",
+                "acquired_at", "holding_from", "term", "wash_disallowed")
+
+
+def q(value: Decimal | None) -> Decimal | None:
+    return None if value is None else value.quantize(_Q, rounding=ROUND_HALF_EVEN)
+
+
+def _lot(pid: int, lot: engine.Lot) -> tuple:
+    return (pid, lot.key, lot.asset_id, lot.connection_id, lot.tx_id, lot.origin, q(lot.quantity), q(lot.remaining),
+            q(lot.basis), lot.acquired_at, lot.holding_from, lot.parent_key, q(lot.wash_adjustment), lot.closed_at,
+            lot.closed_by)
+
+
+def _disposal(pid: int, d: engine.Disposal) -> tuple:
+    return (pid, d.key, d.source_key, d.asset_id, d.connection_id, d.tx_id, d.kind, d.disposed_at, q(d.quantity),
+            q(d.proceeds), q(d.basis), q(d.gain), q(d.wash_disallowed), d.term, d.incomplete, d.pick_status[:255])
+
+
+def _income(pid: int, i: engine.Income, key: str) -> tuple:
+    return (pid, key, i.kind, i.connection_id, i.asset_id, i.tx_id, i.occurred_at, q(i.amount), i.currency,
+            q(i.original_amount))
+
+
+def write(*, portfolio_id: int, lots: Iterable[engine.Lot], disposals: Iterable[engine.Disposal],
+          income: Iterable[engine.Income], full: bool) -> None:
+    disposal_list, income = list(disposals), list(income)
+    lot_ids = _changed(Lot, LOT_COLUMNS, [_lot(portfolio_id, lot) for lot in lots], portfolio_id, full)
+    disposal_ids = _changed(Disposal, DISPOSAL_COLUMNS, [_disposal(portfolio_id, d) for d in disposal_list],
+                            portfolio_id, full)
+    income_keys = _unique_keys([i.key for i in income])
+    _changed(Income, INCOME_COLUMNS, [_income(portfolio_id, i, k) for i, k in zip(income, income_keys)],
+             portfolio_id, full)
+    if full:
+        # Links first: then nothing points at a lot that goes, and the deletes need no cascade.
+        _delete_links(portfolio_id)
+        _delete_missing(Lot, portfolio_id, set(lot_ids))
+        _delete_missing(Disposal, portfolio_id, set(disposal_ids))
+        _delete_missing(Income, portfolio_id, set(income_keys))
+    else:
+        ids = list(disposal_ids.values())
+        for start in range(0, len(ids), BATCH):
+            DisposalLot.objects.filter(disposal_id__in=ids[start:start + BATCH]).delete()
+    missing = sorted({link.lot_key for d in disposal_list for link in d.links} - set(lot_ids))
+    for start in range(0, len(missing), BATCH):
+        lot_ids.update(Lot.objects.filter(portfolio_id=portfolio_id, key__in=missing[start:start + BATCH])
+                       .values_list("key", "pk"))
+    links = [(disposal_ids[d.key], link.lot_key, lot_ids.get(link.lot_key), i, q(link.quantity), q(link.basis),
+              q(link.proceeds), q(link.gain), link.acquired_at, link.holding_from, link.term, q(link.wash_disallowed))
+             for d in disposal_list for i, link in enumerate(d.links)]
+    _insert(DisposalLot, LINK_COLUMNS, links)
+
+
+def _changed(model, columns: tuple[str, ...], rows: list[tuple], portfolio_id: int, full: bool) -> dict[str, int]:
+    """Upsert the rows that differ from what is stored; returns key -> id for all of them. A
+    replay after one late transaction rewrites a few rows, not the whole history."""
+    if not full:
+        return _upsert(model, columns, rows)
+    stored = {row[2]: (row[0], tuple(row[1:])) for row in _stored(model, columns, portfolio_id)}
+    ids = {key: pk for key, (pk, _) in stored.items()}
+    ids.update(_upsert(model, columns, [row for row in rows if stored.get(row[1], (None, None))[1] != row]))
+    return ids
+
+
+def _stored(model, columns: tuple[str, ...], portfolio_id: int):
+    """(id, *columns) of the portfolio's rows. Plain psycopg on PostgreSQL: it already gives
+    Decimal and aware datetimes, and skips Django's per-value converters (~3x faster here)."""
+    if db.vendor != "postgresql":
+        return [(pk, portfolio_id, *rest) for pk, *rest in model.objects.filter(portfolio_id=portfolio_id)
+                .values_list("id", *columns[1:]).iterator(chunk_size=20_000)]
+    with db.cursor() as cursor:
+        cursor.execute(f"SELECT id, {', '.join(columns)} FROM {model._meta.db_table} WHERE portfolio_id = %s",
+                       [portfolio_id])
+        return cursor.fetchall()
+
+
+def _upsert(model, columns: tuple[str, ...], rows: list[tuple]) -> dict[str, int]:
+    """Insert or update on (portfolio, key); returns key -> id."""
+    if not rows:
+        return {}
+    if db.vendor != "postgresql":
+        objects = [model(**dict(zip(columns, row))) for row in rows]
+        for start in range(0, len(objects), BATCH):
+            model.objects.bulk_create(objects[start:start + BATCH], update_conflicts=True,
+                                      unique_fields=["portfolio", "key"],
+                                      update_fields=[c.removesuffix("_id") for c in columns[2:]])
+        return {o.key: o.pk for o in objects}
+    table, temp = model._meta.db_table, f"tmp_{model._meta.db_table}"
+    cols = ", ".join(columns)
+    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns[2:])
+    with db.cursor() as cursor:
+        cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {temp} AS SELECT {cols} FROM {table} WITH NO DATA")
+        cursor.execute(f"TRUNCATE {temp}")
+        _copy(cursor, temp, columns, rows)
+        cursor.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {temp} "
+                       f"ON CONFLICT (portfolio_id, key) DO UPDATE SET {updates} RETURNING key, id")
+        return dict(cursor.fetchall())
+
+
+def _insert(model, columns: tuple[str, ...], rows: list[tuple]) -> None:
+    if not rows:
+        return
+    if db.vendor != "postgresql":
+        model.objects.bulk_create([model(**dict(zip(columns, row))) for row in rows], batch_size=BATCH)
+        return
+    with db.cursor() as cursor:
+        _copy(cursor, model._meta.db_table, columns, rows)
+
+
+def _copy(cursor, table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
+    with cursor.cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
+def _delete_links(portfolio_id: int) -> None:
+    if db.vendor != "postgresql":
+        DisposalLot.objects.filter(disposal__portfolio_id=portfolio_id).delete()
+        return
+    with db.cursor() as cursor:
+        cursor.execute(f"DELETE FROM {DisposalLot._meta.db_table} WHERE disposal_id IN "
+                       f"(SELECT id FROM {Disposal._meta.db_table} WHERE portfolio_id = %s)", [portfolio_id])
+
+
+def _delete_missing(model, portfolio_id: int, keep: set[str]) -> None:
+    """Rows of the portfolio whose key the recompute no longer produced. Raw on PostgreSQL:
+    Django's delete() loads every row to look for dependants (none are left: links went first)."""
+    if db.vendor == "postgresql":
+        with db.cursor() as cursor:
+            cursor.execute(f"DELETE FROM {model._meta.db_table} WHERE portfolio_id = %s AND NOT (key = ANY(%s))",
+                           [portfolio_id, sorted(keep)])
+        return
+    gone = sorted(set(model.objects.filter(portfolio_id=portfolio_id).values_list("key", flat=True)) - keep)
+    for start in range(0, len(gone), BATCH):
+        model.objects.filter(portfolio_id=portfolio_id, key__in=gone[start:start + BATCH]).delete()
+
+
+def _unique_keys(keys: list[str]) -> list[str]:
+    """Two entries of one event and kind get distinct keys, in their (deterministic) order."""
+    seen: set[str] = set()
+    out = []
+    for key in keys:
+        while key in seen:
+            key += "+"
+        seen.add(key)
+        out.append(key)
+    return out

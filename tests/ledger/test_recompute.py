@@ -1,0 +1,127 @@
+"""Recompute over a real database: deterministic whatever order rows arrived in, splits
+applied once however often re-synced, nothing half-written."""
+from __future__ import annotations
+
+import random
+from decimal import Decimal
+
+import psycopg
+import pytest
+
+from backend.ledger.models import Disposal, Income, Lot
+from backend.ledger.services import ledger_recompute
+from backend.sync.models import BrokerTransaction
+
+from .helpers import at
+
+pytestmark = pytest.mark.django_db(transaction=True)
+D = Decimal
+
+HISTORY = [
+    # (broker_id, type, broker_type, when, symbol, quantity, amount, description)
+    ("b1", "trade", "FILL", at(2024, 1, 2), "AAPL", "10", "-1000", ""),
+    ("b2", "trade", "FILL", at(2024, 2, 2), "AAPL", "5", "-600", ""),
+    ("sp1", "split", "SPLIT", at(2024, 6, 10), "AAPL", "-15", "0", "REMOVE, From QTY:15 To QTY:60 Ratio:4:1"),
+    ("sp2", "split", "SPLIT", at(2024, 6, 10, 16), "AAPL", "60", "0", "ADD, From QTY:15 To QTY:60 Ratio:4:1"),
+    ("s1", "trade", "FILL", at(2024, 7, 1), "AAPL", "-50", "2750", ""),
+    ("d1", "dividend", "DIV", at(2024, 8, 1), "AAPL", None, "4.20", ""),
+]
+
+
+def store(book, rows):
+    for broker_id, kind, code, when, symbol, qty, amount, text in rows:
+        book.tx("alpaca", broker_id, kind, when, symbol, qty, amount, broker_type=code, description=text)
+
+
+def canonical(portfolio):
+    """The ledger's rows without database ids (byte for byte what a recompute wrote)."""
+    lots = list(Lot.objects.filter(portfolio=portfolio).order_by("key").values_list(
+        "key", "origin", "quantity", "remaining", "cost_basis", "acquired_at", "holding_from", "closed_at"))
+    disposals = list(Disposal.objects.filter(portfolio=portfolio).order_by("key").values_list(
+        "key", "kind", "quantity", "proceeds", "cost_basis", "gain", "term"))
+    income = list(Income.objects.filter(portfolio=portfolio).order_by("key").values_list("key", "kind", "amount"))
+    return repr((lots, disposals, income))
+
+
+def test_a_split_and_a_sale_by_hand(book):
+    store(book, HISTORY)
+    ledger_recompute(portfolio_id=book.portfolio.pk)
+    # 15 shares for $1,600, split 4:1 -> 60 shares, same $1,600 ($26.666.. a share), dates kept.
+    # Sell 50 (FIFO): the 40 from b1 ($1,000) + 10 of the 20 from b2 ($300) = $1,300 basis;
+    # proceeds $2,750 -> gain $1,450. Left: 10 shares with $300.
+    sale = Disposal.objects.get(portfolio=book.portfolio, kind="sale")
+    assert (sale.quantity, sale.cost_basis, sale.gain) == (D(50), D(1300), D(1450))
+    [left] = Lot.objects.filter(portfolio=book.portfolio).exclude(remaining=0)
+    assert (left.remaining, left.cost_basis, left.acquired_at) == (D(10), D(300), at(2024, 2, 2))
+
+
+def test_same_rows_in_any_order_and_resynced_give_the_same_ledger(book):
+    store(book, HISTORY)
+    ledger_recompute(portfolio_id=book.portfolio.pk)
+    first = canonical(book.portfolio)
+    # The split re-synced (its rows rewritten): recomputed from the split, applied once.
+    BrokerTransaction.objects.filter(broker_id__in=["sp1", "sp2"]).update(description=HISTORY[2][7])
+    ledger_recompute(portfolio_id=book.portfolio.pk, since=at(2024, 6, 10))
+    assert canonical(book.portfolio) == first
+    # Every row gone and back in another order (new primary keys): the same ledger.
+    BrokerTransaction.objects.filter(portfolio=book.portfolio).delete()
+    shuffled = HISTORY[:]
+    random.Random(3).shuffle(shuffled)
+    store(book, shuffled)
+    ledger_recompute(portfolio_id=book.portfolio.pk, full=True)
+    assert canonical(book.portfolio) == first
+
+
+def test_a_failed_recompute_leaves_the_previous_ledger(book):
+    from django.db import DatabaseError, connection
+
+    store(book, HISTORY)
+    ledger_recompute(portfolio_id=book.portfolio.pk)
+    before = canonical(book.portfolio)
+    book.tx("alpaca", "b3", "trade", at(2024, 9, 1), "AAPL", "1", "-30", broker_type="FILL")
+    # The database refuses the last write of the recompute (a trigger: a real failure, after
+    # lots, disposals and income were already written inside the transaction).
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE FUNCTION ledger_test_refuse() RETURNS trigger AS $$ BEGIN "
+                       "RAISE EXCEPTION 'refused'; END $$ LANGUAGE plpgsql")
+        cursor.execute("CREATE TRIGGER ledger_test_refuse BEFORE INSERT ON ledger_disposallot "
+                       "FOR EACH ROW EXECUTE FUNCTION ledger_test_refuse()")
+    try:
+        # (COPY goes through psycopg itself: its error arrives unwrapped by Django.)
+        with pytest.raises((DatabaseError, psycopg.Error), match="refused"):
+            ledger_recompute(portfolio_id=book.portfolio.pk, full=True)
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("DROP TRIGGER ledger_test_refuse ON ledger_disposallot")
+            cursor.execute("DROP FUNCTION ledger_test_refuse()")
+    assert canonical(book.portfolio) == before
+    ledger_recompute(portfolio_id=book.portfolio.pk)            # re-run: the change lands whole
+    assert Lot.objects.filter(portfolio=book.portfolio, key__endswith=":b3#" + str(book.asset("AAPL").pk)).exists()
+
+
+def test_a_swap_with_a_bnb_fee_is_valued_from_the_price_store(book):
+    from datetime import datetime, timezone
+
+    from backend.market.models import Price
+
+    # Binance rows as the adapter writes them: USD buys of BTC and BNB (fiat quote: cash on
+    # the base leg), then ETH bought with BTC paying 0.01 BNB. Daily closes that day:
+    # ETH $3,000, BTC $60,000, BNB $500 -> the BTC leaves at $3,000 (gain 3,000 - 2,000),
+    # the fee BNB at $5 (basis 0.01 x 300 = $3), the ETH lot costs 3,000 + 5 = $3,005.
+    kw = {"asset_class": "crypto"}
+    book.tx("binance", "trade:BTCUSD:1", "trade", at(2025, 1, 2), "BTC", "0.05", "-2000", **kw)
+    book.tx("binance", "trade:BNBUSD:2", "trade", at(2025, 1, 2), "BNB", "1", "-300", **kw)
+    book.tx("binance", "trade:ETHBTC:9", "trade", at(2025, 3, 3), "ETH", "1", **kw)
+    book.tx("binance", "trade:ETHBTC:9:quote", "trade", at(2025, 3, 3), "BTC", "-0.05", **kw)
+    book.tx("binance", "trade:ETHBTC:9:fee", "fee", at(2025, 3, 3), "BNB", "-0.01", broker_type="COMMISSION", **kw)
+    day = datetime(2025, 3, 3, tzinfo=timezone.utc)
+    for symbol, close in (("ETH", 3000), ("BTC", 60000), ("BNB", 500)):
+        Price.objects.create(asset=book.asset(symbol, "crypto"), quote="USD", interval="1d", at=day,
+                             price=D(close), source="test")
+    ledger_recompute(portfolio_id=book.portfolio.pk)
+    disposals = {d.kind: d for d in Disposal.objects.filter(portfolio=book.portfolio)}
+    assert (disposals["swap"].proceeds, disposals["swap"].cost_basis, disposals["swap"].gain) == \
+        (D(3000), D(2000), D(1000))
+    assert (disposals["fee"].proceeds, disposals["fee"].cost_basis, disposals["fee"].gain) == (D(5), D(3), D(2))
+    eth = Lot.objects.get(portfolio=book.portfolio, asset=book.asset("ETH", "crypto"))
+    assert (eth.remaining, eth.cost_basis) == (D(1), D(3005))
