@@ -11,6 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from backend.core.serializers import ErrorSerializer
 from backend.sync.apis import PaginatedApi
 from backend.sync.filters import openapi_parameters
 
@@ -18,8 +19,8 @@ from . import selectors, serializers as s, services
 from .export import form_8949_csv
 from .models import Lot, LotPick
 
-NOT_FOUND = {404: s.ErrorSerializer}
-BAD = {400: s.ErrorSerializer, 404: s.ErrorSerializer}
+NOT_FOUND = {404: ErrorSerializer}
+BAD = {400: ErrorSerializer, 404: ErrorSerializer}
 
 
 class HoldingListApi(PaginatedApi):

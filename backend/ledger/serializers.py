@@ -128,7 +128,3 @@ class BasisInputSerializer(serializers.Serializer):
     acquired_at = serializers.DateTimeField(required=False, allow_null=True,
                                             help_text="When it was really acquired (sets the holding period).")
 
-
-class ErrorSerializer(serializers.Serializer):
-    message = serializers.CharField()
-    fields = serializers.DictField()

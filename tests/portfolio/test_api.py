@@ -86,8 +86,10 @@ class TestManagement:
                            "changed": {"base_currency", "wash_sales"}})]
         # The base currency changed: the value history is queued for a full rebuild.
         assert HistoryState.objects.get(portfolio=portfolio).dirty_since == date(1, 1, 1)
-        assert [(q, t, a) for q, t, a, _ in published] == [("portfolio", "portfolio.rebuild_history",
-                                                             f"({portfolio.pk},)")]
+        assert [(q, t, a) for q, t, a, _ in published if q == "portfolio"] == [
+            ("portfolio", "portfolio.rebuild_history", f"({portfolio.pk},)")]
+        # ... and the ledger recomputes (its own queue): wash sales and the base currency changed.
+        assert [(q, t) for q, t, _, _ in published if q != "portfolio"] == [("ledger", "ledger.recompute")]
 
     def test_a_portfolio_a_connection_feeds_is_not_deleted_and_the_409_names_them(self, api, user, portfolio):
         connection = ConnectionFactory(owner=user, portfolio=portfolio, label="My Kraken", broker="kraken",
@@ -198,7 +200,8 @@ class TestConnectionMove:
         # ...and both value histories queued for a rebuild from that day.
         assert dict(HistoryState.objects.values_list("portfolio_id", "dirty_since")) == {portfolio.pk: A,
                                                                                           target.pk: A}
-        assert sorted(a for _, _, a, _ in published) == sorted([f"({portfolio.pk},)", f"({target.pk},)"])
+        assert sorted(a for q, _, a, _ in published if q == "portfolio") == sorted(
+            [f"({portfolio.pk},)", f"({target.pk},)"])
 
     def test_not_while_a_sync_step_writes_its_rows(self, api, user, portfolio, redis_client, monkeypatch):
         from backend.portfolio import services
