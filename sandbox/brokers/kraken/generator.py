@@ -29,11 +29,18 @@ EVENTS = {"buy": 30, "sell": 20, "cross": 6, "eur": 3, "fiat_deposit": 5, "fiat_
 
 
 class Timeline:
-    def __init__(self, rng: random.Random, start: int, gap: int):
-        self.rng, self.t4, self.gap = rng, start, max(2, gap)
+    """Event times: random steps of about `gap`, never past `end` (when given). A generated
+    history that ran past its end could lie in the future, after records that time passes
+    later, and a cursor would then see them in the wrong order."""
+
+    def __init__(self, rng: random.Random, start: int, gap: int, end: int | None = None):
+        self.rng, self.t4, self.gap, self.end = rng, start, max(2, gap), end
 
     def next(self) -> int:
-        self.t4 += self.rng.randint(1, 2 * self.gap)
+        step = self.rng.randint(1, 2 * self.gap)
+        if self.end is not None and self.t4 + step >= self.end:
+            step = max(1, (self.end - self.t4) // 2)       # close in on the end, never reach it
+        self.t4 += step
         return self.t4
 
 
@@ -269,7 +276,7 @@ def generate(account: Account, market: Market, *, positions: int, activities: in
     builder = Builder(account, market, rng)
     builder.bulk = []
     events = max(1, int(activities / ROWS_PER_EVENT))
-    clock = Timeline(rng, (HISTORY_END - HISTORY_SPAN) * T4, HISTORY_SPAN * T4 // events)
+    clock = Timeline(rng, (HISTORY_END - HISTORY_SPAN) * T4, HISTORY_SPAN * T4 // events, end=HISTORY_END * T4)
     history = History(builder, clock, held, pool)
     builder.deposit(clock.next(), "ZUSD", (20_000 + 500 * positions) * SCALE)
     while len(account.ledger) < activities or history.pending:
