@@ -28,6 +28,7 @@ from .models import Listing, Price
 from .rates import LOOKBACK_DAYS, day_start
 from .signals import closes_changed
 from .sources import available_sources, source_class, source_keys, source_open, source_order
+from .valuation import LIVE_MAX_AGE
 
 log = logging.getLogger("brokersync.market")
 # Conversion of quotes into base currencies may need one more hop (BTC in USDT -> USDT in USD).
@@ -151,16 +152,20 @@ def _dto(listing: Listing, asset: Asset) -> SourceListing:
 def prices_refresh_latest(*, source_key: str, source: MarketDataSource | None = None,
                           now: datetime | None = None) -> RefreshResult:
     """The latest price of every held asset this source prices, ceil(n / batch) requests.
-    Equities are asked only while the NYSE is open (their price does not move otherwise)."""
+    Equities are asked only while the NYSE is open (their price does not move otherwise),
+    except one with no live price yet: held since the close, it is asked once, or it would
+    stay unpriced until the next session."""
     result = RefreshResult(source_key)
     source = source or source_open(source_key)
     if source is None:
         result.skipped = "no key"
         return result
+    now = now or djtz.now()
     plan = pricing_plan(held=_wanted(selectors.assets_held_now()), available=available_sources())
     rows = plan.by_source.get(source_key, [])
-    if not nyse_open(now or djtz.now()):
-        rows = [r for r in rows if r.asset.asset_class != Asset.AssetClass.EQUITY]
+    if not nyse_open(now):
+        live = _with_live_price([r.asset_id for r in rows if r.asset.asset_class == Asset.AssetClass.EQUITY], now)
+        rows = [r for r in rows if r.asset.asset_class != Asset.AssetClass.EQUITY or r.asset_id not in live]
     by_ref = {(r.asset.symbol, r.asset.asset_class, r.quote): r for r in rows}
     before = source.session.requests_made
     quotes = list(source.latest([_dto(r, r.asset) for r in rows]))
@@ -173,6 +178,12 @@ def prices_refresh_latest(*, source_key: str, source: MarketDataSource | None = 
     log.info("market.latest_refreshed source=%s listings=%s written=%s requests=%s", source_key, len(rows),
              len(prices), result.requests)
     return result
+
+
+def _with_live_price(asset_ids: list[int], now: datetime) -> set[int]:
+    """Those of `asset_ids` with a latest price young enough to value them (LIVE_MAX_AGE)."""
+    return set(Price.objects.filter(asset_id__in=asset_ids, interval=Price.Interval.LATEST,
+                                    at__gte=now - LIVE_MAX_AGE).values_list("asset_id", flat=True).distinct())
 
 
 def prices_prune(*, retention_days: int, now: datetime | None = None) -> int:

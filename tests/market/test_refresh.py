@@ -87,9 +87,19 @@ def test_the_latest_price_moves_when_the_sandbox_clock_advances(holdings, sandbo
 
 
 def test_equities_are_not_asked_while_the_nyse_is_closed(holdings):
-    saturday = datetime(2026, 11, 28, 15, 0, tzinfo=timezone.utc)
+    services.prices_refresh_latest(source_key="alpaca", now=OPEN)
+    saturday = OPEN + timedelta(days=4)
+    stored = Price.objects.filter(asset__symbol="AAPL").count()
     result = services.prices_refresh_latest(source_key="alpaca", now=saturday)
-    assert result.listings == 1 and not Price.objects.filter(asset__symbol="AAPL").exists()
+    assert result.listings == 1 and Price.objects.filter(asset__symbol="AAPL").count() == stored   # BTC only
+
+
+def test_an_equity_without_a_live_price_is_asked_once_while_the_nyse_is_closed(holdings):
+    saturday = datetime(2026, 11, 28, 15, 0, tzinfo=timezone.utc)
+    first = services.prices_refresh_latest(source_key="alpaca", now=saturday)
+    assert first.listings == 3 and Price.objects.filter(asset__symbol="AAPL", interval="latest").exists()
+    again = services.prices_refresh_latest(source_key="alpaca", now=saturday + timedelta(minutes=1))
+    assert again.listings == 1                                   # AAPL and MSFT have their price now: BTC only
 
 
 def test_one_refresh_per_source_at_a_time(holdings):
