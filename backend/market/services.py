@@ -264,8 +264,8 @@ def _stored_ranges(asset_ids) -> dict[tuple[int, str], tuple[date, date]]:
 def closes_refresh(*, source_key: str, source: MarketDataSource | None = None,
                    today: date | None = None) -> RefreshResult:
     """Fetch and store the missing daily closes this source owes; idempotent (a bar fetched
-    again is the same row, a corrected bar updates it). Sends closes_changed when closes
-    older than the newest stored one are added or corrected."""
+    again is the same row, a corrected bar updates it). Sends closes_changed when a listing's
+    first closes are stored, or closes older than its newest stored one are added or corrected."""
     result = RefreshResult(source_key)
     source = source or source_open(source_key)
     if source is None:
@@ -282,7 +282,8 @@ def closes_refresh(*, source_key: str, source: MarketDataSource | None = None,
 
 def closes_store(*, listing: Listing, bars, source_key: str) -> int:
     """Upsert one listing's bars as 1d prices in one transaction; returns rows added or
-    corrected. Older-than-newest changes are announced (value history rebuilds from there)."""
+    corrected. First closes and older-than-newest changes are announced (value history
+    rebuilds from there)."""
     if not bars:
         return 0
     key = {"asset_id": listing.asset_id, "quote": listing.quote, "interval": Price.Interval.DAY}
@@ -295,7 +296,9 @@ def closes_store(*, listing: Listing, bars, source_key: str) -> int:
             [Price(**key, at=day_start(b.day), price=b.close, source=source_key) for b in changed],
             update_conflicts=True, unique_fields=["asset", "quote", "interval", "at"],
             update_fields=["price", "source"], batch_size=5000)
-        older = [b.day for b in changed if newest is not None and day_start(b.day) < newest]
+        # A listing's first closes are announced too: the history already stored valued those
+        # days without them (a portfolio synced before its first close refresh).
+        older = [b.day for b in changed if newest is None or day_start(b.day) < newest]
         if older:
             since, asset_id = min(older), listing.asset_id
             transaction.on_commit(lambda: closes_changed.send(sender=Price, asset_ids=[asset_id], since=since))

@@ -127,15 +127,18 @@ def test_daily_closes_fill_kraken_s_720_day_limit_from_the_next_source(holdings,
     gap = [s for s in services.close_spans(today=today)["coinbase"] if s.listing.asset_id == eth.id]
     assert [(g.start, g.end) for g in gap] == [(start, reach - timedelta(days=1))]
 
-    services.closes_refresh(source_key="kraken", today=today)
     def stored():
         return Price.objects.filter(asset=eth, interval="1d", quote="USD")
 
-    assert stored().count() == 719 and set(stored().values_list("source", flat=True)) == {"kraken"}
     seen = []
     receiver = lambda sender, asset_ids, since, **kw: seen.append((asset_ids, since))  # noqa: E731
     closes_changed.connect(receiver)
     try:
+        services.closes_refresh(source_key="kraken", today=today)
+        assert stored().count() == 719 and set(stored().values_list("source", flat=True)) == {"kraken"}
+        # ETH's first closes: a history built before them valued those days without them.
+        assert ([eth.id], reach) in seen
+        seen.clear()
         result = services.closes_refresh(source_key="coinbase", today=today)
     finally:
         closes_changed.disconnect(receiver)
