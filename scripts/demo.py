@@ -44,6 +44,7 @@ FIDELITY_SAMPLE = ROOT / "tests" / "fixtures" / "imports" / "fidelity.csv"
 SYNC_TIMEOUT = 300
 IDLE_TIMEOUT = 300
 RETRY_TIMEOUT = 120                        # how long a 503/429 with Retry-After is waited out in all
+BOOK_QUEUES = ("portfolio", "ledger")
 
 
 class DemoFailed(Exception):
@@ -159,10 +160,16 @@ def start_services(env: dict[str, str]) -> tuple[str, str]:
     sandbox = procs.start("sandbox", procs.sandbox_cmd(sandbox_port), env, logs / "demo-sandbox.log")
     control = f"http://127.0.0.1:{sandbox_port}/control"
     procs.wait_http(control + "/health", sandbox, "sandbox")
-    worker = procs.start("worker", procs.worker_cmd(all_queue_names(), 8, "demo"), env, logs / "demo-worker.log")
+    # Value histories and ledgers are CPU work: a process of their own, so they neither wait
+    # behind the syncs nor slow them (the README's "Scaling workers").
+    books = [q for q in all_queue_names() if q in BOOK_QUEUES]
+    workers = [procs.start("worker", procs.worker_cmd([q for q in all_queue_names() if q not in books], 8, "demo"),
+                           env, logs / "demo-worker.log"),
+               procs.start("worker", procs.worker_cmd(books, 2, "demo-books"), env, logs / "demo-books-worker.log")]
     web = procs.start("web", procs.web_cmd(port), env, logs / "demo-web.log")
     procs.wait_http(f"http://127.0.0.1:{port}/healthz", web, "web")
-    procs.wait_worker(celery_app(), worker)
+    for worker in workers:
+        procs.wait_worker(celery_app(), worker)
     return control, f"http://127.0.0.1:{port}/api/v1"
 
 
@@ -293,14 +300,18 @@ def run_demo(control: str, api: Api) -> int:
     available = {b["key"] for b in api.get("/brokers/")}
     specs = [spec for spec in DEMO_ACCOUNTS if spec["broker"] in available]
     print(f"demo: connecting {len(specs)} sandbox accounts through the REST API ({', '.join(s['broker'] for s in specs)})")
-    with ThreadPoolExecutor(len(specs)) as pool:       # every broker has its own queue: syncs run side by side
-        connections = list(pool.map(lambda spec: connect(spec, control, api), specs))
-        results = list(pool.map(lambda connection: synced(connection, api), connections))
+    # One at a time, in a fixed order: an asset held at several brokers is priced by the one
+    # connected first, so the figures are the same every run. Each broker has its own queue:
+    # the syncs run side by side meanwhile.
+    connections = [connect(spec, control, api) for spec in specs]
+    with ThreadPoolExecutor(len(specs)) as pool:
+        running = pool.map(lambda connection: synced(connection, api), connections)
+        eur = next(c["portfolio"] for c in connections if c["broker"] == EUR_BROKER)
+        api.send("PATCH", f"/portfolios/{eur}/", {"base_currency": "EUR"}, 200)
+        imported = import_fidelity(api)
+        results = list(running)
     synced_at = time.monotonic()
-    eur = next(r["connection"]["portfolio"] for r in results if r["connection"]["broker"] == EUR_BROKER)
-    api.send("PATCH", f"/portfolios/{eur}/", {"base_currency": "EUR"}, 200)
-    imported = import_fidelity(api)
-    refresh_market()
+    refresh_market()                                   # everything is held now: price it
     wait_idle("the market refresh, value history and ledger rebuilds")
     year = datetime.now(timezone.utc).year
     figures = [portfolio_figures(api, p, year) for p in api.get("/portfolios/")]

@@ -28,7 +28,7 @@ from .models import Listing, Price
 from .rates import LOOKBACK_DAYS, day_start
 from .signals import closes_changed
 from .sources import available_sources, source_class, source_keys, source_open, source_order
-from .valuation import LIVE_MAX_AGE
+from .valuation import LIVE_MAX_AGE, currency_asset_ids
 
 log = logging.getLogger("brokersync.market")
 # Conversion of quotes into base currencies may need one more hop (BTC in USDT -> USDT in USD).
@@ -217,13 +217,30 @@ def close_spans(*, today: date | None = None, available: set[str] | None = None)
     first = min((d for d, _ in ever.values()), default=end)
     listings = selectors.listings_for(held)
     stored = _stored_ranges(held)
+    converts = _conversion_starts(ever, listings, first)
     spans: dict[str, list[Span]] = defaultdict(list)
     for asset_id, brokers in held.items():
-        start = ever.get(asset_id, (first, []))[0]
+        start = min(ever.get(asset_id, (first, []))[0], converts.get(asset_id, end))
         order = [k for k in source_order(brokers) if available is None or k in available]
         chain = [(k, [i for i in listings.get(asset_id, []) if i.source == k][:1]) for k in order]
         _plan_spans(spans, [(k, rows[0]) for k, rows in chain if rows], start, end, stored, today)
     return spans
+
+
+def _conversion_starts(ever: dict[int, tuple[date, list[str]]], listings: dict[int, list[Listing]],
+                       first: date) -> dict[int, date]:
+    """Currency asset id -> the first day its rate is needed: a quote (USDT, EUR) converts
+    every asset priced in it from the day that asset was first held, however late the
+    currency itself was (Binance's USDT bought in 2025 prices BTC held since 2023); a base
+    currency converts everything."""
+    needed: dict[str, date] = {code: first for code in selectors.base_currencies()}
+    for asset_id, rows in listings.items():
+        if asset_id in ever:
+            day = ever[asset_id][0]
+            for quote in {item.quote for item in rows if item.rank == 0}:
+                needed[quote] = min(day, needed.get(quote, day))
+    ids = currency_asset_ids(needed)
+    return {ids[code]: day for code, day in needed.items() if code in ids}
 
 
 def _plan_spans(spans, sources, start: date, end: date, stored, today: date) -> None:

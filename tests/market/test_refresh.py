@@ -149,6 +149,25 @@ def test_daily_closes_fill_kraken_s_720_day_limit_from_the_next_source(holdings,
 
 
 
+def test_a_quote_currency_has_closes_from_the_first_day_an_asset_priced_in_it_was_held(holdings, sandbox):
+    # SOL is priced by Binance in USDT since the Binance account bought it 400 days ago; the
+    # account got USDT itself only 100 days ago. SOL's closes convert to dollars through
+    # USDT's closes, so USDT's are needed from 400 days ago, not 100.
+    today = datetime.fromtimestamp(sandbox.clock.now(), timezone.utc).date()
+    sol_since, usdt_since = today - timedelta(days=400), today - timedelta(days=100)
+    binance = holdings["binance"]
+    services.selectors.BrokerTransaction.objects.create(
+        connection=binance, portfolio=binance.portfolio, asset=asset("SOL"), broker_id="sol-bought", type="trade",
+        occurred_at=datetime.combine(sol_since, datetime.min.time(), timezone.utc))
+    hold(binance, asset("USDT"), since=datetime.combine(usdt_since, datetime.min.time(), timezone.utc))
+    services.listings_discover()
+    spans = services.close_spans(today=today)
+    usdt = asset("USDT")
+    starts = [s.start for key in spans for s in spans[key] if s.listing.asset_id == usdt.id]
+    sol = [s.start for s in spans["binance"] if s.listing.asset_id == asset("SOL").id]
+    assert sol == [sol_since] and starts and min(starts) == sol_since
+
+
 def test_without_any_alpaca_key_its_crypto_falls_to_the_next_source_and_equities_are_unpriced(holdings):
     holdings["alpaca"].status = "revoked"
     holdings["alpaca"].save()
