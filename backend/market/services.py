@@ -115,10 +115,15 @@ def _discover_at(key: str, source: MarketDataSource, assets: dict[int, Asset]) -
     return sum(len(rows) for rows in found.values())
 
 
-def listings_discover_new() -> dict[str, int]:
+def listings_discover_new(*, ever_held: bool = False) -> dict[str, int]:
     """Discovery for held assets no source has been asked about yet (new holdings): cheap,
-    since each source reads its market list once an hour."""
-    wanted = _wanted(selectors.assets_held_now())
+    since each source reads its market list once an hour. `ever_held` (the daily closes'
+    dispatch) asks about assets held in the past too: their closes value the days they were
+    held (a stock bought and sold before the first sync)."""
+    held = selectors.assets_held_now()
+    if ever_held:
+        held = {a: brokers for a, (_, brokers) in selectors.assets_held_since().items()} | held
+    wanted = _wanted(held)
     asked = set(Listing.objects.filter(asset_id__in=list(wanted)).values_list("asset_id", flat=True))
     new = set(wanted) - asked
     return listings_discover(asset_ids=new) if new else {}

@@ -168,6 +168,21 @@ def test_a_quote_currency_has_closes_from_the_first_day_an_asset_priced_in_it_wa
     assert sol == [sol_since] and starts and min(starts) == sol_since
 
 
+def test_an_asset_sold_before_the_first_sync_is_discovered_for_its_daily_closes(holdings, sandbox):
+    # TSLA was bought and sold 30 days ago: no open position, but the history held it then.
+    today = datetime.fromtimestamp(sandbox.clock.now(), timezone.utc).date()
+    alpaca, tsla = holdings["alpaca"], asset("TSLA", "equity")
+    services.selectors.BrokerTransaction.objects.create(
+        connection=alpaca, portfolio=alpaca.portfolio, asset=tsla, broker_id="tsla-bought", type="trade",
+        occurred_at=datetime.combine(today - timedelta(days=30), datetime.min.time(), timezone.utc))
+    services.listings_discover_new()                                # the minute's dispatch: held now only
+    assert not Listing.objects.filter(asset=tsla).exists()
+    services.listings_discover_new(ever_held=True)                  # the daily closes' dispatch
+    assert Listing.objects.filter(asset=tsla, source="alpaca", active=True).exists()
+    assert [s.start for s in services.close_spans(today=today)["alpaca"] if s.listing.asset_id == tsla.id] == \
+        [today - timedelta(days=30)]
+
+
 def test_without_any_alpaca_key_its_crypto_falls_to_the_next_source_and_equities_are_unpriced(holdings):
     holdings["alpaca"].status = "revoked"
     holdings["alpaca"].save()
