@@ -204,17 +204,31 @@ def wait_idle(what: str, timeout: float = IDLE_TIMEOUT) -> None:
 
 
 # -- the demo's steps ------------------------------------------------------------------------------
-def connect(spec: dict, control: str, api: Api) -> dict:
+def connect(spec: dict, control: str, api: Api, *, inject_break: bool = False) -> dict:
     """Create a sandbox account and connect it through the REST API (which queues its first sync)."""
     status, account, _ = http("POST", control + "/accounts", spec)
     if status != 201:
         raise DemoFailed(f"the sandbox refused to create a {spec['broker']} account: {account}")
+    if inject_break:
+        round_a_holding(control, account["account_id"])
     body = {"broker": spec["broker"], "environment": spec["environment"],
             "label": f"demo {spec['broker']} {spec['environment']}", **account["credentials"]}
     try:
         return api.send("POST", "/connections/", body, 201)
     except DemoFailed as exc:
         raise DemoFailed(f"connecting {spec['broker']}: {exc}") from None
+
+
+def round_a_holding(control: str, account_id: str) -> None:
+    """--inject-break: the broker reports one fractional holding rounded to 2 places, so its
+    history no longer adds up to it: the demo must find the break and fail."""
+    _, truth, _ = http("GET", f"{control}/accounts/{account_id}/truth")
+    symbol = next(p["symbol"] for p in truth["positions"] if "." in p["quantity"].rstrip("0").rstrip("."))
+    status, fault, _ = http("POST", f"{control}/accounts/{account_id}/faults",
+                            {"kind": "round", "symbol": symbol, "decimals": 2})
+    if status != 201:
+        raise DemoFailed(f"the sandbox refused the rounding fault: {fault}")
+    print(f"demo: --inject-break: the sandbox reports {symbol} rounded to 2 places")
 
 
 def wait_for_run(api: Api, connection_id: int) -> dict:
@@ -265,7 +279,17 @@ def portfolio_figures(api: Api, portfolio: dict, year: int) -> dict:
             "holdings": api.all_pages(base + "/holdings/"),
             "disposals": api.all_pages(f"{base}/disposals/?year={year}"),
             "income": api.get(f"{base}/income/?period=year&year={year}"),
-            "breaks": api.all_pages(base + "/breaks/?status=open")}
+            "breaks": api.all_pages(base + "/breaks/?status=open"),
+            "history_unpriced": history_unpriced(api.all_pages(base + "/history/"))}
+
+
+def history_unpriced(points: list[dict]) -> dict[str, int]:
+    """What the value history could not price, and on how many days."""
+    days: dict[str, int] = {}
+    for point in points:
+        for what in point["unpriced"]:
+            days[what] = days.get(what, 0) + 1
+    return days
 
 
 def listed_symbols() -> set[str]:
@@ -295,7 +319,7 @@ def problems(results: list[dict], imported: dict, figures: list[dict], listed: s
     return found
 
 
-def run_demo(control: str, api: Api) -> int:
+def run_demo(control: str, api: Api, *, inject_break: bool = False) -> int:
     started = time.monotonic()
     available = {b["key"] for b in api.get("/brokers/")}
     specs = [spec for spec in DEMO_ACCOUNTS if spec["broker"] in available]
@@ -303,7 +327,7 @@ def run_demo(control: str, api: Api) -> int:
     # One at a time, in a fixed order: an asset held at several brokers is priced by the one
     # connected first, so the figures are the same every run. Each broker has its own queue:
     # the syncs run side by side meanwhile.
-    connections = [connect(spec, control, api) for spec in specs]
+    connections = [connect(spec, control, api, inject_break=inject_break and i == 0) for i, spec in enumerate(specs)]
     with ThreadPoolExecutor(len(specs)) as pool:
         running = pool.map(lambda connection: synced(connection, api), connections)
         eur = next(c["portfolio"] for c in connections if c["broker"] == EUR_BROKER)
@@ -341,7 +365,7 @@ def main() -> int:
     try:
         token = prepare_database()
         control, base = start_services(env)
-        return run_demo(control, Api(base, token))
+        return run_demo(control, Api(base, token), inject_break="--inject-break" in sys.argv[1:])
     except DemoFailed as exc:
         print(f"demo FAILED: {exc}", file=sys.stderr)
         return 1

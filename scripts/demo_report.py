@@ -47,7 +47,7 @@ def portfolio(figures: dict, year: int) -> None:
     ccy = value["currency"]
     print(f"\n== portfolio {p['id']} {p['name']!r} ({ccy})")
     _value(value)
-    _returns(returns)
+    _returns(returns, figures["history_unpriced"])
     _ledger(figures["holdings"], figures["disposals"], figures["income"], ccy, year)
     breaks = figures["breaks"]
     print(f"   open reconcile breaks: {len(breaks) or 'none'}")
@@ -69,12 +69,15 @@ def _value(value: dict) -> None:
         print(f"     unpriced: {u['asset']['symbol']} {u['quantity']} ({u['reason']})")
 
 
-def _returns(returns: dict) -> None:
+def _returns(returns: dict, unpriced: dict[str, int]) -> None:
     xirr = returns["xirr"]
     print(f"   since inception ({returns['start']} .. {returns['end']}): TWR {percent(returns['twr'])}, "
           f"XIRR {percent(xirr['rate']) if xirr['rate'] is not None else xirr['status']}, "
-          f"gain {money(returns['gain'])}, net flows {money(returns['flows'])}"
-          + (f"; {returns['unpriced_days']} day(s) with an unpriced holding" if returns.get("unpriced_days") else ""))
+          f"gain {money(returns['gain'])}, net flows {money(returns['flows'])}")
+    if returns.get("unpriced_days"):
+        worst = sorted(unpriced.items(), key=lambda item: (-item[1], item[0]))
+        print(f"   {returns['unpriced_days']} day(s) of the history with an unpriced holding: "
+              + ", ".join(f"{what} ({days} d)" for what, days in worst[:6]) + (" ..." if len(worst) > 6 else ""))
 
 
 def _ledger(holdings: list[dict], disposals: list[dict], income: list[dict], ccy: str, year: int) -> None:
