@@ -300,9 +300,8 @@ def listed_symbols() -> set[str]:
 
 
 def problems(results: list[dict], imported: dict, figures: list[dict], listed: set[str]) -> list[str]:
-    found = [f"{r['connection']['broker']} sync {r['run']['id']} {r['run']['state']}"
-             + (f" at {r['run']['failed_step']}: {r['run']['error_message']}" if r["run"]["state"] != "succeeded" else "")
-             for r in results if r["run"]["state"] != "succeeded"]
+    found = [f"{r['connection']['broker']} sync {r['run']['id']} {r['run']['state']} at {r['run']['failed_step']}: "
+             f"{r['run']['error_message']}" for r in results if r["run"]["state"] != "succeeded"]
     if imported["status"] != "succeeded":
         found.append(f"the Fidelity import {imported['status']}: {imported.get('errors')}")
     for f in figures:
@@ -327,7 +326,8 @@ def run_demo(control: str, api: Api, *, inject_break: bool = False) -> int:
     # One at a time, in a fixed order: an asset held at several brokers is priced by the one
     # connected first, so the figures are the same every run. Each broker has its own queue:
     # the syncs run side by side meanwhile.
-    connections = [connect(spec, control, api, inject_break=inject_break and i == 0) for i, spec in enumerate(specs)]
+    connections = [connect(spec, control, api, inject_break=inject_break and i == 0)
+                   for i, spec in enumerate(specs)]
     with ThreadPoolExecutor(len(specs)) as pool:
         running = pool.map(lambda connection: synced(connection, api), connections)
         eur = next(c["portfolio"] for c in connections if c["broker"] == EUR_BROKER)

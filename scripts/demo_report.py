@@ -31,8 +31,8 @@ def syncs(results: list[dict], seconds: float) -> None:
         took = (datetime.fromisoformat(run["finished_at"].replace("Z", "+00:00"))
                 - datetime.fromisoformat(run["queued_at"].replace("Z", "+00:00"))).total_seconds()
         failure = "" if run["state"] == "succeeded" else f" at {run['failed_step']}: {run['error_message']}"
-        print(f"   {connection['broker']:8s} {connection['environment']:5s} account {connection['broker_account_id']:>14s}"
-              f"  run {run['id']}: {run['state']} in {took:5.1f}s{failure}; {r['positions']} open positions, "
+        print(f"   {connection['broker']:8s} {connection['environment']:5s} "
+              f"account {connection['broker_account_id']:>14s}  run {run['id']}: {run['state']} in {took:5.1f}s{failure}; {r['positions']} open positions, "
               f"{r['transactions']} transactions, {r['orders']} orders")
 
 
