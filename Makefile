@@ -15,7 +15,8 @@ $(STAMP): requirements.txt
 
 install: $(STAMP)
 
-## make demo: sandbox + web + worker, connect a sandbox account per broker over the REST API, sync, print, exit
+## make demo: sandbox + web + workers, connect a sandbox account per broker over the REST API, sync, price,
+## print each portfolio (value, returns, P&L, breaks), exit 1 if anything failed, is unpriced or is open
 demo: $(STAMP)
 	$(PY) scripts/demo.py
 

@@ -1,8 +1,14 @@
 """`make demo`: the whole service end to end against the sandbox, then exit.
 
-Starts the sandbox, the web API and a real Celery worker; creates a demo user; connects
-one sandbox account per broker through the REST API (which checks the keys and queues
-the first sync); waits for each sync; prints what was synced; stops what it started."""
+Starts the sandbox, the web API and a real Celery worker; creates a demo user; connects one
+sandbox account per broker through the REST API (which checks the keys and queues the first
+sync; a 503 with Retry-After is waited out and asked again, as any client should); imports
+a Fidelity CSV export into a portfolio of its own; moves the Kraken portfolio to EUR; runs
+the market refresh (latest prices and daily closes) through the worker; waits until the
+worker is idle (value histories and ledgers rebuilt); then prints what a portfolio tracker
+shows (scripts/demo_report.py) and checks it. Exits 1, saying why, when a sync or the import
+failed, a holding a market-data source lists has no price, or a reconcile break is open.
+Stops everything it started and flushes only its own Redis database."""
 from __future__ import annotations
 
 import json
@@ -11,12 +17,14 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from decimal import Decimal
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from scripts import demo_report as report  # noqa: E402
 from scripts import procs  # noqa: E402
 from scripts.services import check  # noqa: E402
 from sandbox.endpoints import free_port_block, port_free  # noqa: E402
@@ -31,26 +39,75 @@ DEMO_ACCOUNTS = [
     # IBKR's Flex Web Service: statements of up to 365 days, 10 requests a minute per token.
     {"broker": "ibkr", "environment": "live", "seed": 7, "positions": 6, "activities": 200},
 ]
-SYNC_TIMEOUT = 600
+EUR_BROKER = "kraken"                      # the portfolio shown in a base currency other than USD
+FIDELITY_SAMPLE = ROOT / "tests" / "fixtures" / "imports" / "fidelity.csv"
+SYNC_TIMEOUT = 300
+IDLE_TIMEOUT = 300
+RETRY_TIMEOUT = 120                        # how long a 503/429 with Retry-After is waited out in all
+BOOK_QUEUES = ("portfolio", "ledger")
 
 
-def http(method: str, url: str, body: dict | None = None, token: str | None = None) -> tuple[int, dict]:
-    data = json.dumps(body).encode() if body is not None else None
-    headers = {"Content-Type": "application/json"}
-    if token:
-        headers["Authorization"] = f"Token {token}"
-    request = urllib.request.Request(url, data=data, method=method, headers=headers)
+class DemoFailed(Exception):
+    """A step the demo cannot go on without failed; the message says which and why."""
+
+
+# -- HTTP ------------------------------------------------------------------------------------------
+def http(method: str, url: str, body: dict | None = None, token: str | None = None, *,
+         raw: bytes | None = None, content_type: str = "application/json") -> tuple[int, dict, dict]:
+    """(status, JSON body, headers). A 503 or 429 with Retry-After is waited out and asked
+    again (the IBKR key check answers so while its statement is generated)."""
+    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+    headers = {"Content-Type": content_type, **({"Authorization": f"Token {token}"} if token else {})}
+    deadline = time.monotonic() + RETRY_TIMEOUT
+    while True:
+        status, answer, got = _once(urllib.request.Request(url, data=data, method=method, headers=headers))
+        wait = got.get("Retry-After")
+        if status not in (429, 503) or not wait or not wait.isdigit() or time.monotonic() + int(wait) > deadline:
+            return status, answer, got
+        print(f"   {method} {url.split('/api/v1')[-1]}: {status}, Retry-After {wait}s: waiting, then asking again")
+        time.sleep(int(wait))
+
+
+def _once(request: urllib.request.Request) -> tuple[int, dict, dict]:
     try:
         with urllib.request.urlopen(request, timeout=60) as response:
-            return response.status, json.loads(response.read() or b"{}")
+            return response.status, json.loads(response.read() or b"{}"), dict(response.headers)
     except urllib.error.HTTPError as exc:
         body = exc.read()
         try:
-            return exc.code, json.loads(body or b"{}")
+            return exc.code, json.loads(body or b"{}"), dict(exc.headers)
         except ValueError:
-            return exc.code, {"message": body[:300].decode(errors="replace")}
+            return exc.code, {"message": body[:300].decode(errors="replace")}, dict(exc.headers)
 
 
+class Api:
+    def __init__(self, base: str, token: str):
+        self.base, self.token = base, token
+
+    def get(self, path: str) -> dict | list:
+        status, body, _ = http("GET", self.base + path, token=self.token)
+        if status != 200:
+            raise DemoFailed(f"GET {path} answered {status}: {body}")
+        return body
+
+    def send(self, method: str, path: str, body: dict, expect: int) -> dict:
+        status, answer, _ = http(method, self.base + path, body, self.token)
+        if status != expect:
+            raise DemoFailed(f"{method} {path} answered {status}: {answer}")
+        return answer
+
+    def all_pages(self, path: str) -> list[dict]:
+        rows, url = [], self.base + path + ("&" if "?" in path else "?") + "page_size=500"
+        while url:
+            status, page, _ = http("GET", url, token=self.token)
+            if status != 200:
+                raise DemoFailed(f"GET {url} answered {status}: {page}")
+            rows += page.get("results", [])
+            url = page.get("next")
+        return rows
+
+
+# -- processes -------------------------------------------------------------------------------------
 def setup_env() -> dict[str, str]:
     var = ROOT / "var"
     var.mkdir(exist_ok=True)
@@ -60,8 +117,16 @@ def setup_env() -> dict[str, str]:
            "DATABASE_URL": os.environ.get("DEMO_DATABASE_URL", f"sqlite:///{db}"),
            "REDIS_URL": os.environ.get("DEMO_REDIS_URL", "redis://127.0.0.1:6379/14"),
            "BROKER_SANDBOX": f"127.0.0.1:{free_port_block()}", "PYTHONUNBUFFERED": "1"}
+    env.pop("CACHE_URL", None)                     # the cache lives in the demo's Redis database too
     os.environ.update(env)
     return env
+
+
+def flush_redis(url: str) -> None:
+    """Only the demo's own database: queues, locks, limiter windows and cache of this run."""
+    import redis
+
+    redis.Redis.from_url(url).flushdb()
 
 
 def prepare_database() -> str:
@@ -80,279 +145,233 @@ def prepare_database() -> str:
     return token
 
 
+def web_port() -> int:
+    if os.environ.get("DEMO_WEB_PORT"):
+        return int(os.environ["DEMO_WEB_PORT"])
+    return next(p for p in range(8001, 8100) if port_free("127.0.0.1", p))
+
+
 def start_services(env: dict[str, str]) -> tuple[str, str]:
-    from workers.celery_app import app
     from workers.routing import all_queue_names
 
     sandbox_port = int(env["BROKER_SANDBOX"].rpartition(":")[2])
-    web_port = next(p for p in range(8000, 8100) if port_free("127.0.0.1", p))
+    port = web_port()
     logs = ROOT / "var"
     sandbox = procs.start("sandbox", procs.sandbox_cmd(sandbox_port), env, logs / "demo-sandbox.log")
     control = f"http://127.0.0.1:{sandbox_port}/control"
     procs.wait_http(control + "/health", sandbox, "sandbox")
-    app.control.purge()                            # nothing left over from an earlier demo
-    worker = procs.start("worker", procs.worker_cmd(all_queue_names(), 4, "demo"), env, logs / "demo-worker.log")
-    web = procs.start("web", procs.web_cmd(web_port), env, logs / "demo-web.log")
-    api = f"http://127.0.0.1:{web_port}/api/v1"
-    procs.wait_http(f"http://127.0.0.1:{web_port}/healthz", web, "web")
-    procs.wait_worker(app, worker)
-    return control, api
+    # Value histories and ledgers are CPU work: a process of their own, so they neither wait
+    # behind the syncs nor slow them (the README's "Scaling workers").
+    books = [q for q in all_queue_names() if q in BOOK_QUEUES]
+    workers = [procs.start("worker", procs.worker_cmd([q for q in all_queue_names() if q not in books], 8, "demo"),
+                           env, logs / "demo-worker.log"),
+               procs.start("worker", procs.worker_cmd(books, 2, "demo-books"), env, logs / "demo-books-worker.log")]
+    web = procs.start("web", procs.web_cmd(port), env, logs / "demo-web.log")
+    procs.wait_http(f"http://127.0.0.1:{port}/healthz", web, "web")
+    for worker in workers:
+        procs.wait_worker(celery_app(), worker)
+    return control, f"http://127.0.0.1:{port}/api/v1"
 
 
-def connect(spec: dict, control: str, api: str, token: str) -> dict:
+def celery_app():
+    from workers.celery_app import app
+
+    return app
+
+
+def wait_idle(what: str, timeout: float = IDLE_TIMEOUT) -> None:
+    """Until every queue is empty and the worker holds no task (running, prefetched or
+    waiting for its countdown), twice in a row: syncs queue history and ledger rebuilds,
+    which queue nothing further."""
+    import redis
+
+    from workers.routing import all_queue_names
+
+    app, queues = celery_app(), all_queue_names()
+    client = redis.Redis.from_url(os.environ["REDIS_URL"])
+    deadline, quiet = time.monotonic() + timeout, 0
+    while time.monotonic() < deadline:
+        queued = sum(client.llen(key) for q in queues for key in client.scan_iter(match=f"{q}*", count=1000)
+                     if client.type(key) == b"list")
+        inspect = app.control.inspect(timeout=1.0)
+        held = sum(len(tasks) for reply in (inspect.active(), inspect.reserved(), inspect.scheduled())
+                   for tasks in (reply or {}).values())
+        quiet = quiet + 1 if queued == 0 and held == 0 else 0
+        if quiet >= 2:
+            return
+        time.sleep(0.5)
+    raise DemoFailed(f"the worker was still busy {timeout:.0f}s after {what}")
+
+
+# -- the demo's steps ------------------------------------------------------------------------------
+def connect(spec: dict, control: str, api: Api, *, inject_break: bool = False) -> dict:
     """Create a sandbox account and connect it through the REST API (which queues its first sync)."""
-    status, account = http("POST", control + "/accounts", spec)
+    status, account, _ = http("POST", control + "/accounts", spec)
     if status != 201:
-        raise SystemExit(f"sandbox refused to create a {spec['broker']} account: {account}")
+        raise DemoFailed(f"the sandbox refused to create a {spec['broker']} account: {account}")
+    if inject_break:
+        round_a_holding(control, account["account_id"])
     body = {"broker": spec["broker"], "environment": spec["environment"],
             "label": f"demo {spec['broker']} {spec['environment']}", **account["credentials"]}
-    status, connection = http("POST", api + "/connections/", body, token)
+    try:
+        return api.send("POST", "/connections/", body, 201)
+    except DemoFailed as exc:
+        raise DemoFailed(f"connecting {spec['broker']}: {exc}") from None
+
+
+def round_a_holding(control: str, account_id: str) -> None:
+    """--inject-break: the broker reports one fractional holding rounded to 2 places, so its
+    history no longer adds up to it: the demo must find the break and fail."""
+    _, truth, _ = http("GET", f"{control}/accounts/{account_id}/truth")
+    symbol = next(p["symbol"] for p in truth["positions"] if "." in p["quantity"].rstrip("0").rstrip("."))
+    status, fault, _ = http("POST", f"{control}/accounts/{account_id}/faults",
+                            {"kind": "round", "symbol": symbol, "decimals": 2})
     if status != 201:
-        raise SystemExit(f"connecting {spec['broker']} failed ({status}): {connection}")
-    return {"spec": spec, "connection": connection}
+        raise DemoFailed(f"the sandbox refused the rounding fault: {fault}")
+    print(f"demo: --inject-break: the sandbox reports {symbol} rounded to 2 places")
 
 
-def collect(pending: dict, api: str, token: str) -> dict:
-    connection = pending["connection"]
-    run = wait_for_run(api, connection["id"], token)
-    return {"spec": pending["spec"], "connection": connection, "run": run,
-            "seconds": run_seconds(run),
-            "positions": fetch_all(api, f"/connections/{connection['id']}/positions/?is_open=true", token),
-            "transactions": count(api, f"/connections/{connection['id']}/transactions/", token),
-            "orders": count(api, f"/connections/{connection['id']}/orders/", token)}
-
-
-def wait_for_run(api: str, connection_id: int, token: str) -> dict:
+def wait_for_run(api: Api, connection_id: int) -> dict:
     deadline = time.monotonic() + SYNC_TIMEOUT
     while time.monotonic() < deadline:
-        _, runs = http("GET", f"{api}/connections/{connection_id}/sync-runs/", token=token)
-        results = runs.get("results", [])
-        if results and results[0]["state"] in ("succeeded", "failed"):
-            return results[0]
+        runs = api.get(f"/connections/{connection_id}/sync-runs/").get("results", [])
+        if runs and runs[0]["state"] in ("succeeded", "failed"):
+            return runs[0]
         time.sleep(0.5)
-    raise SystemExit(f"connection {connection_id}: sync did not finish in {SYNC_TIMEOUT}s")
+    raise DemoFailed(f"connection {connection_id}: its sync did not finish in {SYNC_TIMEOUT}s")
 
 
-def run_seconds(run: dict) -> float:
-    from datetime import datetime
-
-    started, finished = (datetime.fromisoformat(run[k].replace("Z", "+00:00")) for k in ("queued_at", "finished_at"))
-    return (finished - started).total_seconds()
-
-
-def count(api: str, path: str, token: str) -> int:
-    _, page = http("GET", api + path, token=token)
-    return int(page.get("count", 0))
+def synced(connection: dict, api: Api) -> dict:
+    run = wait_for_run(api, connection["id"])
+    base = f"/connections/{connection['id']}"
+    return {"connection": connection, "run": run,
+            "positions": len(api.all_pages(f"{base}/positions/?is_open=true")),
+            "transactions": api.get(f"{base}/transactions/").get("count", 0),
+            "orders": api.get(f"{base}/orders/").get("count", 0)}
 
 
-def fetch_all(api: str, path: str, token: str) -> list[dict]:
-    rows, url = [], api + path + "&page_size=500"
-    while url:
-        _, page = http("GET", url, token=token)
-        rows += page.get("results", [])
-        url = page.get("next")
-    return rows
-
-
-def report(result: dict) -> bool:
-    spec, run, conn = result["spec"], result["run"], result["connection"]
-    value = sum((Decimal(p["market_value"]) for p in result["positions"] if p.get("market_value")), Decimal(0))
-    ok = run["state"] == "succeeded"
-    print(f"\n== {spec['broker']} ({spec['environment']}) connection {conn['id']} account {conn['broker_account_id']}")
-    print(f"   sync run {run['id']}: {run['state']} in {result['seconds']:.1f}s"
-          + ("" if ok else f" -- failed at {run['failed_step']}: {run['error_message']}"))
-    for step, info in (run.get("steps") or {}).items():
-        if step.startswith("_"):
-            continue
-        figures = ", ".join(f"{k}={info[k]}" for k in ("fetched", "created", "updated", "closed", "skipped",
-                                                         "requests", "duration_ms") if k in info)
-        print(f"   {step:13s} {figures}")
-    print(f"   stored: {len(result['positions'])} open positions, {result['transactions']} transactions, "
-          f"{result['orders']} orders; position value {value:,.2f}")
-    print(f"   reconcile differences: {len(run.get('reconcile_differences') or [])}")
-    return ok
-
-
-FIDELITY_SAMPLE = ROOT / "tests" / "fixtures" / "imports" / "fidelity.csv"
-
-
-def import_fidelity(portfolio_id: int, api: str, token: str) -> dict:
-    """Upload the Fidelity sample export into the portfolio of a synced sandbox account, then
-    read back its import account like any connection."""
+def import_fidelity(api: Api) -> dict:
+    """The Fidelity sample export, uploaded into a portfolio of its own."""
+    portfolio = api.send("POST", "/portfolios/", {"name": "Fidelity (CSV import)"}, 201)
     boundary = "brokersync-demo-boundary"
     head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"format\"\r\n\r\nfidelity\r\n"
             f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{FIDELITY_SAMPLE.name}\"\r\n"
             "Content-Type: text/csv\r\n\r\n")
     body = head.encode() + FIDELITY_SAMPLE.read_bytes() + f"\r\n--{boundary}--\r\n".encode()
-    request = urllib.request.Request(f"{api}/portfolios/{portfolio_id}/imports/", data=body, method="POST", headers={
-        "Authorization": f"Token {token}", "Content-Type": f"multipart/form-data; boundary={boundary}"})
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            record = json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        raise SystemExit(f"importing the Fidelity sample failed ({exc.code}): {exc.read()[:300]!r}") from None
-    connection_id = record["connection"]
-    return {"import": record, "positions": fetch_all(api, f"/connections/{connection_id}/positions/?is_open=true",
-                                                     token),
-            "transactions": count(api, f"/connections/{connection_id}/transactions/", token)}
+    status, record, _ = http("POST", f"{api.base}/portfolios/{portfolio['id']}/imports/", token=api.token, raw=body,
+                             content_type=f"multipart/form-data; boundary={boundary}")
+    if status != 201:
+        raise DemoFailed(f"importing the Fidelity sample answered {status}: {record}")
+    return record
 
 
-def report_import(result: dict) -> bool:
-    record = result["import"]
-    ok = record["status"] == "succeeded"
-    held = ", ".join(f"{p['broker_symbol']} {p['quantity']}" for p in result["positions"])
-    print(f"\n== CSV import ({record['format']}) connection {record['connection']} into portfolio {record['portfolio']}")
-    print(f"   import {record['id']}: {record['status']}; rows read={record['rows_read']}, "
-          f"imported={record['rows_imported']}, duplicates={record['rows_duplicate']}, errors={record['rows_error']}")
-    print(f"   stored: {result['transactions']} transactions; holdings from history: {held}")
-    return ok
+def refresh_market() -> None:
+    """What beat does every minute (latest prices) and every day (daily closes), sent to the
+    worker now: one refresh per source, on that broker's queue."""
+    app = celery_app()
+    app.send_task("market.dispatch_latest")
+    app.send_task("market.dispatch_closes")
 
 
-HISTORY_TIMEOUT = 120
-TOP_HOLDINGS = 5
+def portfolio_figures(api: Api, portfolio: dict, year: int) -> dict:
+    base = f"/portfolios/{portfolio['id']}"
+    return {"portfolio": portfolio, "value": api.get(base + "/value/"), "returns": api.get(base + "/returns/"),
+            "holdings": api.all_pages(base + "/holdings/"),
+            "disposals": api.all_pages(f"{base}/disposals/?year={year}"),
+            "income": api.get(f"{base}/income/?period=year&year={year}"),
+            "breaks": api.all_pages(base + "/breaks/?status=open"),
+            "history_unpriced": history_unpriced(api.all_pages(base + "/history/"))}
 
 
-def report_values(api: str, token: str) -> bool:
-    """For every portfolio: its live value in its base currency, cash, the top holdings with
-    price and price age, and TWR / XIRR since inception (once its value history is built:
-    each sync asks for it on the portfolio queue). Until prices are refreshed, holdings are
-    listed as unpriced and left out of the totals."""
-    _, portfolios = http("GET", api + "/portfolios/", token=token)
-    ok = True
-    for portfolio in portfolios:
-        pid, name = portfolio["id"], portfolio["name"]
-        status, value = http("GET", f"{api}/portfolios/{pid}/value/", token=token)
-        returns = wait_for_history(api, pid, token)
-        if status != 200 or returns is None:
-            print(f"\n== portfolio {pid} {name}: value {status}, history not built in {HISTORY_TIMEOUT}s")
-            ok = False
-            continue
-        ccy = value["currency"]
-        print(f"\n== portfolio {pid} {name!r} in {ccy}: value {Decimal(value['total']):,.2f}, "
-              f"cash {Decimal(value['cash']):,.2f}"
-              + (f" (excludes {value['excludes_unpriced']} unpriced holding(s))" if value["excludes_unpriced"] else ""))
-        for h in value["holdings"][:TOP_HOLDINGS]:
-            age = price_age(h["price_at"])
-            print(f"   {h['asset']['symbol']:10s} {h['quantity']:>14s} x {h['price']} {h['quote']} ({h['source']}, "
-                  f"{age} old) = {Decimal(h['value']):,.2f} {ccy}")
-        if value["unpriced"]:
-            symbols = ", ".join(u["asset"]["symbol"] for u in value["unpriced"][:8])
-            print(f"   unpriced: {symbols}{' ...' if len(value['unpriced']) > 8 else ''}")
-        print(f"   since inception ({returns['start']} .. {returns['end']}): TWR {percent(returns['twr'])}, "
-              f"XIRR {percent(returns['xirr']['rate']) if returns['xirr']['rate'] else returns['xirr']['status']}, "
-              f"gain {Decimal(returns['gain']):,.2f}, flows {Decimal(returns['flows']):,.2f}"
-              + (f"; {returns['unpriced_days']} day(s) with unpriced holdings" if returns["unpriced_days"] else ""))
-    return ok
+def history_unpriced(points: list[dict]) -> dict[str, int]:
+    """What the value history could not price, and on how many days."""
+    days: dict[str, int] = {}
+    for point in points:
+        for what in point["unpriced"]:
+            days[what] = days.get(what, 0) + 1
+    return days
 
 
-def wait_for_history(api: str, portfolio_id: int, token: str) -> dict | None:
-    deadline = time.monotonic() + HISTORY_TIMEOUT
-    while time.monotonic() < deadline:
-        status, returns = http("GET", f"{api}/portfolios/{portfolio_id}/returns/", token=token)
-        if status == 200 and returns["history"]["through"] and not returns["history"]["rebuilding"]:
-            return returns
-        time.sleep(0.5)
-    return None
+def listed_symbols() -> set[str]:
+    """Symbols some market-data source lists: a holding of one of these must be priced."""
+    from backend.market.models import Listing
+
+    return set(Listing.objects.filter(active=True).values_list("asset__symbol", flat=True))
 
 
-def price_age(at: str) -> str:
-    from datetime import datetime, timezone
+def problems(results: list[dict], imported: dict, figures: list[dict], listed: set[str]) -> list[str]:
+    found = [f"{r['connection']['broker']} sync {r['run']['id']} {r['run']['state']} at {r['run']['failed_step']}: "
+             f"{r['run']['error_message']}" for r in results if r["run"]["state"] != "succeeded"]
+    if imported["status"] != "succeeded":
+        found.append(f"the Fidelity import {imported['status']}: {imported.get('errors')}")
+    for f in figures:
+        name = f["portfolio"]["name"]
+        for u in f["value"]["unpriced"]:
+            if u["asset"]["symbol"] in listed:
+                found.append(f"{name}: {u['asset']['symbol']} is listed by a market-data source but unpriced "
+                             f"({u['reason']})")
+        for b in f["breaks"]:
+            found.append(f"{name}: open {b['type']} break on {b['symbol']} (connection {b['connection']}): "
+                         f"broker {b['broker_quantity']}, history {b['ledger_quantity']}")
+        if f["returns"]["history"]["rebuilding"] or not f["returns"]["history"]["through"]:
+            found.append(f"{name}: its value history is not built")
+    return found
 
-    seconds = (datetime.now(timezone.utc) - datetime.fromisoformat(at.replace("Z", "+00:00"))).total_seconds()
-    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.0f} min"
 
-
-def percent(value: str | None) -> str:
-    return "n/a" if value is None else f"{Decimal(value) * 100:.2f}%"
-def report_breaks(api: str, token: str) -> int:
-    """Each portfolio's open reconcile breaks (none for the demo accounts: their histories add
-    up to what the sandbox reports). Returns how many there are."""
-    _, portfolios = http("GET", api + "/portfolios/", token=token)
-    rows = portfolios if isinstance(portfolios, list) else portfolios.get("results", [])
-    total = 0
-    print("\n== open reconcile breaks")
-    for portfolio in rows:
-        _, page = http("GET", f"{api}/portfolios/{portfolio['id']}/breaks/?status=open&page_size=500", token=token)
-        breaks = page.get("results", [])
-        total += len(breaks)
-        print(f"   {portfolio['name']}: {len(breaks) or 'none'}")
-        for b in breaks:
-            print(f"     {b['type']:20s} {b['symbol']:8s} broker {b['broker_quantity']} history {b['ledger_quantity']} "
-                  f"(connection {b['connection']}): {b['resolution']}")
-    return total
-def ledger_report(api: str, token: str) -> None:
-    """Per portfolio: holdings with cost basis and unrealized P&L, realized P&L and income this
-    year. The ledger recomputes on its own queue after each sync: wait until it settles."""
-    from datetime import datetime, timezone
-
+def run_demo(control: str, api: Api, *, inject_break: bool = False) -> int:
+    started = time.monotonic()
+    available = {b["key"] for b in api.get("/brokers/")}
+    specs = [spec for spec in DEMO_ACCOUNTS if spec["broker"] in available]
+    print(f"demo: connecting {len(specs)} sandbox accounts through the REST API ({', '.join(s['broker'] for s in specs)})")
+    # One at a time, in a fixed order: an asset held at several brokers is priced by the one
+    # connected first, so the figures are the same every run. Each broker has its own queue:
+    # the syncs run side by side meanwhile.
+    connections = [connect(spec, control, api, inject_break=inject_break and i == 0)
+                   for i, spec in enumerate(specs)]
+    with ThreadPoolExecutor(len(specs)) as pool:
+        running = pool.map(lambda connection: synced(connection, api), connections)
+        eur = next(c["portfolio"] for c in connections if c["broker"] == EUR_BROKER)
+        api.send("PATCH", f"/portfolios/{eur}/", {"base_currency": "EUR"}, 200)
+        imported = import_fidelity(api)
+        results = list(running)
+    synced_at = time.monotonic()
+    refresh_market()                                   # everything is held now: price it
+    wait_idle("the market refresh, value history and ledger rebuilds")
     year = datetime.now(timezone.utc).year
-    _, portfolios = http("GET", api + "/portfolios/", token=token)
-    for portfolio in portfolios if isinstance(portfolios, list) else portfolios.get("results", []):
-        base = f"/portfolios/{portfolio['id']}"
-        holdings = _settled(lambda: fetch_all(api, base + "/holdings/?page=1", token))
-        disposals = fetch_all(api, f"{base}/disposals/?year={year}", token)
-        _, income = http("GET", f"{api}{base}/income/?period=year&year={year}", token=token)
-        print(f"\n== portfolio {portfolio['name']} ({portfolio['base_currency']}): {len(holdings)} holdings")
-        money = lambda v, none="unpriced": none if v is None else f"{Decimal(v):,.2f}"
-        ranked = sorted(holdings, key=lambda h: Decimal(h["market_value"] or 0), reverse=True)
-        for h in ranked[:10]:
-            basis = money(h["cost_basis"], "unknown")
-            print(f"   {h['asset']:<8} qty {Decimal(h['quantity']):>16,.6f}  basis {basis:>14}  "
-                  f"value {money(h['market_value']):>14}  unrealized {money(h['unrealized'], 'n/a'):>12}")
-        if len(ranked) > 10:
-            print(f"   ... and {len(ranked) - 10} more")
-        realized = sum((Decimal(d["gain"]) for d in disposals if d["gain"] is not None), Decimal(0))
-        incomplete = sum(1 for d in disposals if d["incomplete"])
-        unrealized = sum((Decimal(h["unrealized"]) for h in holdings if h["unrealized"] is not None), Decimal(0))
-        unknown = sum(1 for h in holdings if h["unrealized"] is None)
-        print(f"   unrealized P&L {unrealized:,.2f}" + (f" ({unknown} holdings unpriced or of unknown basis)"
-                                                        if unknown else "")
-              + f"; realized P&L {year}: {realized:,.2f} over {len(disposals)} disposals"
-              + (f" ({incomplete} incomplete: unknown basis or no price)" if incomplete else ""))
-        totals: dict[str, tuple[Decimal, bool]] = {}
-        for row in income if isinstance(income, list) else []:
-            amount, partial = totals.get(row["kind"], (Decimal(0), False))
-            totals[row["kind"]] = (amount + Decimal(row["amount"]), partial or row["incomplete"])
-        print(f"   income {year}: " + (", ".join(f"{k} {v:,.2f}" + (" (part unpriced)" if partial else "")
-                                               for k, (v, partial) in sorted(totals.items())) or "none"))
+    figures = [portfolio_figures(api, p, year) for p in api.get("/portfolios/")]
+    found = problems(results, imported, figures, listed_symbols())
 
-
-def _settled(read, polls: int = 3, timeout: float = 120.0):
-    """Read until the answer stops changing (the ledger task has caught up with the syncs)."""
-    deadline, last, same = time.monotonic() + timeout, None, 0
-    while time.monotonic() < deadline:
-        value = read()
-        same = same + 1 if value == last and value else 0
-        if same >= polls:
-            break
-        last = value
-        time.sleep(1)
-    return last or []
+    report.syncs(results, synced_at - started)
+    report.csv_import(imported)
+    for f in figures:
+        report.portfolio(f, year)
+    print(f"\ndemo: {len(results)} brokers synced in {synced_at - started:.1f}s, "
+          f"{len(figures)} portfolios priced and reported in {time.monotonic() - started:.1f}s in all")
+    if found:
+        print("demo FAILED:\n  " + "\n  ".join(found), file=sys.stderr)
+        return 1
+    print("demo: every sync succeeded, everything listed is priced, no reconcile break is open")
+    return 0
 
 
 def main() -> int:
+    url = os.environ.get("DEMO_REDIS_URL", "redis://127.0.0.1:6379/14")
+    os.environ["REDIS_URL"] = url
     if check(["redis"]):
         print("make demo needs Redis on localhost (Celery's broker).", file=sys.stderr)
         return 1
     env = setup_env()
-    token = prepare_database()
-    control, api = start_services(env)
-    _, brokers = http("GET", api + "/brokers/", token=token)
-    available = {b["key"] for b in (brokers if isinstance(brokers, list) else brokers.get("results", []))}
-    started = time.monotonic()
-    # Every broker has its own queue: the four syncs run side by side.
-    pending = [connect(spec, control, api, token) for spec in DEMO_ACCOUNTS if spec["broker"] in available]
-    results = [collect(p, api, token) for p in pending]
-    all_ok = all([report(r) for r in results])
-    if results:                              # a broker without an API, beside a synced account
-        all_ok = report_import(import_fidelity(results[0]["connection"]["portfolio"], api, token)) and all_ok
-    report_breaks(api, token)
-    ledger_report(api, token)
-    print(f"\ndemo: {len(results)} broker(s) synced in {time.monotonic() - started:.1f}s; "
-          f"{'all succeeded' if all_ok else 'SOME FAILED'}")
-    all_ok = report_values(api, token) and all_ok
-    procs.stop_all()
-    return 0 if all_ok and results else 1
+    flush_redis(url)                               # nothing left over from an earlier demo
+    try:
+        token = prepare_database()
+        control, base = start_services(env)
+        return run_demo(control, Api(base, token), inject_break="--inject-break" in sys.argv[1:])
+    except DemoFailed as exc:
+        print(f"demo FAILED: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        procs.stop_all()
+        flush_redis(url)
 
 
 if __name__ == "__main__":

@@ -93,3 +93,23 @@ def test_revoked_keys_are_refused(api, sandbox, account):
     response = connect(api, account)
     assert response.status_code == 400
     assert "api_key" in response.json()["fields"]
+
+
+def test_ibkr_key_check_answers_503_while_generating_and_the_retry_reads_that_statement(api, sandbox):
+    import requests
+
+    spec = {"broker": "ibkr", "environment": "live", "seed": 41, "positions": 3, "activities": 20,
+            "generation_polls": 1}
+    account = requests.post(sandbox.urls["control"] + "/control/accounts", json=spec, timeout=60).json()
+    sim = sandbox.sims["ibkr"]
+    body = {"broker": "ibkr", "environment": "live", "label": "IBKR", **account["credentials"]}
+
+    first = api.post(URL, body, format="json")
+    assert first.status_code == 503, first.content                  # IBKR answered 1019: come back later
+    assert int(first["Retry-After"]) > 0 and not BrokerConnection.objects.exists()
+    issued = len(sim.references)
+    second = api.post(URL, body, format="json")                     # the client honours Retry-After (sooner here)
+
+    assert second.status_code == 201, second.content
+    assert second.json()["broker_account_id"] == account["broker_account_id"]
+    assert len(sim.references) == issued                            # the same statement, not a new one

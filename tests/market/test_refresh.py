@@ -87,9 +87,19 @@ def test_the_latest_price_moves_when_the_sandbox_clock_advances(holdings, sandbo
 
 
 def test_equities_are_not_asked_while_the_nyse_is_closed(holdings):
-    saturday = datetime(2026, 11, 28, 15, 0, tzinfo=timezone.utc)
+    services.prices_refresh_latest(source_key="alpaca", now=OPEN)
+    saturday = OPEN + timedelta(days=4)
+    stored = Price.objects.filter(asset__symbol="AAPL").count()
     result = services.prices_refresh_latest(source_key="alpaca", now=saturday)
-    assert result.listings == 1 and not Price.objects.filter(asset__symbol="AAPL").exists()
+    assert result.listings == 1 and Price.objects.filter(asset__symbol="AAPL").count() == stored   # BTC only
+
+
+def test_an_equity_without_a_live_price_is_asked_once_while_the_nyse_is_closed(holdings):
+    saturday = datetime(2026, 11, 28, 15, 0, tzinfo=timezone.utc)
+    first = services.prices_refresh_latest(source_key="alpaca", now=saturday)
+    assert first.listings == 3 and Price.objects.filter(asset__symbol="AAPL", interval="latest").exists()
+    again = services.prices_refresh_latest(source_key="alpaca", now=saturday + timedelta(minutes=1))
+    assert again.listings == 1                                   # AAPL and MSFT have their price now: BTC only
 
 
 def test_one_refresh_per_source_at_a_time(holdings):
@@ -117,15 +127,18 @@ def test_daily_closes_fill_kraken_s_720_day_limit_from_the_next_source(holdings,
     gap = [s for s in services.close_spans(today=today)["coinbase"] if s.listing.asset_id == eth.id]
     assert [(g.start, g.end) for g in gap] == [(start, reach - timedelta(days=1))]
 
-    services.closes_refresh(source_key="kraken", today=today)
     def stored():
         return Price.objects.filter(asset=eth, interval="1d", quote="USD")
 
-    assert stored().count() == 719 and set(stored().values_list("source", flat=True)) == {"kraken"}
     seen = []
     receiver = lambda sender, asset_ids, since, **kw: seen.append((asset_ids, since))  # noqa: E731
     closes_changed.connect(receiver)
     try:
+        services.closes_refresh(source_key="kraken", today=today)
+        assert stored().count() == 719 and set(stored().values_list("source", flat=True)) == {"kraken"}
+        # ETH's first closes: a history built before them valued those days without them.
+        assert ([eth.id], reach) in seen
+        seen.clear()
         result = services.closes_refresh(source_key="coinbase", today=today)
     finally:
         closes_changed.disconnect(receiver)
@@ -134,6 +147,40 @@ def test_daily_closes_fill_kraken_s_720_day_limit_from_the_next_source(holdings,
     assert ([eth.id], start) in seen
     assert services.closes_refresh(source_key="kraken", today=today).written == 0      # idempotent
 
+
+
+def test_a_quote_currency_has_closes_from_the_first_day_an_asset_priced_in_it_was_held(holdings, sandbox):
+    # SOL is priced by Binance in USDT since the Binance account bought it 400 days ago; the
+    # account got USDT itself only 100 days ago. SOL's closes convert to dollars through
+    # USDT's closes, so USDT's are needed from 400 days ago, not 100.
+    today = datetime.fromtimestamp(sandbox.clock.now(), timezone.utc).date()
+    sol_since, usdt_since = today - timedelta(days=400), today - timedelta(days=100)
+    binance = holdings["binance"]
+    services.selectors.BrokerTransaction.objects.create(
+        connection=binance, portfolio=binance.portfolio, asset=asset("SOL"), broker_id="sol-bought", type="trade",
+        occurred_at=datetime.combine(sol_since, datetime.min.time(), timezone.utc))
+    hold(binance, asset("USDT"), since=datetime.combine(usdt_since, datetime.min.time(), timezone.utc))
+    services.listings_discover()
+    spans = services.close_spans(today=today)
+    usdt = asset("USDT")
+    starts = [s.start for key in spans for s in spans[key] if s.listing.asset_id == usdt.id]
+    sol = [s.start for s in spans["binance"] if s.listing.asset_id == asset("SOL").id]
+    assert sol == [sol_since] and starts and min(starts) == sol_since
+
+
+def test_an_asset_sold_before_the_first_sync_is_discovered_for_its_daily_closes(holdings, sandbox):
+    # TSLA was bought and sold 30 days ago: no open position, but the history held it then.
+    today = datetime.fromtimestamp(sandbox.clock.now(), timezone.utc).date()
+    alpaca, tsla = holdings["alpaca"], asset("TSLA", "equity")
+    services.selectors.BrokerTransaction.objects.create(
+        connection=alpaca, portfolio=alpaca.portfolio, asset=tsla, broker_id="tsla-bought", type="trade",
+        occurred_at=datetime.combine(today - timedelta(days=30), datetime.min.time(), timezone.utc))
+    services.listings_discover_new()                                # the minute's dispatch: held now only
+    assert not Listing.objects.filter(asset=tsla).exists()
+    services.listings_discover_new(ever_held=True)                  # the daily closes' dispatch
+    assert Listing.objects.filter(asset=tsla, source="alpaca", active=True).exists()
+    assert [s.start for s in services.close_spans(today=today)["alpaca"] if s.listing.asset_id == tsla.id] == \
+        [today - timedelta(days=30)]
 
 
 def test_without_any_alpaca_key_its_crypto_falls_to_the_next_source_and_equities_are_unpriced(holdings):

@@ -110,6 +110,17 @@ class _Recent:
 _RECENT = _Recent()
 
 
+def _cache():
+    from django.core.cache import cache
+
+    return cache
+
+
+def _pending_check_key(scope: str, window: Window) -> str:
+    """The scope is a digest of the token, never the token."""
+    return f"ibkr:keycheck:pending:{scope}:{window.key()}"
+
+
 class IbkrAdapter(BrokerAdapter):
     key = "ibkr"
     display_name = "Interactive Brokers"
@@ -153,7 +164,19 @@ class IbkrAdapter(BrokerAdapter):
 
     # -- the four questions ---------------------------------------------------------------
     def verify_credentials(self) -> AccountInfo:
-        _, statement = self._statement(self._recent_window())
+        """One statement of the last week. A key check never waits long in place: while IBKR
+        generates the statement (1019) it answers StillGenerating (the API's 503 with
+        Retry-After), and the reference code is kept in the shared cache, so the client's retry
+        (from any web process) fetches that statement instead of asking for a new one, which
+        would be just as slow to generate."""
+        window = self._recent_window()
+        pending = _pending_check_key(self.session.scope, window)
+        try:
+            _, statement = self._statement(window, _cache().get(pending))
+        except StillGenerating as exc:
+            _cache().set(pending, exc.reference, RECENT_SECONDS)
+            raise
+        _cache().delete(pending)
         return AccountInfo(account_id=statement.account_id, currency=statement.currency or "USD",
                            raw={"from": statement.from_date.isoformat(), "to": statement.to_date.isoformat()})
 
