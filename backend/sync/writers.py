@@ -11,6 +11,7 @@ from django.db.models import Q
 
 from backend.brokers.dtos import AssetClass, AssetRef, Order, Position, Transaction
 from backend.connections.models import BrokerConnection
+from backend.portfolio.models import Asset
 from backend.portfolio.services import assets_resolve
 
 from . import staging
@@ -92,7 +93,7 @@ def transactions_upsert(connection: BrokerConnection, items: Sequence[Transactio
     row, or a created one, stood). `portable` takes the ORM path every database has (the
     default off PostgreSQL)."""
     by_id = {t.broker_id: t for t in items}          # a page that repeats a record keeps the last copy
-    assets = _asset_ids(t.asset for t in by_id.values() if t.asset)
+    assets = asset_ids(t.asset for t in by_id.values() if t.asset)
     if portable or db.vendor != "postgresql":
         written = _transactions_portable(connection, by_id.values(), assets, now)
     else:
@@ -103,8 +104,20 @@ def transactions_upsert(connection: BrokerConnection, items: Sequence[Transactio
             "earliest_changed": written.earliest_changed}
 
 
-def _asset_ids(refs) -> dict[tuple[str, str], int]:
-    return {key: asset.pk for key, asset in assets_resolve(refs).items()}
+def asset_ids(refs: Iterable[AssetRef]) -> dict[tuple[str, str], int]:
+    """(asset_class, symbol) -> asset id for a page's refs: ids read as plain values (a page
+    names hundreds of assets; a model instance each cost more than the rest of the lookup),
+    the missing ones created by assets_resolve."""
+    wanted = {_asset_key(r): r for r in refs}
+    if not wanted:
+        return {}
+    found = {(asset_class, symbol): pk for asset_class, symbol, pk in Asset.objects.filter(
+        symbol__in={symbol for _, symbol in wanted}).values_list("asset_class", "symbol", "pk")
+        if (asset_class, symbol) in wanted}
+    missing = [ref for key, ref in wanted.items() if key not in found]
+    if missing:
+        found.update({key: asset.pk for key, asset in assets_resolve(missing).items()})
+    return found
 
 
 def _asset_key(ref: AssetRef) -> tuple[str, str]:
@@ -187,7 +200,7 @@ def orders_upsert(connection: BrokerConnection, items: Sequence[Order], now: dat
                   portable: bool = False) -> dict:
     """Store a page of orders: `created`, `updated` and `rewritten` as for transactions."""
     by_id = {o.broker_id: o for o in items}
-    assets = _asset_ids(o.asset for o in by_id.values() if o.asset)
+    assets = asset_ids(o.asset for o in by_id.values() if o.asset)
     if portable or db.vendor != "postgresql":
         written = _orders_portable(connection, by_id.values(), assets, now)
     else:
