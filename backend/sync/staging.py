@@ -61,15 +61,19 @@ class Target:
             return (f"WITH written AS ({write}) SELECT count(*) FILTER (WHERE inserted), "
                     f"count(*) FILTER (WHERE NOT inserted), 0, NULL FROM written")
         # The main query reads the table in the snapshot the INSERT started from: `o` is the
-        # stored row as it was before this statement, `w` the row as written.
+        # stored row as it was before this statement, `w` the row as written. LIMIT 1 keeps
+        # the lookup a probe of the unique index per written row: joined plainly, the planner
+        # may hash the connection's whole history for every page (a 200,000-row backfill
+        # then reads its table again at every checkpoint).
+        old = ", ".join(dict.fromkeys((*self.history, self.time_column)))
         moved = f"{_row('o', self.history)} IS DISTINCT FROM {_row('w', self.history)}"
         first = f"LEAST(w.{self.time_column}, o.{self.time_column})"
         return (f"WITH written AS ({write}) "
                 f"SELECT count(*) FILTER (WHERE w.inserted), count(*) FILTER (WHERE NOT w.inserted), "
                 f"count(*) FILTER (WHERE NOT w.inserted AND {moved}), "
                 f"min({first}) FILTER (WHERE w.inserted OR {moved}) "
-                f"FROM written w LEFT JOIN {self.table} o "
-                f"ON o.connection_id = %(connection)s AND o.broker_id = w.broker_id")
+                f"FROM written w LEFT JOIN LATERAL (SELECT {old} FROM {self.table} "
+                f"WHERE connection_id = %(connection)s AND broker_id = w.broker_id LIMIT 1) o ON true")
 
 
 @dataclass(frozen=True)
