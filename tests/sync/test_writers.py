@@ -2,8 +2,13 @@
 path (the SQLite default), held to the same counts and the same stored rows."""
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from datetime import datetime, timedelta, timezone as dt_timezone
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from django.db import transaction
@@ -15,6 +20,8 @@ from backend.portfolio.models import Portfolio
 from backend.sync import writers
 from backend.sync.models import BrokerOrder, BrokerTransaction
 from tests.factories import UserFactory
+
+ROOT = Path(__file__).resolve().parents[2]
 
 T0 = datetime(2026, 3, 2, 15, 0, tzinfo=dt_timezone.utc)
 NOW = datetime(2026, 4, 1, tzinfo=dt_timezone.utc)
@@ -199,3 +206,51 @@ def test_both_paths_count_and_store_the_same(pages):
         for broker_id, t in last.items():
             assert (stored[broker_id].quantity, stored[broker_id].occurred_at, stored[broker_id].description) == \
                 (t.quantity, t.occurred_at, t.description)
+
+
+# -- the local default: SQLite ----------------------------------------------------------------
+SQLITE_PAGES = """
+import json, django
+django.setup()
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.db import connection as db
+from backend.brokers.dtos import AssetClass, AssetRef, Transaction, TransactionType
+from backend.connections.models import BrokerConnection
+from backend.portfolio.models import Portfolio
+from backend.sync import writers
+from backend.sync.models import BrokerTransaction
+
+call_command("migrate", verbosity=0)
+user = get_user_model().objects.create(username="u")
+portfolio = Portfolio.objects.create(owner=user, name="p")
+connection = BrokerConnection.objects.create(owner=user, portfolio=portfolio, broker="alpaca", environment="paper",
+                                             broker_account_id="a", status="active")
+t0 = datetime(2026, 1, 5, tzinfo=timezone.utc)
+def page(amount):
+    return [Transaction(broker_id=f"d{i}", type=TransactionType.DEPOSIT, broker_type="CSD",
+                        occurred_at=t0 + timedelta(days=i), amount=Decimal(amount) if i == 1 else Decimal("5.25"),
+                        asset=AssetRef("USD", AssetClass.FIAT, currency="USD"), raw={"n": i}) for i in range(3)]
+counts = [writers.transactions_upsert(connection, page(a), t0) for a in ("5.25", "5.25", "7.5")]
+print(json.dumps({"vendor": db.vendor, "counts": counts, "rows": BrokerTransaction.objects.count(),
+                  "amount": str(BrokerTransaction.objects.get(broker_id="d1").amount)}, default=str))
+"""
+
+
+def test_the_local_sqlite_default_stores_pages_with_the_same_counts(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-c", SQLITE_PAGES], cwd=ROOT, capture_output=True, text=True, timeout=300,
+        env={k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "BROKERSYNC_ENV")}
+        | {"DJANGO_SETTINGS_MODULE": "backend.config.settings", "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}"})
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    first, again, corrected = out["counts"]
+    assert out["vendor"] == "sqlite" and out["rows"] == 3
+    assert (first["created"], first["earliest_changed"]) == (3, "2026-01-05 00:00:00+00:00")
+    assert (again["created"], again["updated"], again["rewritten"], again["changed"]) == (0, 3, 0, 0)
+    # d1 (5 Jan + 1 day) went from 5.25 to 7.5: changed from its time, the 6th
+    assert (corrected["rewritten"], corrected["changed"], corrected["earliest_changed"]) == \
+        (1, 1, "2026-01-06 00:00:00+00:00")
+    assert Decimal(out["amount"]) == Decimal("7.5")
