@@ -115,7 +115,7 @@ def test_decimals_and_raw_are_kept_exactly(portable):
     assert row.description == "tab\tand\nnewline and \\N"
     assert row.raw == {"id": "x-1", "qty": "0.100000000000000001", "nested": {"list": [1, "two", None, True]},
                        "text": "Zürich \"quoted\" \\ back\tslash\nnewline", "price": "1e-7"}
-    assert row.asset.symbol == "BTC" and row.asset.asset_class == "crypto" and row.portfolio_id == connection.portfolio_id
+    assert (row.asset.symbol, row.asset.asset_class, row.portfolio_id) == ("BTC", "crypto", connection.portfolio_id)
     again = writers.transactions_upsert(connection, [item], NOW, portable=portable)
     assert (again["created"], again["rewritten"]) == (0, 0)         # the stored copy reads back equal
 
