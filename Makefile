@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-requirements
 SANDBOX_PORT ?= 8700
 LOCAL  := BROKER_SANDBOX=127.0.0.1:$(SANDBOX_PORT)
 
-.PHONY: install demo test chaos run migrate sandbox worker beat flower web bench bench-full bench-ledger fleet compose-check clean
+.PHONY: install demo test chaos run migrate sandbox worker beat flower web bench bench-full bench-ledger ingest fleet compose-check clean
 
 $(STAMP): requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -60,6 +60,10 @@ flower: $(STAMP)
 ## make bench: the sync benchmark (2,000 positions / 200,000 activities); see benchmarks/README.md
 bench: $(STAMP)
 	$(PY) benchmarks/sync_throughput.py
+
+## make ingest: 200,000 transactions stored by the sync's writer, by COPY and by update_or_create
+ingest: $(STAMP)
+	$(PY) benchmarks/ingest.py
 
 ## make bench-ledger: the ledger's full recompute of a 200,000-activity account and its incremental recompute
 bench-ledger: $(STAMP)

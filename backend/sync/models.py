@@ -33,7 +33,8 @@ class SyncRun(models.Model):
     trigger = models.CharField(max_length=16, default="api", help_text="api, schedule or initial")
     current_step = models.CharField(max_length=16, blank=True, default="")
     failed_step = models.CharField(max_length=16, blank=True, default="")
-    # {step: {started_at, finished_at, duration_ms, fetched, created, updated, closed, skipped, requests}}
+    # {step: {started_at, finished_at, duration_ms, fetched, created, updated, rewritten, changed, closed, skipped,
+    #         requests}}
     steps = models.JSONField(default=dict, blank=True)
     error_kind = models.CharField(max_length=32, blank=True, default="")
     error_message = models.CharField(max_length=500, blank=True, default="", help_text="Never holds a secret.")

@@ -35,7 +35,9 @@ class StepsField(serializers.DictField):
 class SyncRunOutputSerializer(serializers.ModelSerializer):
     steps = StepsField(
         child=serializers.DictField(), help_text="Per step: started_at, finished_at, duration_ms, and counts "
-                                                 "(fetched, created, updated, closed, skipped, requests).")
+                                                 "(fetched, created, updated, rewritten, changed, closed, skipped, "
+                                                 "requests): `updated` rows were seen again, `rewritten` of them "
+                                                 "differed and were written, `changed` in their history.")
     reconcile_differences = serializers.JSONField(
         help_text="The connection's open breaks after this run's reconcile: assets (or cash) whose position "
                   "disagrees with the sum of their transactions, each with its type and break id "

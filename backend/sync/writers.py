@@ -1,15 +1,20 @@
 """Upserts of adapter DTOs into rows. Idempotent: the same broker record seen twice is one row."""
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import connection as db
 from django.db.models import Q
 
 from backend.brokers.dtos import AssetClass, AssetRef, Order, Position, Transaction
 from backend.connections.models import BrokerConnection
+from backend.portfolio.models import Asset
 from backend.portfolio.services import assets_resolve
 
+from . import staging
 from .models import BrokerOrder, BrokerPosition, BrokerTransaction
 
 POSITION_FIELDS = ["portfolio", "asset", "quantity", "avg_entry_price", "cost_basis", "market_value",
@@ -29,6 +34,20 @@ ORDER_FIELDS = ["portfolio", "asset", "client_order_id", "broker_symbol", "side"
 HISTORY_FIELDS = ("asset_id", "type", "status", "occurred_at", "quantity", "price", "amount", "fee", "currency",
                   "side")
 CASH_PREFIX = "cash:"
+
+# The PostgreSQL path's rows, in the order the *_rows functions build them.
+TRANSACTIONS = staging.Target(
+    table=BrokerTransaction._meta.db_table,
+    columns=("broker_id", "asset_id", "type", "broker_type", "status", "occurred_at", "broker_symbol", "quantity",
+             "price", "amount", "fee", "currency", "side", "order_id", "description", "raw"),
+    history=HISTORY_FIELDS, time_column="occurred_at")
+ORDERS = staging.Target(
+    table=BrokerOrder._meta.db_table,
+    columns=("broker_id", "asset_id", "client_order_id", "broker_symbol", "side", "order_type", "time_in_force",
+             "status", "broker_status", "quantity", "notional", "filled_quantity", "filled_avg_price", "limit_price",
+             "stop_price", "submitted_at", "updated_at_broker", "filled_at", "canceled_at", "raw"))
+# How the model's JSONField encodes `raw` (Decimals as strings), without the spaces.
+RAW_ENCODER = DjangoJSONEncoder(separators=(",", ":"))
 
 
 def _split_new(model, connection: BrokerConnection, broker_ids: Sequence[str], field="broker_id") -> int:
@@ -66,28 +85,100 @@ def positions_replace(connection: BrokerConnection, positions: Sequence[Position
     return {"fetched": len(rows), "created": created, "updated": len(rows) - created, "closed": closed}
 
 
-def transactions_upsert(connection: BrokerConnection, items: Sequence[Transaction], now: datetime) -> dict:
+def transactions_upsert(connection: BrokerConnection, items: Sequence[Transaction], now: datetime, *,
+                        portable: bool = False) -> dict:
+    """Store a page of transactions. Counts: `created`; `updated` (already stored, whether or
+    not anything differed); `rewritten` (stored rows that differed, the only ones written);
+    `changed` (differed in a history field) and `earliest_changed` (the earliest time such a
+    row, or a created one, stood). `portable` takes the ORM path every database has (the
+    default off PostgreSQL)."""
     by_id = {t.broker_id: t for t in items}          # a page that repeats a record keeps the last copy
-    assets = assets_resolve(t.asset for t in by_id.values() if t.asset)
+    assets = asset_ids(t.asset for t in by_id.values() if t.asset)
+    if portable or db.vendor != "postgresql":
+        written = _transactions_portable(connection, by_id.values(), assets, now)
+    else:
+        written = staging.upsert(TRANSACTIONS, connection_id=connection.pk, portfolio_id=connection.portfolio_id,
+                                 now=now, rows=_transaction_rows(by_id.values(), assets))
+    return {"fetched": len(items), "created": written.created, "updated": len(by_id) - written.created,
+            "rewritten": written.rewritten, "changed": written.changed,
+            "earliest_changed": written.earliest_changed}
+
+
+def asset_ids(refs: Iterable[AssetRef]) -> dict[tuple[str, str], int]:
+    """(asset_class, symbol) -> asset id for a page's refs: ids read as plain values (a page
+    names hundreds of assets; a model instance each cost more than the rest of the lookup),
+    the missing ones created by assets_resolve."""
+    wanted = {_asset_key(r): r for r in refs}
+    if not wanted:
+        return {}
+    found = {(asset_class, symbol): pk for asset_class, symbol, pk in Asset.objects.filter(
+        symbol__in={symbol for _, symbol in wanted}).values_list("asset_class", "symbol", "pk")
+        if (asset_class, symbol) in wanted}
+    missing = [ref for key, ref in wanted.items() if key not in found]
+    if missing:
+        found.update({key: asset.pk for key, asset in assets_resolve(missing).items()})
+    return found
+
+
+def _asset_key(ref: AssetRef) -> tuple[str, str]:
+    return str(ref.asset_class), ref.symbol
+
+
+def _transaction_rows(items: Iterable[Transaction], assets: dict) -> Iterator[tuple]:
+    """Rows in TRANSACTIONS.columns order, straight from the DTOs; `raw` as JSON text, encoded
+    once the way the model's field encodes it (Decimals as strings)."""
+    encode = RAW_ENCODER.encode
+    for t in items:
+        yield (t.broker_id, assets[_asset_key(t.asset)] if t.asset else None, str(t.type), t.broker_type[:48],
+               t.status, t.occurred_at, t.broker_symbol, t.quantity, t.price, t.amount, t.fee, t.currency, t.side,
+               t.order_id, t.description, encode(t.raw))
+
+
+def _transactions_portable(connection: BrokerConnection, items: Iterable[Transaction], assets: dict,
+                           now: datetime) -> staging.Written:
     rows = [BrokerTransaction(
         connection=connection, portfolio_id=connection.portfolio_id,
-        asset=assets[(str(t.asset.asset_class), t.asset.symbol)] if t.asset else None,
+        asset_id=assets[_asset_key(t.asset)] if t.asset else None,
         broker_id=t.broker_id, type=str(t.type), broker_type=t.broker_type[:48], status=t.status,
         occurred_at=t.occurred_at, broker_symbol=t.broker_symbol, quantity=t.quantity, price=t.price,
         amount=t.amount, fee=t.fee, currency=t.currency, side=t.side, order_id=t.order_id,
-        description=t.description, raw=t.raw, updated_at=now) for t in by_id.values()]
-    created, changed, earliest = _transaction_changes(connection, rows)
-    BrokerTransaction.objects.bulk_create(rows, update_conflicts=True, batch_size=1000,
-                                          unique_fields=["connection", "broker_id"], update_fields=TRANSACTION_FIELDS)
-    return {"fetched": len(items), "created": created, "updated": len(rows) - created, "changed": changed,
-            "earliest_changed": earliest}
+        description=t.description, raw=t.raw, updated_at=now) for t in items]
+    stored = _stored(BrokerTransaction, connection, rows, TRANSACTION_FIELDS)
+    created, changed, earliest = _transaction_changes(stored, rows)
+    written = _write_differing(BrokerTransaction, stored, rows, TRANSACTION_FIELDS)
+    return staging.Written(created=created, rewritten=written - created, changed=changed, earliest_changed=earliest)
 
 
-def _transaction_changes(connection: BrokerConnection, rows: Sequence[BrokerTransaction]):
+def _stored(model, connection: BrokerConnection, rows, fields: list[str]) -> dict[str, dict]:
+    """broker_id -> the stored values of `fields` (foreign keys by id), for the page's ids."""
+    columns = [model._meta.get_field(f).attname for f in fields if f != "updated_at"]
+    return {values["broker_id"]: values for values in model.objects.filter(
+        connection=connection, broker_id__in=[r.broker_id for r in rows]).values("broker_id", *columns)}
+
+
+def _write_differing(model, stored: dict[str, dict], rows, fields: list[str]) -> int:
+    """bulk_create the rows that are new or differ from their stored copy; how many."""
+    columns = [model._meta.get_field(f).attname for f in fields if f != "updated_at"]
+    differing = [r for r in rows if r.broker_id not in stored or _differs(stored[r.broker_id], r, columns)]
+    model.objects.bulk_create(differing, update_conflicts=True, batch_size=1000,
+                              unique_fields=["connection", "broker_id"], update_fields=fields)
+    return len(differing)
+
+
+def _differs(old: dict, row, columns: list[str]) -> bool:
+    for column in columns:
+        new = getattr(row, column)
+        if column == "raw":
+            # Compare what would be stored: JSON text read back (Decimals become strings).
+            new = json.loads(RAW_ENCODER.encode(new))
+        if old[column] != new:
+            return True
+    return False
+
+
+def _transaction_changes(stored: dict[str, dict], rows: Sequence[BrokerTransaction]):
     """(created, changed, earliest occurred_at touched): new rows, stored rows whose history
     fields differ from the new copy, and the earliest time either of them (old or new) stood."""
-    stored = {values[0]: values[1:] for values in BrokerTransaction.objects.filter(
-        connection=connection, broker_id__in=[r.broker_id for r in rows]).values_list("broker_id", *HISTORY_FIELDS)}
     created = changed = 0
     earliest = None
     for row in rows:
@@ -95,9 +186,9 @@ def _transaction_changes(connection: BrokerConnection, rows: Sequence[BrokerTran
         if old is None:
             created += 1
             times = (row.occurred_at,)
-        elif old != tuple(getattr(row, f) for f in HISTORY_FIELDS):
+        elif any(old[f] != getattr(row, f) for f in HISTORY_FIELDS):
             changed += 1
-            times = (row.occurred_at, old[HISTORY_FIELDS.index("occurred_at")])
+            times = (row.occurred_at, old["occurred_at"])
         else:
             continue
         first = min(times)
@@ -105,22 +196,44 @@ def _transaction_changes(connection: BrokerConnection, rows: Sequence[BrokerTran
     return created, changed, earliest
 
 
-def orders_upsert(connection: BrokerConnection, items: Sequence[Order], now: datetime) -> dict:
+def orders_upsert(connection: BrokerConnection, items: Sequence[Order], now: datetime, *,
+                  portable: bool = False) -> dict:
+    """Store a page of orders: `created`, `updated` and `rewritten` as for transactions."""
     by_id = {o.broker_id: o for o in items}
-    assets = assets_resolve(o.asset for o in by_id.values() if o.asset)
+    assets = asset_ids(o.asset for o in by_id.values() if o.asset)
+    if portable or db.vendor != "postgresql":
+        written = _orders_portable(connection, by_id.values(), assets, now)
+    else:
+        written = staging.upsert(ORDERS, connection_id=connection.pk, portfolio_id=connection.portfolio_id,
+                                 now=now, rows=_order_rows(by_id.values(), assets))
+    return {"fetched": len(items), "created": written.created, "updated": len(by_id) - written.created,
+            "rewritten": written.rewritten}
+
+
+def _order_rows(items: Iterable[Order], assets: dict) -> Iterator[tuple]:
+    encode = RAW_ENCODER.encode
+    for o in items:
+        yield (o.broker_id, assets[_asset_key(o.asset)] if o.asset else None, o.client_order_id, o.broker_symbol,
+               o.side, o.order_type, o.time_in_force, o.status, o.broker_status, o.quantity, o.notional,
+               o.filled_quantity, o.filled_avg_price, o.limit_price, o.stop_price, o.submitted_at, o.updated_at,
+               o.filled_at, o.canceled_at, encode(o.raw))
+
+
+def _orders_portable(connection: BrokerConnection, items: Iterable[Order], assets: dict,
+                     now: datetime) -> staging.Written:
     rows = [BrokerOrder(
         connection=connection, portfolio_id=connection.portfolio_id,
-        asset=assets[(str(o.asset.asset_class), o.asset.symbol)] if o.asset else None,
+        asset_id=assets[_asset_key(o.asset)] if o.asset else None,
         broker_id=o.broker_id, client_order_id=o.client_order_id, broker_symbol=o.broker_symbol, side=o.side,
         order_type=o.order_type, time_in_force=o.time_in_force, status=o.status, broker_status=o.broker_status,
         quantity=o.quantity, notional=o.notional, filled_quantity=o.filled_quantity,
         filled_avg_price=o.filled_avg_price, limit_price=o.limit_price, stop_price=o.stop_price,
         submitted_at=o.submitted_at, updated_at_broker=o.updated_at, filled_at=o.filled_at,
-        canceled_at=o.canceled_at, raw=o.raw, updated_at=now) for o in by_id.values()]
-    created = _split_new(BrokerOrder, connection, list(by_id))
-    BrokerOrder.objects.bulk_create(rows, update_conflicts=True, batch_size=1000,
-                                    unique_fields=["connection", "broker_id"], update_fields=ORDER_FIELDS)
-    return {"fetched": len(items), "created": created, "updated": len(rows) - created}
+        canceled_at=o.canceled_at, raw=o.raw, updated_at=now) for o in items]
+    stored = _stored(BrokerOrder, connection, rows, ORDER_FIELDS)
+    created = sum(1 for r in rows if r.broker_id not in stored)
+    written = _write_differing(BrokerOrder, stored, rows, ORDER_FIELDS)
+    return staging.Written(created=created, rewritten=written - created, changed=0, earliest_changed=None)
 
 
 def open_order_ids(connection: BrokerConnection) -> list[str]:
