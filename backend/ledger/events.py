@@ -12,6 +12,9 @@ How each feed's rows become one economic event (see the adapters for how the row
   it was paid in, or a disposal of a third asset (BNB). Asset dividends are rewards.
 - Kraken: a trade is two ledger rows sharing `refid` (each net of its fee): one event.
   Staking allocations come back from the transfer matcher as internal moves (no event).
+- Fiat currencies are cash for every broker, never lots: IBKR stores its forex balances as
+  assets (EUR, GBP from an "EUR.USD" trade), and `fiat_as_cash` turns those rows into cash rows
+  as Alpaca's and Kraken's cash already are (a currency conversion opens and closes no lots).
 Events are ordered by (time, kind, stable key), never by arrival: the same rows always give
 the same events.
 """
@@ -20,7 +23,7 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 
@@ -65,6 +68,14 @@ class Row:
     @property
     def key(self) -> str:
         return f"{self.connection_id}:{self.broker_id}"
+
+
+def fiat_as_cash(row: Row, code: str) -> Row:
+    """A row whose asset is the fiat currency `code`: its quantity is cash in `code` unless the
+    row already carries its cash (a conversion's other side, e.g. the USD paid for EUR)."""
+    if row.amount:
+        return replace(row, asset_id=None, quantity=None)
+    return replace(row, asset_id=None, quantity=None, amount=row.quantity, currency=code)
 
 
 def group_key(row: Row) -> str:

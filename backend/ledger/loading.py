@@ -15,7 +15,7 @@ from backend.market.rates import PriceBook
 from backend.portfolio.models import Asset
 from backend.sync.models import BrokerTransaction
 
-from .events import NOT_COUNTED, Row
+from .events import NOT_COUNTED, Row, fiat_as_cash
 from .transfers import MOVEMENT_TYPES, tx_hash_of
 
 _FIELDS = ("id", "connection_id", "connection__broker", "broker_id", "type", "broker_type", "occurred_at", "asset_id",
@@ -50,18 +50,20 @@ def _rows(queryset, *, stream: bool = True) -> list[Row]:
     needs_raw = (Q(connection__broker="kraken", type="trade") | Q(type__in=MOVEMENT_TYPES, asset__isnull=False)
                  | Q(connection__broker="alpaca", type="dividend"))
     raws = dict(_fetch(queryset.filter(needs_raw).values_list("id", "raw"), stream))
+    fiat = fiat_assets()
     out = []
     for (pk, conn, broker, broker_id, kind, broker_type, at, asset_id, qty, price, amount, currency, text,
          status) in _fetch(queryset.values_list(*_FIELDS), stream):
         raw = raws.get(pk) or {}
         if isinstance(raw, str):
             raw = json.loads(raw)
-        out.append(Row(id=pk, connection_id=conn, broker=broker, broker_id=broker_id, type=kind,
-                       broker_type=broker_type, occurred_at=at, asset_id=asset_id, quantity=qty, price=price,
-                       amount=amount, currency=currency, description=text, status=status,
-                       refid=str(raw.get("refid") or "") if isinstance(raw, dict) else "",
-                       sub_type=str(raw.get("activity_sub_type") or "") if isinstance(raw, dict) else "",
-                       tx_hash=tx_hash_of(broker, raw) if kind in MOVEMENT_TYPES else ""))
+        row = Row(id=pk, connection_id=conn, broker=broker, broker_id=broker_id, type=kind,
+                  broker_type=broker_type, occurred_at=at, asset_id=asset_id, quantity=qty, price=price,
+                  amount=amount, currency=currency, description=text, status=status,
+                  refid=str(raw.get("refid") or "") if isinstance(raw, dict) else "",
+                  sub_type=str(raw.get("activity_sub_type") or "") if isinstance(raw, dict) else "",
+                  tx_hash=tx_hash_of(broker, raw) if kind in MOVEMENT_TYPES else "")
+        out.append(fiat_as_cash(row, fiat[asset_id]) if asset_id in fiat else row)
     return out
 
 
@@ -75,6 +77,11 @@ def _fetch(values, stream: bool):
     with db.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.fetchall()
+
+
+def fiat_assets() -> dict[int, str]:
+    """Assets that are fiat currencies (IBKR's forex balances): cash in the ledger, not lots."""
+    return dict(Asset.objects.filter(asset_class="fiat").values_list("id", "symbol"))
 
 
 def fiat_codes() -> frozenset[str]:

@@ -125,3 +125,15 @@ def test_a_swap_with_a_bnb_fee_is_valued_from_the_price_store(book):
     assert (disposals["fee"].proceeds, disposals["fee"].cost_basis, disposals["fee"].gain) == (D(5), D(3), D(2))
     eth = Lot.objects.get(portfolio=book.portfolio, asset=book.asset("ETH", "crypto"))
     assert (eth.remaining, eth.cost_basis) == (D(1), D(3005))
+
+
+def test_ibkr_forex_balances_are_cash_and_open_no_lots(book):
+    # USD -> EUR conversions store EUR as a fiat asset; a stock bought in EUR is the only lot.
+    book.tx("ibkr", "trade:fx1", "trade", at(2025, 1, 6), "EUR", "10000", "-10841", asset_class="fiat",
+            currency="USD")
+    book.tx("ibkr", "trade:s1", "trade", at(2025, 1, 7), "SAP:IBIS", "10", "-1800", currency="EUR")
+    book.tx("ibkr", "trade:fx2", "trade", at(2025, 1, 8), "EUR", "-2000", "2168", asset_class="fiat",
+            currency="USD")
+    ledger_recompute(portfolio_id=book.portfolio.pk)
+    assert set(Lot.objects.filter(portfolio=book.portfolio).values_list("asset__symbol", flat=True)) == {"SAP:IBIS"}
+    assert not Disposal.objects.filter(portfolio=book.portfolio).exists()
