@@ -200,3 +200,21 @@ def test_basis_given_on_a_transferred_lot_lands_on_the_deposit_it_came_from(api,
     assert (lot.cost_basis, lot.acquired_at) == (D(30000), at(2024, 3, 1))
     known = api.patch(url(book, f"needs-basis/{kraken_lot['id']}/"), {"cost_basis": "1"}, format="json")
     assert known.status_code == 400
+
+
+def test_needs_basis_lists_a_lot_of_unknown_basis_that_was_already_sold(api, book):
+    # 10 ABC came in by ACATS (basis unknown) and were all sold for $1,200: the sale's gain is
+    # incomplete, and the sold lot is still asked for. Given $700, the gain is 1,200 - 700 = 500.
+    book.tx("alpaca", "acats-in", "transfer", at(2023, 7, 1), "ABC", 10, broker_type="ACATS")
+    book.tx("alpaca", "s1", "trade", at(2023, 9, 1), "ABC", -10, 1200, side="sell")
+    ledger_recompute(portfolio_id=book.portfolio.pk)
+    sale = Disposal.objects.get(portfolio=book.portfolio, kind="sale")
+    assert sale.incomplete and sale.gain is None
+    [needs] = api.get(url(book, "needs-basis/")).json()["results"]
+    assert needs["asset"] == "ABC" and D(needs["remaining"]) == 0 and needs["needs_basis"] is True
+    ok = api.patch(url(book, f"needs-basis/{needs['id']}/"), {"cost_basis": "700"}, format="json")
+    assert ok.status_code == 202
+    ledger_recompute(portfolio_id=book.portfolio.pk)
+    sale.refresh_from_db()
+    assert (sale.incomplete, sale.gain) == (False, D(500))
+    assert api.get(url(book, "needs-basis/")).json()["count"] == 0
