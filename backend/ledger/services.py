@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 
 from django.db import transaction
@@ -151,11 +151,32 @@ def _queue(portfolio_id: int) -> None:
 
 
 def closes_changed_portfolios(*, asset_ids, since) -> list[int]:
+    """Portfolios whose ledger read these closes on or after `since`. The ledger values only
+    what has no cash price of its own at a close: swaps, rewards, fees in kind, transfers (the
+    network fee), spin-offs; and converts cash in another currency than the base at that
+    currency's close. A trade for cash carries its own price, and unrealized P&L is read at
+    the latest price when asked: a backfilled or corrected close of a stock bought and sold
+    for dollars changes nothing the ledger stored, so it queues nothing."""
+    from django.db.models import F, Q
+
+    from backend.brokers.symbols import FIAT
+    from backend.market.rates import PIVOTS
+    from backend.portfolio.models import Asset
     from backend.sync.models import BrokerTransaction
 
-    return sorted(set(BrokerTransaction.objects.filter(asset_id__in=list(asset_ids),
-                                                       occurred_at__gte=since - timedelta(days=7))
-                      .values_list("portfolio_id", flat=True).distinct()))
+    ids = list(asset_ids)
+    after = BrokerTransaction.objects.filter(occurred_at__gte=since)
+    valued = (Q(type__in=("reward", "other"), quantity__isnull=False)
+              | Q(type__in=("transfer", "deposit"), quantity__gt=0)      # the fee is valued on arrival
+              | Q(type__in=("trade", "fee"), quantity__isnull=False, amount__isnull=True))
+    portfolios = set(after.filter(valued, asset_id__in=ids).values_list("portfolio_id", flat=True).distinct())
+    currencies = set(Asset.objects.filter(id__in=ids).filter(Q(asset_class="fiat") | Q(symbol__in=PIVOTS))
+                     .values_list("symbol", flat=True))
+    if currencies:
+        foreign = after.filter(amount__isnull=False, currency__in=FIAT | currencies) \
+            .exclude(currency=F("portfolio__base_currency"))
+        portfolios |= set(foreign.values_list("portfolio_id", flat=True).distinct())
+    return sorted(portfolios)
 
 
 # -- the user's choices ------------------------------------------------------------------------

@@ -218,3 +218,29 @@ def test_needs_basis_lists_a_lot_of_unknown_basis_that_was_already_sold(api, boo
     sale.refresh_from_db()
     assert (sale.incomplete, sale.gain) == (False, D(500))
     assert api.get(url(book, "needs-basis/")).json()["count"] == 0
+
+
+def test_a_corrected_close_queues_only_ledgers_that_read_it(book):
+    from datetime import date
+
+    from backend.market.signals import closes_changed
+
+    fills(book)                                           # XYZ bought and sold for dollars only
+    book.tx("binance", "trade:BTCUSD:1", "trade", at(2025, 1, 2), "BTC", "0.05", "-2000", asset_class="crypto")
+    book.tx("binance", "trade:ETHBTC:9", "trade", at(2025, 3, 3), "ETH", "1", asset_class="crypto")
+    book.tx("binance", "trade:ETHBTC:9:quote", "trade", at(2025, 3, 3), "BTC", "-0.05", asset_class="crypto")
+    pid = book.portfolio.pk
+    ledger_recompute(portfolio_id=pid)
+
+    def dirty():
+        state = LedgerState.objects.get(portfolio_id=pid)
+        return state.dirty_since, state.needs_full
+
+    # A stock's corrected close: every trade of it carried its own cash price. Nothing queued.
+    closes_changed.send(sender=None, asset_ids=[book.asset("XYZ").pk], since=date(2016, 1, 1))
+    # BTC's close after the swap (the only place its close was read): nothing either.
+    closes_changed.send(sender=None, asset_ids=[book.asset("BTC", "crypto").pk], since=date(2025, 4, 1))
+    assert dirty() == (None, False)
+    # BTC's close before the swap: the swap's fair value may have changed; recompute from then.
+    closes_changed.send(sender=None, asset_ids=[book.asset("BTC", "crypto").pk], since=date(2025, 3, 1))
+    assert dirty() == (at(2025, 3, 1, 0), False)
