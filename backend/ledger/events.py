@@ -39,6 +39,8 @@ DIVIDEND_KINDS = {
     "DIV": "dividend", "DIVTXEX": "tax_exempt_dividend", "DIVCGL": "capital_gain_long",
     "DIVCGS": "capital_gain_short", "DIVNRA": "withholding", "DIVTW": "withholding",
     "DIVFT": "foreign_tax_withheld", "DIVFEE": "dividend_fee", "DIVWH": "withholding",
+    # IBKR Flex CashTransaction types (the adapter files all three as dividend rows).
+    "Dividends": "dividend", "Withholding Tax": "withholding", "Payment In Lieu Of Dividends": "payment_in_lieu",
 }
 _RATIO = re.compile(r"Ratio:\s*([0-9.]+)\s*:\s*([0-9.]+)")
 

@@ -137,3 +137,22 @@ def test_ibkr_forex_balances_are_cash_and_open_no_lots(book):
     ledger_recompute(portfolio_id=book.portfolio.pk)
     assert set(Lot.objects.filter(portfolio=book.portfolio).values_list("asset__symbol", flat=True)) == {"SAP:IBIS"}
     assert not Disposal.objects.filter(portfolio=book.portfolio).exists()
+
+
+def test_dividends_gross_withholding_and_net_each_where_they_belong(book):
+    # Alpaca: DIV $10.00 gross, DIVNRA -$1.50 withheld, DIVTXEX $2.00, DIVFEE -$0.25.
+    # IBKR: "Dividends" $8.00, "Withholding Tax" -$1.20, "Payment In Lieu Of Dividends" $3.00.
+    for broker_id, code, amount in (("d1", "DIV", "10.00"), ("d2", "DIVNRA", "-1.50"), ("d3", "DIVTXEX", "2.00")):
+        book.tx("alpaca", broker_id, "dividend", at(2024, 5, 2), "XYZ", None, amount, broker_type=code)
+    book.tx("alpaca", "d4", "fee", at(2024, 5, 2), "XYZ", None, "-0.25", broker_type="DIVFEE")
+    for broker_id, code, amount in (("cash:1", "Dividends", "8.00"), ("cash:2", "Withholding Tax", "-1.20"),
+                                    ("cash:3", "Payment In Lieu Of Dividends", "3.00")):
+        book.tx("ibkr", broker_id, "dividend", at(2024, 6, 3), "AAPL", None, amount, broker_type=code)
+    ledger_recompute(portfolio_id=book.portfolio.pk)
+    by_kind = {}
+    for kind, amount in Income.objects.filter(portfolio=book.portfolio).values_list("kind", "amount"):
+        by_kind[kind] = by_kind.get(kind, D(0)) + amount
+    assert by_kind == {"dividend": D("18.00"), "withholding": D("-2.70"), "tax_exempt_dividend": D("2.00"),
+                       "dividend_fee": D("-0.25"), "payment_in_lieu": D("3.00")}
+    # Net of tax and fees: 18 - 2.70 + 2 - 0.25 + 3 = 20.05.
+    assert sum(by_kind.values()) == D("20.05")
