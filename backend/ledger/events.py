@@ -12,6 +12,8 @@ How each feed's rows become one economic event (see the adapters for how the row
   it was paid in, or a disposal of a third asset (BNB). Asset dividends are rewards.
 - Kraken: a trade is two ledger rows sharing `refid` (each net of its fee): one event.
   Staking allocations come back from the transfer matcher as internal moves (no event).
+- Imports and manual entries: an opening holding (or a transfer in) with a unit cost opens
+  a lot with that basis; without one, like any deposit from outside, its basis is unknown.
 - Fiat currencies are cash for every broker, never lots: IBKR stores its forex balances as
   assets (EUR, GBP from an "EUR.USD" trade), and `fiat_as_cash` turns those rows into cash rows
   as Alpaca's and Kraken's cash already are (a currency conversion opens and closes no lots).
@@ -31,6 +33,9 @@ from .engine.types import ZERO, Event, Kind, Leg
 from .transfers import Movement, match_transfers
 
 NOT_COUNTED = ("canceled", "cancelled", "failed", "rejected", "pending")
+# Imports and manual entries (connections.models.FEEDLESS_KINDS): an opening holding or a
+# transfer in carries its unit cost as `price` when the file or the user gave one.
+FEEDLESS = ("csv", "manual")
 # Alpaca dividend codes (Alpaca's activity types docs) -> income kind; DIVROC is not income,
 # nor a DIV whose activity_sub_type is ROC (Alpaca changelog 2026-08-12: return of capital
 # is now reported as DIV / ROC). INTNRA / INTTW withhold tax on interest.
@@ -196,7 +201,9 @@ def _transfer_events(rows: list[Row]) -> list[Event]:
             continue
         match = pair_of.get(row.id)
         if match is None:
-            events.append(Event(Kind.TRANSFER_IN, at=row.occurred_at, **base))
+            priced = row.broker in FEEDLESS and row.price is not None and row.price >= 0
+            events.append(Event(Kind.TRANSFER_IN, at=row.occurred_at, **base, price=row.price if priced else None,
+                                price_currency=row.currency if priced else ""))
             continue
         sent = by_id[match.withdrawal_id]
         events.append(Event(Kind.TRANSFER_IN, at=max(row.occurred_at, sent.occurred_at), **base,

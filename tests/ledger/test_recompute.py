@@ -156,3 +156,20 @@ def test_dividends_gross_withholding_and_net_each_where_they_belong(book):
                        "dividend_fee": D("-0.25"), "payment_in_lieu": D("3.00")}
     # Net of tax and fees: 18 - 2.70 + 2 - 0.25 + 3 = 20.05.
     assert sum(by_kind.values()) == D("20.05")
+
+
+def test_opening_holdings_carry_the_basis_the_file_gives_else_need_one(book):
+    # Manual "I hold 10 AAPL bought at $150 on 2020-01-02": basis 10 x 150 = $1,500, that date.
+    # An imported transfer_in of 5 MSFT with no price: basis unknown (needs-basis).
+    book.tx("manual", "m:1", "transfer", at(2020, 1, 2), "AAPL", 10, price=D(150), broker_type="holding")
+    book.tx("csv", "id:7", "transfer", at(2020, 3, 2), "MSFT", 5, broker_type="transfer_in")
+    book.tx("manual", "m:2", "trade", at(2022, 6, 1), "AAPL", -4, 800, broker_type="sell")
+    ledger_recompute(portfolio_id=book.portfolio.pk)
+    from backend.ledger.selectors import lots_needing_basis
+
+    aapl = Lot.objects.get(portfolio=book.portfolio, asset=book.asset("AAPL"))
+    # 4 of 10 sold: 1,500 x 6/10 = 900 left; the sale's basis 600, gain 800 - 600 = 200, long term.
+    assert (aapl.remaining, aapl.cost_basis, aapl.acquired_at, aapl.origin) == (D(6), D(900), at(2020, 1, 2), "deposit")
+    sale = Disposal.objects.get(portfolio=book.portfolio)
+    assert (sale.cost_basis, sale.gain, sale.term, sale.incomplete) == (D(600), D(200), "long", False)
+    assert [lot.asset.symbol for lot in lots_needing_basis(portfolio=book.portfolio)] == ["MSFT"]

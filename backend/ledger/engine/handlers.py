@@ -160,11 +160,14 @@ def transfer_out(ledger: "Ledger", event: Event) -> None:
 def transfer_in(ledger: "Ledger", event: Event) -> None:
     """A paired deposit re-opens the withdrawal's lots here, dates and basis kept; what was lost
     on the way is a disposal at fair value (the network fee). Otherwise the lot's basis is
-    unknown until the user gives it."""
+    the unit cost an import or manual entry gave, or unknown until the user gives it."""
     for leg in event.legs:
         pieces = ledger.parked.pop(event.withdrawal_key, None) if event.withdrawal_key else None
         if pieces is None:
             basis, acquired = ledger.overrides.get(event.key, (None, None))
+            if basis is None and event.price is not None:       # an opening holding with its unit cost
+                rate = ledger.pricer.fx(event.price_currency, event.at.date())
+                basis = None if rate is None else leg.quantity * event.price * rate
             ledger.acquire(event, leg.asset_id, leg.quantity, basis, origin="deposit", acquired_at=acquired)
             continue
         if event.fee_quantity > 0:
