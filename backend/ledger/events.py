@@ -12,6 +12,10 @@ How each feed's rows become one economic event (see the adapters for how the row
   it was paid in, or a disposal of a third asset (BNB). Asset dividends are rewards.
 - Kraken: a trade is two ledger rows sharing `refid` (each net of its fee): one event.
   Staking allocations come back from the transfer matcher as internal moves (no event).
+- IBKR corporate actions: rows of one action (its `actionID`) are one event. A spin-off (SO)
+  names its parent in the description ("XYZ(US...) SPINOFF 1 FOR 5 ..."): the new shares take
+  a share of the parent's basis. Old shares out and new ones in are a stock-for-stock merger;
+  old shares out for cash alone, a cash merger (a sale).
 - Imports and manual entries: an opening holding (or a transfer in) with a unit cost opens
   a lot with that basis; without one, like any deposit from outside, its basis is unknown.
 - Fiat currencies are cash for every broker, never lots: IBKR stores its forex balances as
@@ -47,6 +51,7 @@ DIVIDEND_KINDS = {
     # IBKR Flex CashTransaction types (the adapter files all three as dividend rows).
     "Dividends": "dividend", "Withholding Tax": "withholding", "Payment In Lieu Of Dividends": "payment_in_lieu",
 }
+SPINOFF_CODE = "CorporateAction:SO"         # IBKR (ibflex enums.Reorg SPINOFF)
 _RATIO = re.compile(r"Ratio:\s*([0-9.]+)\s*:\s*([0-9.]+)")
 
 
@@ -71,6 +76,8 @@ class Row:
     refid: str = ""                 # Kraken: the trade txid both legs share
     sub_type: str = ""              # Alpaca's activity_sub_type (DIV / ROC is a return of capital)
     tx_hash: str = ""               # on-chain hash, where the feed carries one
+    action_id: str = ""             # IBKR: the corporate action its rows share
+    parent_asset_id: int | None = None  # IBKR spin-off: the parent's asset (from the action's description)
 
     @property
     def key(self) -> str:
@@ -89,6 +96,8 @@ def group_key(row: Row) -> str:
     """Rows that are one economic event share a group key."""
     if row.type == "split" or row.broker_type == "CIL":
         return f"{row.connection_id}:split:{row.asset_id}:{row.occurred_at.date()}"
+    if row.type == "other" and row.action_id:        # IBKR: one corporate action, one row per security
+        return f"{row.connection_id}:action:{row.action_id}"
     if row.type in ("trade", "fee"):
         if row.broker == "kraken" and row.refid and row.type == "trade":
             return f"{row.connection_id}:ref:{row.refid}"
@@ -149,6 +158,8 @@ def _event(rows: list[Row], fiat: frozenset[str]) -> Event | None:
         fees_in_kind = [r for r in rows if r.type != "trade" and r.asset_id not in traded]
         netted = [r for r in rows if r.type == "trade" or r.asset_id in traded]
         return Event(Kind.TRADE, **base, legs=_legs(netted), fee_legs=_legs(fees_in_kind), cash=_cash(rows, fiat))
+    if kinds == {"other"} and len(rows) > 1:          # a merger: old shares out, new ones in, cash
+        return Event(Kind.ADJUST, **base, legs=_legs(rows), cash=_cash(rows, fiat)) if _legs(rows) else None
     return _single(lead, base, fiat)
 
 
@@ -170,6 +181,9 @@ def _single(row: Row, base: dict, fiat: frozenset[str]) -> Event | None:
             return None
         return Event(Kind.FEE, **base, legs=tuple(l for l in legs if l.quantity < 0), cash=cash,
                      income_kind=DIVIDEND_KINDS.get(code, "fee"), asset_id=row.asset_id)
+    if row.type == "other" and legs and row.broker_type == SPINOFF_CODE and row.parent_asset_id is not None \
+            and len(legs) == 1 and legs[0].quantity > 0:
+        return Event(Kind.SPINOFF, **base, legs=legs, asset_id=row.parent_asset_id)
     if row.type == "other" and legs:
         return Event(Kind.ADJUST, **base, legs=legs, cash=cash)
     return None                       # cash deposits, withdrawals, journals: no lot changes

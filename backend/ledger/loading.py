@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from datetime import date, datetime
 from decimal import Decimal
@@ -15,7 +16,7 @@ from backend.market.rates import PriceBook
 from backend.portfolio.models import Asset
 from backend.sync.models import BrokerTransaction
 
-from .events import NOT_COUNTED, Row, fiat_as_cash
+from .events import NOT_COUNTED, SPINOFF_CODE, Row, fiat_as_cash
 from .transfers import MOVEMENT_TYPES, tx_hash_of
 
 _FIELDS = ("id", "connection_id", "connection__broker", "broker_id", "type", "broker_type", "occurred_at", "asset_id",
@@ -48,7 +49,8 @@ def _rows(queryset, *, stream: bool = True) -> list[Row]:
     # transfers) and Alpaca dividends (a DIV / ROC sub-type is a return of capital) need the
     # raw record: reading it for every row would double the load.
     needs_raw = (Q(connection__broker="kraken", type="trade") | Q(type__in=MOVEMENT_TYPES, asset__isnull=False)
-                 | Q(connection__broker="alpaca", type="dividend"))
+                 | Q(connection__broker="alpaca", type="dividend")
+                 | Q(connection__broker="ibkr", broker_type__startswith="CorporateAction"))
     raws = dict(_fetch(queryset.filter(needs_raw).values_list("id", "raw"), stream))
     fiat = fiat_assets()
     out = []
@@ -62,9 +64,30 @@ def _rows(queryset, *, stream: bool = True) -> list[Row]:
                   amount=amount, currency=currency, description=text, status=status,
                   refid=str(raw.get("refid") or "") if isinstance(raw, dict) else "",
                   sub_type=str(raw.get("activity_sub_type") or "") if isinstance(raw, dict) else "",
-                  tx_hash=tx_hash_of(broker, raw) if kind in MOVEMENT_TYPES else "")
+                  tx_hash=tx_hash_of(broker, raw) if kind in MOVEMENT_TYPES else "",
+                  action_id=str(raw.get("actionID") or "") if broker == "ibkr" and isinstance(raw, dict) else "")
         out.append(fiat_as_cash(row, fiat[asset_id]) if asset_id in fiat else row)
+    for row in out:
+        if row.broker_type == SPINOFF_CODE:
+            row.parent_asset_id = spinoff_parent(row)
     return out
+
+
+_PARENT = re.compile(r"^\s*([A-Za-z0-9.\-]+)[\s(]")
+
+
+def spinoff_parent(row: Row) -> int | None:
+    """The parent of an IBKR spin-off, named first in the action's description ("XYZ(US...)
+    SPINOFF 1 FOR 5 ..."): the asset of that symbol (a listing abroad carries ":<exchange>")
+    this connection has a history in."""
+    found = _PARENT.match(row.description or "")
+    if not found:
+        return None
+    symbol = found.group(1)
+    held = (BrokerTransaction.objects.filter(connection_id=row.connection_id)
+            .filter(Q(asset__symbol=symbol) | Q(asset__symbol__startswith=f"{symbol}:"))
+            .exclude(asset_id=row.asset_id).order_by("occurred_at", "id").values_list("asset_id", flat=True).first())
+    return held
 
 
 def _fetch(values, stream: bool):

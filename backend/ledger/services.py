@@ -208,11 +208,12 @@ def lot_pick_set(*, portfolio: Portfolio, disposal, lots: list[dict]) -> LotPick
 
 
 def lot_origin(*, lot):
-    """The lot a transferred lot came from, through every transfer: its basis is asked there."""
+    """The lot a transferred (or merged-into) lot came from, through every transfer and
+    reorganisation: its basis is asked there."""
     from .models import Lot
 
     seen = 0
-    while lot.origin == "transfer" and lot.parent_key and seen < 50:
+    while lot.origin in ("transfer", "reorg") and lot.parent_key and seen < 50:
         parent = Lot.objects.filter(portfolio_id=lot.portfolio_id, key=lot.parent_key).first()
         if parent is None:
             break
@@ -226,7 +227,7 @@ def lot_basis_set(*, portfolio: Portfolio, lot, cost_basis: Decimal, acquired_at
     from backend.core.exceptions import ApplicationError
 
     root = lot_origin(lot=lot)
-    if lot.cost_basis is not None or root.origin not in ("deposit", "adjust", "reward"):
+    if lot.cost_basis is not None or root.origin not in ("deposit", "adjust", "reward", "spinoff"):
         raise ApplicationError("Only a lot the feeds gave no basis for takes a basis from you.",
                                fields={"cost_basis": [f"this lot's basis comes from its {root.origin}"]})
     source_key = root.key.split("#", 1)[0]

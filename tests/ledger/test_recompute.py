@@ -173,3 +173,29 @@ def test_opening_holdings_carry_the_basis_the_file_gives_else_need_one(book):
     sale = Disposal.objects.get(portfolio=book.portfolio)
     assert (sale.cost_basis, sale.gain, sale.term, sale.incomplete) == (D(600), D(200), "long", False)
     assert [lot.asset.symbol for lot in lots_needing_basis(portfolio=book.portfolio)] == ["MSFT"]
+
+
+def test_ibkr_spin_off_and_stock_for_stock_merger_rows(book):
+    from datetime import datetime, timezone
+
+    from backend.market.models import Price
+
+    # 100 XYZ for $1,000. "XYZ SPINOFF 1 SPNC FOR 5 XYZ": 20 SPNC; closes XYZ $45 (4,500),
+    # SPNC $25 (500): SPNC takes 500 / 5,000 = 10% -> $100, XYZ keeps $900, dates kept.
+    # Then XYZ merges into NEWCO 2 for 1 (two rows of one action): 200 NEWCO with the $900.
+    book.tx("ibkr", "trade:1", "trade", at(2020, 1, 2), "XYZ", 100, -1000)
+    spin_day = at(2024, 3, 1)
+    book.tx("ibkr", "ca:50", "other", spin_day, "SPNC", 20, broker_type="CorporateAction:SO",
+            description="XYZ SPINOFF 1 SPNC FOR 5 XYZ", raw={"actionID": "A1"})
+    day = datetime(2024, 3, 1, tzinfo=timezone.utc)
+    for symbol, close in (("XYZ", 45), ("SPNC", 25)):
+        Price.objects.create(asset=book.asset(symbol), quote="USD", interval="1d", at=day, price=D(close), source="t")
+    for broker_id, symbol, qty in (("ca:60", "XYZ", -100), ("ca:61", "NEWCO", 200)):
+        book.tx("ibkr", broker_id, "other", at(2024, 9, 2), symbol, qty, broker_type="CorporateAction:TC",
+                description="XYZ MERGED WITH NEWCO 2 FOR 1", raw={"actionID": "A2"})
+    ledger_recompute(portfolio_id=book.portfolio.pk)
+    open_lots = {(l.asset.symbol, l.origin): (l.remaining, l.cost_basis, l.acquired_at)
+                 for l in Lot.objects.filter(portfolio=book.portfolio).exclude(remaining=0).select_related("asset")}
+    assert open_lots == {("SPNC", "spinoff"): (D(20), D(100), at(2020, 1, 2)),
+                         ("NEWCO", "reorg"): (D(200), D(900), at(2020, 1, 2))}
+    assert not Disposal.objects.filter(portfolio=book.portfolio).exists()

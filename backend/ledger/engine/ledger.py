@@ -168,7 +168,7 @@ class Ledger:
         self._link(disposal, taken, closed_proceeds, closed)
         for lot, _, _ in taken:
             self.close_if_empty(lot, event.at, kind)
-        if disposal.links or kind == "return_of_capital":
+        if disposal.links or kind in ("return_of_capital", "merger_cash"):      # those close no shares
             self._record(disposal)
             if asset_id in self.wash_assets and kind == "sale":
                 self.wash.after_disposal(disposal, {lot.key for lot, _, _ in taken})
