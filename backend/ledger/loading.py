@@ -13,7 +13,7 @@ from django.db.models import Q
 from backend.brokers.symbols import FIAT
 from backend.connections.models import BrokerConnection
 from backend.market.rates import PriceBook
-from backend.portfolio.models import Asset
+from backend.portfolio.models import Asset, Portfolio
 from backend.sync.models import BrokerTransaction
 
 from .events import NOT_COUNTED, SPINOFF_CODE, Row, fiat_as_cash
@@ -36,6 +36,16 @@ def rows_for_portfolio(*, portfolio_id: int, since: datetime | None = None) -> l
     if since is not None:
         return _rows(queryset.filter(occurred_at__gte=since), stream=False)
     return _rows(queryset)
+
+
+def foreign_withdrawals(*, portfolio_id: int) -> list[Row]:
+    """Shares or coins that left the owner's connections in their other portfolios: a deposit
+    here may be their arrival (the lots travel between the two portfolios' ledgers)."""
+    owner = Portfolio.objects.filter(pk=portfolio_id).values_list("owner_id", flat=True).first()
+    queryset = (BrokerTransaction.objects.filter(connection__owner_id=owner, type__in=MOVEMENT_TYPES,
+                                                 asset__isnull=False, quantity__lt=0)
+                .exclude(portfolio_id=portfolio_id).exclude(status__in=NOT_COUNTED).order_by())
+    return _rows(queryset, stream=False)
 
 
 def movement_rows(*, portfolio_id: int) -> list[Row]:

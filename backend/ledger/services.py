@@ -12,17 +12,19 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import defaultdict
 from datetime import datetime
 from decimal import Decimal
 
 from django.db import transaction
 from django.utils import timezone
 
+from backend.connections.models import BrokerConnection
 from backend.portfolio.models import Portfolio
 
 from . import engine, writing
 from .events import build_events
-from .loading import BookPricer, fiat_codes, movement_rows, rows_for_portfolio
+from .loading import BookPricer, fiat_codes, foreign_withdrawals, movement_rows, rows_for_portfolio
 from .models import BasisOverride, LedgerState, LotPick
 
 log = logging.getLogger("brokersync.ledger")
@@ -51,14 +53,49 @@ def ledger_inputs(portfolio: Portfolio, *, asset_ids: set[int]) -> dict:
 def ledger_replay(*, portfolio: Portfolio, extra_picks: dict | None = None, strict: bool = False) -> engine.Ledger:
     """The whole history through the engine, in memory (nothing is written)."""
     rows = rows_for_portfolio(portfolio_id=portfolio.pk)
-    events = build_events(rows, fiat=fiat_codes())
+    foreign = foreign_withdrawals(portfolio_id=portfolio.pk)
+    own = {r.connection_id for r in rows}
+    # The owner's withdrawals in other portfolios only pair: their lots leave in that ledger.
+    events = [e for e in build_events(rows + foreign, fiat=fiat_codes()) if e.connection_id in own]
     asset_ids = {r.asset_id for r in rows if r.asset_id is not None}
     start = min((r.occurred_at for r in rows), default=None)
     pricer = BookPricer.load(asset_ids=asset_ids, base=portfolio.base_currency,
                              start=start.date() if start else None)
     kwargs = ledger_inputs(portfolio, asset_ids=asset_ids)
     kwargs["picks"].update(extra_picks or {})
-    return engine.Ledger(pricer=pricer, strict_picks=strict, **kwargs).run(events)
+    ledger = engine.Ledger(pricer=pricer, strict_picks=strict, **kwargs)
+    ledger.parked.update(_in_transit(foreign, {e.withdrawal_key for e in events if e.withdrawal_key}))
+    return ledger.run(events)
+
+
+def _in_transit(foreign: list, keys: set[str]) -> dict[str, list]:
+    """Lots on their way here from another portfolio: the pieces its ledger parked under the
+    withdrawals a deposit here pairs with (with their dates and basis). Until that ledger has
+    computed them, the deposit has unknown basis; its recompute then queues this one."""
+    wanted: dict[int, set[str]] = defaultdict(set)
+    portfolio_of = dict(BrokerConnection.objects.filter(id__in={r.connection_id for r in foreign})
+                        .values_list("id", "portfolio_id"))
+    for row in foreign:
+        if row.key in keys:
+            wanted[portfolio_of[row.connection_id]].add(row.key)
+    pieces: dict[str, list] = {}
+    for state in LedgerState.objects.filter(portfolio_id__in=wanted):
+        pieces.update(engine.parked_pieces(state.snapshot, wanted[state.portfolio_id]))
+    return pieces
+
+
+def _receivers_of(portfolio: Portfolio, before: dict, after: dict) -> list[int]:
+    """The owner's other portfolios that may receive lots whose transit changed here: those
+    with a deposit of one of those assets."""
+    changed = {key for key in before.keys() | after.keys() if before.get(key) != after.get(key)}
+    assets = {piece["asset_id"] for key in changed for piece in (after.get(key) or before.get(key) or [])}
+    if not assets:
+        return []
+    from backend.sync.models import BrokerTransaction
+
+    return sorted(set(BrokerTransaction.objects.filter(connection__owner_id=portfolio.owner_id, asset_id__in=assets,
+                                                       type__in=("transfer", "deposit"), quantity__gt=0)
+                      .exclude(portfolio_id=portfolio.pk).values_list("portfolio_id", flat=True).distinct()))
 
 
 def ledger_recompute(*, portfolio_id: int, since: datetime | None = None, full: bool = False) -> dict:
@@ -81,10 +118,15 @@ def ledger_recompute(*, portfolio_id: int, since: datetime | None = None, full: 
                           disposals=[ledger.disposals[k] for k in sorted(ledger.touched_disposals)],
                           income=ledger.income, full=False)
         duration = int((time.perf_counter() - started) * 1000)
+        parked_before = (state.snapshot or {}).get("parked") or {}
         state.settings, state.snapshot, state.as_of = settings, engine.snapshot(ledger), ledger.as_of
         state.computed_at, state.full, state.duration_ms = timezone.now(), not incremental, duration
         state.events, state.dirty_since, state.needs_full = ledger.applied, None, False
         state.save()
+        receivers = _receivers_of(portfolio, parked_before, state.snapshot["parked"])
+    # After commit, outside this portfolio's locks: the receiving ledger reads what was saved.
+    for receiver in receivers:
+        ledger_request(portfolio_id=receiver, full=True)
     log.info("ledger.recomputed portfolio=%s incremental=%s ms=%s", portfolio_id, incremental, duration)
     return {"incremental": incremental, "duration_ms": duration}
 
@@ -109,6 +151,9 @@ def _carry_on(portfolio: Portfolio, state: LedgerState, since: datetime | None):
     moving = {r.key for r in rows if r.type in ("transfer", "deposit", "withdrawal") and r.quantity
               and r.asset_id is not None}
     if moving - {e.key for e in new}:
+        return None
+    # A deposit may be lots in transit from another portfolio: pairing it is a replay's work.
+    if any(r.key in moving and r.quantity > 0 for r in rows) and foreign_withdrawals(portfolio_id=portfolio.pk):
         return None
     asset_ids = {r.asset_id for r in rows if r.asset_id is not None}
     pricer = BookPricer.load(asset_ids=asset_ids, base=portfolio.base_currency, start=since.date())

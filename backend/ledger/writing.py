@@ -55,17 +55,21 @@ def _income(pid: int, i: engine.Income, key: str) -> tuple:
 def write(*, portfolio_id: int, lots: Iterable[engine.Lot], disposals: Iterable[engine.Disposal],
           income: Iterable[engine.Income], full: bool) -> None:
     disposal_list, income = list(disposals), list(income)
-    lot_ids = _changed(Lot, LOT_COLUMNS, [_lot(portfolio_id, lot) for lot in lots], portfolio_id, full)
-    disposal_ids = _changed(Disposal, DISPOSAL_COLUMNS, [_disposal(portfolio_id, d) for d in disposal_list],
-                            portfolio_id, full)
+    lot_rows = [_lot(portfolio_id, lot) for lot in lots]
+    disposal_rows = [_disposal(portfolio_id, d) for d in disposal_list]
+    lot_ids = _changed(Lot, LOT_COLUMNS, lot_rows, portfolio_id, full)
+    disposal_ids = _changed(Disposal, DISPOSAL_COLUMNS, disposal_rows, portfolio_id, full)
     income_keys = _unique_keys([i.key for i in income])
     _changed(Income, INCOME_COLUMNS, [_income(portfolio_id, i, k) for i, k in zip(income, income_keys)],
              portfolio_id, full)
     if full:
         # Links first: then nothing points at a lot that goes, and the deletes need no cascade.
+        # What stays is what this recompute produced (the ids also hold every stored row).
         _delete_links(portfolio_id)
-        _delete_missing(Lot, portfolio_id, set(lot_ids))
-        _delete_missing(Disposal, portfolio_id, set(disposal_ids))
+        produced = {row[1] for row in lot_rows}
+        lot_ids = {key: pk for key, pk in lot_ids.items() if key in produced}
+        _delete_missing(Lot, portfolio_id, produced)
+        _delete_missing(Disposal, portfolio_id, {row[1] for row in disposal_rows})
         _delete_missing(Income, portfolio_id, set(income_keys))
     else:
         ids = list(disposal_ids.values())

@@ -244,3 +244,33 @@ def test_a_corrected_close_queues_only_ledgers_that_read_it(book):
     # BTC's close before the swap: the swap's fair value may have changed; recompute from then.
     closes_changed.send(sender=None, asset_ids=[book.asset("BTC", "crypto").pk], since=date(2025, 3, 1))
     assert dirty() == (at(2025, 3, 1, 0), False)
+
+
+def test_a_transfer_to_another_portfolio_of_the_same_user_carries_the_lots(book):
+    from backend.portfolio.models import Portfolio
+
+    from .conftest import Book
+
+    # Portfolio "trading" (Coinbase): 1 BTC bought 2024-01-10 for $40,000, sent 2025-02-01.
+    # Portfolio "cold" (Kraken), same owner: 0.9995 BTC arrive 40 minutes later. The lot moves
+    # between the ledgers with its date; 0.0005 was the network fee (a disposal in "cold", at
+    # its fair value: unpriced here, so incomplete). Basis left: 40,000 x 0.9995 = 39,980.
+    cold = Book(Portfolio.objects.create(owner=book.portfolio.owner, name="cold"))
+    book.tx("coinbase", "fill:1", "trade", at(2024, 1, 10), "BTC", "1", "-40000", asset_class="crypto")
+    book.tx("coinbase", "v2:send", "transfer", at(2025, 2, 1, 10), "BTC", "-1", asset_class="crypto")
+    cold.tx("kraken", "LDEP", "transfer", at(2025, 2, 1, 10).replace(minute=40), "BTC", "0.9995", asset_class="crypto")
+    ledger_recompute(portfolio_id=cold.portfolio.pk)            # before the sender's ledger: basis unknown
+    [arrived] = Lot.objects.filter(portfolio=cold.portfolio)
+    assert arrived.cost_basis is None
+    ledger_recompute(portfolio_id=book.portfolio.pk)            # the sender's recompute queues the receiver's
+    assert LedgerState.objects.get(portfolio=cold.portfolio).needs_full
+    [sent] = Lot.objects.filter(portfolio=book.portfolio)
+    assert (sent.remaining, sent.closed_by) == (D(0), "transfer")
+    ledger_recompute(portfolio_id=cold.portfolio.pk)
+    [arrived] = Lot.objects.filter(portfolio=cold.portfolio)
+    assert (arrived.remaining, arrived.cost_basis, arrived.acquired_at, arrived.origin) == \
+        (D("0.9995"), D(39980), at(2024, 1, 10), "transfer")
+    fee = Disposal.objects.get(portfolio=cold.portfolio, kind="transfer_fee")
+    assert (fee.quantity, fee.cost_basis, fee.incomplete) == (D("0.0005"), D(20), True)
+    # Another user's withdrawal of the same coin never pairs with this deposit.
+    assert not Disposal.objects.filter(portfolio=book.portfolio).exists()
