@@ -130,11 +130,14 @@ class BookPricer:
 
     @classmethod
     def load(cls, *, asset_ids: Iterable[int], base: str, start: date | None = None,
-             latest: bool = False) -> "BookPricer":
+             latest: bool = False, currencies: Iterable[str] = ()) -> "BookPricer":
+        """Prices in the base currency only (and the `currencies` of cash to convert): the
+        other quotes of each asset are never asked for."""
         ids = set(asset_ids)
         multipliers = {pk: m for pk, m in Asset.objects.filter(id__in=ids).exclude(multiplier=1)
                        .values_list("id", "multiplier")}
-        return cls(PriceBook.load(asset_ids=ids, start=start, latest=latest), base, multipliers)
+        book = PriceBook.load(asset_ids=ids, start=start, latest=latest, currencies={base, *currencies})
+        return cls(book, base, multipliers)
 
     def value(self, asset_id: int, quantity: Decimal, day: date | None) -> Decimal | None:
         found = self.book.value(asset_id, quantity * self.multipliers.get(asset_id, 1), self.base, day)

@@ -59,13 +59,17 @@ def ledger_replay(*, portfolio: Portfolio, extra_picks: dict | None = None, stri
     events = [e for e in build_events(rows + foreign, fiat=fiat_codes()) if e.connection_id in own]
     asset_ids = {r.asset_id for r in rows if r.asset_id is not None}
     start = min((r.occurred_at for r in rows), default=None)
-    pricer = BookPricer.load(asset_ids=asset_ids, base=portfolio.base_currency,
+    pricer = BookPricer.load(asset_ids=asset_ids, base=portfolio.base_currency, currencies=_cash_currencies(rows),
                              start=start.date() if start else None)
     kwargs = ledger_inputs(portfolio, asset_ids=asset_ids)
     kwargs["picks"].update(extra_picks or {})
     ledger = engine.Ledger(pricer=pricer, strict_picks=strict, **kwargs)
     ledger.parked.update(_in_transit(foreign, {e.withdrawal_key for e in events if e.withdrawal_key}))
     return ledger.run(events)
+
+
+def _cash_currencies(rows: list) -> set[str]:
+    return {r.currency for r in rows if r.amount and r.currency}
 
 
 def _in_transit(foreign: list, keys: set[str]) -> dict[str, list]:
@@ -156,7 +160,8 @@ def _carry_on(portfolio: Portfolio, state: LedgerState, since: datetime | None):
     if any(r.key in moving and r.quantity > 0 for r in rows) and foreign_withdrawals(portfolio_id=portfolio.pk):
         return None
     asset_ids = {r.asset_id for r in rows if r.asset_id is not None}
-    pricer = BookPricer.load(asset_ids=asset_ids, base=portfolio.base_currency, start=since.date())
+    pricer = BookPricer.load(asset_ids=asset_ids, base=portfolio.base_currency, currencies=_cash_currencies(rows),
+                             start=since.date())
     ledger = engine.restore(state.snapshot, pricer=pricer, **ledger_inputs(portfolio, asset_ids=asset_ids))
     for event in new:
         ledger.apply(event)

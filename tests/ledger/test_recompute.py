@@ -199,3 +199,25 @@ def test_ibkr_spin_off_and_stock_for_stock_merger_rows(book):
     assert open_lots == {("SPNC", "spinoff"): (D(20), D(100), at(2020, 1, 2)),
                          ("NEWCO", "reorg"): (D(200), D(900), at(2020, 1, 2))}
     assert not Disposal.objects.filter(portfolio=book.portfolio).exists()
+
+
+def test_the_ledger_reads_prices_in_its_base_currency_only(book):
+    from datetime import datetime, timezone
+
+    from backend.ledger.loading import BookPricer
+    from backend.market.models import Price
+
+    # BTC closes in USD, EUR and JPY; SAP:IBIS in EUR only; GBP in USD (cash in pounds).
+    day = datetime(2025, 3, 3, tzinfo=timezone.utc)
+    btc, sap, gbp = book.asset("BTC", "crypto"), book.asset("SAP:IBIS"), book.asset("GBP", "fiat")
+    eur, jpy = book.asset("EUR", "fiat"), book.asset("JPY", "fiat")
+    for asset, quote, price in ((btc, "USD", 60000), (btc, "EUR", 55000), (btc, "JPY", 9000000),
+                                (sap, "EUR", 200), (eur, "USD", "1.1"), (gbp, "USD", "1.25"), (jpy, "USD", "0.0067")):
+        Price.objects.create(asset=asset, quote=quote, interval="1d", at=day, price=D(str(price)), source="t")
+    pricer = BookPricer.load(asset_ids={btc.pk, sap.pk}, base="USD", currencies={"GBP"})
+    # The JPY series is never read (USD and the pivots cover BTC); EUR stays (a pivot, and SAP's only quote).
+    assert pricer.book.quotes(btc.pk) == {"USD", "EUR"} and pricer.book.quotes(sap.pk) == {"EUR"}
+    # 0.5 BTC at $60,000 = $30,000; 10 SAP at EUR 200 x 1.1 = $2,200; GBP 100 = $125.
+    assert pricer.value(btc.pk, D("0.5"), day.date()) == D(30000)
+    assert pricer.value(sap.pk, D(10), day.date()) == D("2200.0")
+    assert pricer.fx("GBP", day.date()) * 100 == D("125.00")
