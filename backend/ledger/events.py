@@ -112,16 +112,22 @@ def build_events(rows: Iterable[Row], *, fiat: frozenset[str]) -> list[Event]:
                  and r.asset_id is not None and r.quantity]
     events = _transfer_events(movements)
     moved = {r.id for r in movements}
-    groups: dict[str, list[Row]] = defaultdict(list)
+    groups: dict[str, list[Row]] = {}
     for row in counted:
         if row.id not in moved:
-            groups[group_key(row)].append(row)
+            key = group_key(row)
+            members = groups.get(key)
+            if members is None:
+                groups[key] = [row]
+            else:
+                members.append(row)
     for members in groups.values():
-        members.sort(key=lambda r: (r.occurred_at, r.broker_id))
+        if len(members) > 1:
+            members.sort(key=lambda r: (r.occurred_at, r.broker_id))
         event = _event(members, fiat)
         if event is not None:
             events.append(event)
-    return sorted(events, key=lambda e: e.order)
+    return sorted(events, key=Event.order.fget)
 
 
 def _cash(rows: Iterable[Row], fiat: frozenset[str]) -> tuple[tuple[str, Decimal], ...]:
@@ -142,11 +148,11 @@ def _legs(rows: Iterable[Row]) -> tuple[Leg, ...]:
 
 def _event(rows: list[Row], fiat: frozenset[str]) -> Event | None:
     lead = rows[0]
-    base = dict(at=lead.occurred_at, connection_id=lead.connection_id, key=lead.key, tx_id=lead.id)
     if len(rows) == 1 and lead.type == "trade":            # most rows: one fill, one event
         legs = (Leg(lead.asset_id, lead.quantity),) if lead.asset_id is not None and lead.quantity else ()
         cash = ((lead.currency, lead.amount),) if lead.amount and lead.currency in fiat else ()
-        return Event(Kind.TRADE, **base, legs=legs, cash=cash)
+        return Event(Kind.TRADE, lead.occurred_at, lead.connection_id, lead.key, lead.id, legs=legs, cash=cash)
+    base = dict(at=lead.occurred_at, connection_id=lead.connection_id, key=lead.key, tx_id=lead.id)
     kinds = {r.type for r in rows}
     if "split" in kinds:
         splits = [r for r in rows if r.type == "split"]

@@ -43,8 +43,10 @@ def _lot(pid: int, lot: engine.Lot) -> tuple:
 
 
 def _disposal(pid: int, d: engine.Disposal) -> tuple:
+    basis = d.basis                         # sums the links: once, not once per column
+    gain = None if basis is None or d.proceeds is None else d.proceeds - basis + d.wash_disallowed
     return (pid, d.key, d.source_key, d.asset_id, d.connection_id, d.tx_id, d.kind, d.disposed_at, q(d.quantity),
-            q(d.proceeds), q(d.basis), q(d.gain), q(d.wash_disallowed), d.term, d.incomplete, d.pick_status[:255])
+            q(d.proceeds), q(basis), q(gain), q(d.wash_disallowed), d.term, gain is None, d.pick_status[:255])
 
 
 def _income(pid: int, i: engine.Income, key: str) -> tuple:
@@ -90,6 +92,8 @@ def _changed(model, columns: tuple[str, ...], rows: list[tuple], portfolio_id: i
     replay after one late transaction rewrites a few rows, not the whole history."""
     if not full:
         return _upsert(model, columns, rows)
+    if db.vendor == "postgresql":
+        return _upsert_differing(model, columns, rows, portfolio_id)
     stored = {row[2]: (row[0], tuple(row[1:])) for row in _stored(model, columns, portfolio_id)}
     ids = {key: pk for key, (pk, _) in stored.items()}
     ids.update(_upsert(model, columns, [row for row in rows if stored.get(row[1], (None, None))[1] != row]))
@@ -128,6 +132,26 @@ def _upsert(model, columns: tuple[str, ...], rows: list[tuple]) -> dict[str, int
         _copy(cursor, temp, columns, rows)
         cursor.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {temp} "
                        f"ON CONFLICT (portfolio_id, key) DO UPDATE SET {updates} RETURNING key, id")
+        return dict(cursor.fetchall())
+
+
+def _upsert_differing(model, columns: tuple[str, ...], rows: list[tuple], portfolio_id: int) -> dict[str, int]:
+    """PostgreSQL, a whole ledger: every row goes in by COPY and PostgreSQL compares it with
+    what is stored, updating only rows that differ (unchanged ones are not rewritten). Reading
+    the stored rows back into Python to compare them cost more than the rest of the write
+    (benchmarks/ledger.py). Returns key -> id of every stored row of the portfolio."""
+    table, temp = model._meta.db_table, f"tmp_{model._meta.db_table}"
+    cols = ", ".join(columns)
+    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns[2:])
+    differs = f"({', '.join(f'{table}.{c}' for c in columns[2:])}) IS DISTINCT FROM " \
+              f"({', '.join(f'EXCLUDED.{c}' for c in columns[2:])})"
+    with db.cursor() as cursor:
+        cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {temp} AS SELECT {cols} FROM {table} WITH NO DATA")
+        cursor.execute(f"TRUNCATE {temp}")
+        _copy(cursor, temp, columns, rows)
+        cursor.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {temp} "
+                       f"ON CONFLICT (portfolio_id, key) DO UPDATE SET {updates} WHERE {differs}")
+        cursor.execute(f"SELECT key, id FROM {table} WHERE portfolio_id = %s", [portfolio_id])
         return dict(cursor.fetchall())
 
 

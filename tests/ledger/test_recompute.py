@@ -221,3 +221,30 @@ def test_the_ledger_reads_prices_in_its_base_currency_only(book):
     assert pricer.value(btc.pk, D("0.5"), day.date()) == D(30000)
     assert pricer.value(sap.pk, D(10), day.date()) == D("2200.0")
     assert pricer.fx("GBP", day.date()) * 100 == D("125.00")
+
+
+def test_a_replay_that_changes_nothing_rewrites_no_row(book):
+    from django.db import connection
+
+    # PostgreSQL stamps each row version with the transaction that wrote it (xmin): a replay
+    # of the same history leaves every lot, disposal and income row as it was.
+    store(book, HISTORY)
+    ledger_recompute(portfolio_id=book.portfolio.pk)
+
+    def versions():
+        with connection.cursor() as cursor:
+            out = {}
+            for model in (Lot, Disposal, Income):
+                cursor.execute(f"SELECT key, xmin::text FROM {model._meta.db_table} WHERE portfolio_id = %s",
+                               [book.portfolio.pk])
+                out[model.__name__] = dict(cursor.fetchall())
+            return out
+
+    before = versions()
+    ledger_recompute(portfolio_id=book.portfolio.pk, full=True)
+    assert versions() == before
+    # A late buy in the past changes the lots it touches, and only rewrites what differs.
+    book.tx("alpaca", "b0", "trade", at(2023, 12, 1), "AAPL", "1", "-90")
+    ledger_recompute(portfolio_id=book.portfolio.pk, full=True)
+    after = versions()
+    assert after["Lot"] != before["Lot"] and after["Income"] == before["Income"]

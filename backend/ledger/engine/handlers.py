@@ -20,6 +20,14 @@ def trade(ledger: "Ledger", event: Event) -> None:
     sides are worth the fair value of what was received (else of what was given) at the trade.
     Fees paid in an asset that is not traded are disposals of it at fair value, capitalised
     into the acquisition's basis (or taken off the sale's proceeds)."""
+    if len(event.legs) == 1 and event.cash and not event.fee_legs:    # most events: one asset for cash
+        leg, cash = event.legs[0], ledger.cash_value(event.cash, event.at)
+        value = None if cash is None else abs(cash)
+        if leg.quantity < 0:
+            ledger.dispose(event, leg.asset_id, -leg.quantity, value, kind="sale")
+        else:
+            ledger.acquire(event, leg.asset_id, leg.quantity, value)
+        return
     fee_value = _fee_legs(ledger, event)
     gained = [leg for leg in event.legs if leg.quantity > 0]
     given = [leg for leg in event.legs if leg.quantity < 0]

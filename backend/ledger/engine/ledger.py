@@ -64,7 +64,7 @@ class Ledger:
 
     # -- running ---------------------------------------------------------------------------
     def run(self, events: Iterable[Event]) -> "Ledger":
-        for event in sorted(events, key=lambda e: e.order):
+        for event in sorted(events, key=Event.order.fget):
             self.apply(event)
         return self
 
