@@ -55,11 +55,13 @@ def ledger_replay(*, portfolio: Portfolio, extra_picks: dict | None = None, stri
     rows = rows_for_portfolio(portfolio_id=portfolio.pk)
     foreign = foreign_withdrawals(portfolio_id=portfolio.pk)
     own = {r.connection_id for r in rows}
-    # The owner's withdrawals in other portfolios only pair: their lots leave in that ledger.
-    events = [e for e in build_events(rows + foreign, fiat=fiat_codes()) if e.connection_id in own]
     asset_ids = {r.asset_id for r in rows if r.asset_id is not None}
     start = min((r.occurred_at for r in rows), default=None)
-    pricer = BookPricer.load(asset_ids=asset_ids, base=portfolio.base_currency, currencies=_cash_currencies(rows),
+    currencies = _cash_currencies(rows)
+    # The owner's withdrawals in other portfolios only pair: their lots leave in that ledger.
+    events = [e for e in build_events(rows + foreign, fiat=fiat_codes()) if e.connection_id in own]
+    del rows                    # the engine reads events only: the rows' memory is free before it runs
+    pricer = BookPricer.load(asset_ids=asset_ids, base=portfolio.base_currency, currencies=currencies,
                              start=start.date() if start else None)
     kwargs = ledger_inputs(portfolio, asset_ids=asset_ids)
     kwargs["picks"].update(extra_picks or {})
