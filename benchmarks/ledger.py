@@ -197,7 +197,8 @@ def main() -> int:
         samples.append(seconds * 1000)
     print(f"  40 new activities a day, {args.days} days: median {statistics.median(samples):.0f} ms, "
           f"max {max(samples):.0f} ms")
-    print(f"\npeak resident memory of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"\npeak resident memory of this process: {peak:.0f} MiB")
     return 0
 
 

@@ -4,5 +4,5 @@ from .ledger import Ledger, term_of
 from .state import parked_pieces, restore, snapshot
 from .types import Disposal, Event, Income, Kind, Leg, Lot, LotLink, PickRefused, Pricer
 
-__all__ = ["METHODS", "Ledger", "term_of", "parked_pieces", "restore", "snapshot", "Disposal", "Event", "Income", "Kind", "Leg",
-           "Lot", "LotLink", "PickRefused", "Pricer"]
+__all__ = ["METHODS", "Ledger", "term_of", "parked_pieces", "restore", "snapshot", "Disposal", "Event", "Income",
+           "Kind", "Leg", "Lot", "LotLink", "PickRefused", "Pricer"]
