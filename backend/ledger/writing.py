@@ -146,11 +146,15 @@ def _upsert_differing(model, columns: tuple[str, ...], rows: list[tuple], portfo
     differs = f"({', '.join(f'{table}.{c}' for c in columns[2:])}) IS DISTINCT FROM " \
               f"({', '.join(f'EXCLUDED.{c}' for c in columns[2:])})"
     with db.cursor() as cursor:
-        cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {temp} AS SELECT {cols} FROM {table} WITH NO DATA")
-        cursor.execute(f"TRUNCATE {temp}")
-        _copy(cursor, temp, columns, rows)
-        cursor.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {temp} "
-                       f"ON CONFLICT (portfolio_id, key) DO UPDATE SET {updates} WHERE {differs}")
+        cursor.execute(f"SELECT EXISTS (SELECT 1 FROM {table} WHERE portfolio_id = %s)", [portfolio_id])
+        if not cursor.fetchone()[0]:          # a first build: nothing to compare with
+            _copy(cursor, table, columns, rows)
+        else:
+            cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {temp} AS SELECT {cols} FROM {table} WITH NO DATA")
+            cursor.execute(f"TRUNCATE {temp}")
+            _copy(cursor, temp, columns, rows)
+            cursor.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {temp} "
+                           f"ON CONFLICT (portfolio_id, key) DO UPDATE SET {updates} WHERE {differs}")
         cursor.execute(f"SELECT key, id FROM {table} WHERE portfolio_id = %s", [portfolio_id])
         return dict(cursor.fetchall())
 
