@@ -23,7 +23,7 @@ from backend.connections.models import BrokerConnection
 from backend.portfolio.models import Portfolio
 
 from . import engine, writing
-from .events import build_events
+from .events import SPINOFF_CODE, build_events
 from .loading import BookPricer, fiat_codes, foreign_withdrawals, movement_rows, rows_for_portfolio
 from .models import BasisOverride, LedgerState, LotPick
 
@@ -222,6 +222,11 @@ def closes_changed_portfolios(*, asset_ids, since) -> list[int]:
               | Q(type__in=("transfer", "deposit"), quantity__gt=0)      # the fee is valued on arrival
               | Q(type__in=("trade", "fee"), quantity__isnull=False, amount__isnull=True))
     portfolios = set(after.filter(valued, asset_id__in=ids).values_list("portfolio_id", flat=True).distinct())
+    # A spin-off values its parent too (the row names only the new shares).
+    spun = set(after.filter(broker_type=SPINOFF_CODE).values_list("portfolio_id", flat=True).distinct())
+    if spun:
+        portfolios |= set(BrokerTransaction.objects.filter(portfolio_id__in=spun, asset_id__in=ids)
+                          .values_list("portfolio_id", flat=True).distinct())
     currencies = set(Asset.objects.filter(id__in=ids).filter(Q(asset_class="fiat") | Q(symbol__in=PIVOTS))
                      .values_list("symbol", flat=True))
     if currencies:

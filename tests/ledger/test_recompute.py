@@ -201,6 +201,21 @@ def test_ibkr_spin_off_and_stock_for_stock_merger_rows(book):
     assert not Disposal.objects.filter(portfolio=book.portfolio).exists()
 
 
+def test_a_corrected_close_of_a_spin_off_parent_recomputes_the_split(book):
+    from datetime import date
+
+    from backend.ledger.models import LedgerState
+    from backend.market.signals import closes_changed
+
+    book.tx("ibkr", "trade:1", "trade", at(2020, 1, 2), "XYZ", 100, -1000)
+    book.tx("ibkr", "ca:50", "other", at(2024, 3, 1), "SPNC", 20, broker_type="CorporateAction:SO",
+            description="XYZ SPINOFF 1 SPNC FOR 5 XYZ", raw={"actionID": "A1"})
+    ledger_recompute(portfolio_id=book.portfolio.pk)
+    # The parent's close was read at the spin-off (its row names only SPNC): recompute from then.
+    closes_changed.send(sender=None, asset_ids=[book.asset("XYZ").pk], since=date(2024, 2, 28))
+    assert LedgerState.objects.get(portfolio=book.portfolio).dirty_since == at(2024, 2, 28, 0)
+
+
 def test_the_ledger_reads_prices_in_its_base_currency_only(book):
     from datetime import datetime, timezone
 
