@@ -2,18 +2,23 @@
 HIFO, and the incremental recompute after one day of new fills (targets: full under 5 s,
 incremental under 100 ms, HIFO not quadratic).
 
-    python benchmarks/ledger.py [--activities 200000]
+    python benchmarks/ledger.py [--activities 200000] [--skip-engine]
 
 Prints, for the lot engine alone (rows already in memory -> events -> lots) and for the
 whole recompute through PostgreSQL (read rows, run, write lots/disposals/income in one
 transaction): wall time and peak Python memory (tracemalloc, measured in a separate run so
-it does not slow the timed one). Uses its own database (BENCH_DATABASE_URL), recreated.
+it does not slow the timed one). The recompute is timed on a first build under FIFO and
+HIFO, on method switches of an existing ledger (which write only the rows that differ) and
+on a replay that changes nothing, with this process's CPU time beside the wall time (on a
+shared machine the wall time includes waiting for a core). Uses its own database
+(BENCH_DATABASE_URL), recreated.
 """
 from __future__ import annotations
 
 import argparse
 import os
 import random
+import resource
 import statistics
 import sys
 import time
@@ -124,6 +129,14 @@ def timed(fn) -> tuple[float, object]:
     return time.perf_counter() - start, result
 
 
+def timed_cpu(fn) -> tuple[float, float, object]:
+    """Wall time and this process's CPU time: on a shared machine the wall time includes the
+    time other processes had the cores; the CPU time is ours alone (not the database's)."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    result = fn()
+    return time.perf_counter() - wall, time.process_time() - cpu, result
+
+
 def peak_mib(fn) -> float:
     tracemalloc.start()
     fn()
@@ -136,6 +149,7 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--activities", type=int, default=200_000)
     parser.add_argument("--days", type=int, default=5, help="incremental recomputes to time")
+    parser.add_argument("--skip-engine", action="store_true", help="only the recomputes through PostgreSQL")
     args = parser.parse_args()
     n = args.activities
     print(f"building a {n:,}-activity account in {BENCH_DATABASE_URL.rsplit('/', 1)[-1]} ...", flush=True)
@@ -147,20 +161,30 @@ def main() -> int:
     load_s, rows = timed(lambda: rows_for_portfolio(portfolio_id=connection.portfolio_id))
     print(f"read {len(rows):,} rows from PostgreSQL: {load_s:.2f} s")
     print("\nlot engine alone (rows in memory -> events -> lots, disposals, income)")
-    for method, wash in (("fifo", False), ("hifo", False), ("hifo", True)):
+    for method, wash in () if args.skip_engine else (("fifo", False), ("hifo", False), ("hifo", True)):
         seconds, ledger = timed(lambda: engine_run(rows, method, wash))
         label = method + (" + wash sales" if wash else "")
         print(f"  {label:<18} {seconds:5.2f} s, peak {peak_mib(lambda: engine_run(rows, method, wash)):6.1f} MiB, "
               f"{len(ledger.lots):,} lots, {len(ledger.disposals):,} disposals")
     print("  hifo scaling (time per activity stays flat when it is not quadratic):")
-    for size in (n // 4, n // 2, n):
+    for size in () if args.skip_engine else (n // 4, n // 2, n):
         seconds, _ = timed(lambda: engine_run(rows[:size], "hifo"))
         print(f"    {size:>8,} activities: {seconds:5.2f} s = {seconds / size * 1e6:5.1f} us/activity")
-    print("\nfull recompute through PostgreSQL (read, run, write in one transaction)")
-    for method, wash in (("fifo", False), ("hifo", False), ("hifo", True)):
-        Portfolio.objects.filter(pk=connection.portfolio_id).update(cost_basis_method=method, wash_sales=wash)
-        seconds, _ = timed(lambda: ledger_recompute(portfolio_id=connection.portfolio_id, full=True))
-        print(f"  {method + (' + wash sales' if wash else ''):<18} {seconds:5.2f} s")
+    print("\nfull recompute through PostgreSQL (read, run, write in one transaction): wall / our CPU")
+    pid = connection.portfolio_id
+    steps = (("fifo, first build", "fifo", False, True), ("hifo, first build", "hifo", False, True),
+             ("switch hifo -> fifo", "fifo", False, False), ("switch fifo -> hifo", "hifo", False, False),
+             ("switch to hifo + wash sales", "hifo", True, False), ("replay, nothing changed", "hifo", True, False))
+    for label, method, wash, empty in steps:
+        if empty:                          # a portfolio whose ledger was never computed
+            from backend.ledger.models import Disposal, Income, LedgerState, Lot
+            for model in (Disposal, Income, Lot, LedgerState):
+                model.objects.filter(portfolio_id=pid).delete()
+        Portfolio.objects.filter(pk=pid).update(cost_basis_method=method, wash_sales=wash)
+        full = label.startswith("replay")
+        wall, cpu, result = timed_cpu(lambda: ledger_recompute(portfolio_id=pid, full=full))
+        assert not result["incremental"], result
+        print(f"  {label:<28} {wall:5.2f} s / {cpu:5.2f} s")
     print("\nincremental recompute after one day of new fills (HIFO + wash sales, from the saved state)")
     samples, day = [], rows[-1].occurred_at + timedelta(days=1)
     for d in range(args.days):
@@ -173,6 +197,8 @@ def main() -> int:
         samples.append(seconds * 1000)
     print(f"  40 new activities a day, {args.days} days: median {statistics.median(samples):.0f} ms, "
           f"max {max(samples):.0f} ms")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"\npeak resident memory of this process: {peak:.0f} MiB")
     return 0
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from datetime import date, datetime
 from decimal import Decimal
@@ -12,10 +13,10 @@ from django.db.models import Q
 from backend.brokers.symbols import FIAT
 from backend.connections.models import BrokerConnection
 from backend.market.rates import PriceBook
-from backend.portfolio.models import Asset
+from backend.portfolio.models import Asset, Portfolio
 from backend.sync.models import BrokerTransaction
 
-from .events import NOT_COUNTED, Row
+from .events import NOT_COUNTED, SPINOFF_CODE, Row, fiat_as_cash
 from .transfers import MOVEMENT_TYPES, tx_hash_of
 
 _FIELDS = ("id", "connection_id", "connection__broker", "broker_id", "type", "broker_type", "occurred_at", "asset_id",
@@ -37,6 +38,16 @@ def rows_for_portfolio(*, portfolio_id: int, since: datetime | None = None) -> l
     return _rows(queryset)
 
 
+def foreign_withdrawals(*, portfolio_id: int) -> list[Row]:
+    """Shares or coins that left the owner's connections in their other portfolios: a deposit
+    here may be their arrival (the lots travel between the two portfolios' ledgers)."""
+    owner = Portfolio.objects.filter(pk=portfolio_id).values_list("owner_id", flat=True).first()
+    queryset = (BrokerTransaction.objects.filter(connection__owner_id=owner, type__in=MOVEMENT_TYPES,
+                                                 asset__isnull=False, quantity__lt=0)
+                .exclude(portfolio_id=portfolio_id).exclude(status__in=NOT_COUNTED).order_by())
+    return _rows(queryset, stream=False)
+
+
 def movement_rows(*, portfolio_id: int) -> list[Row]:
     return _rows(_transactions(portfolio_id).filter(type__in=MOVEMENT_TYPES, asset__isnull=False,
                                                     quantity__isnull=False))
@@ -48,21 +59,45 @@ def _rows(queryset, *, stream: bool = True) -> list[Row]:
     # transfers) and Alpaca dividends (a DIV / ROC sub-type is a return of capital) need the
     # raw record: reading it for every row would double the load.
     needs_raw = (Q(connection__broker="kraken", type="trade") | Q(type__in=MOVEMENT_TYPES, asset__isnull=False)
-                 | Q(connection__broker="alpaca", type="dividend"))
+                 | Q(connection__broker="alpaca", type="dividend")
+                 | Q(connection__broker="ibkr", broker_type__startswith="CorporateAction"))
     raws = dict(_fetch(queryset.filter(needs_raw).values_list("id", "raw"), stream))
+    fiat = fiat_assets()
     out = []
     for (pk, conn, broker, broker_id, kind, broker_type, at, asset_id, qty, price, amount, currency, text,
          status) in _fetch(queryset.values_list(*_FIELDS), stream):
         raw = raws.get(pk) or {}
         if isinstance(raw, str):
             raw = json.loads(raw)
-        out.append(Row(id=pk, connection_id=conn, broker=broker, broker_id=broker_id, type=kind,
-                       broker_type=broker_type, occurred_at=at, asset_id=asset_id, quantity=qty, price=price,
-                       amount=amount, currency=currency, description=text, status=status,
-                       refid=str(raw.get("refid") or "") if isinstance(raw, dict) else "",
-                       sub_type=str(raw.get("activity_sub_type") or "") if isinstance(raw, dict) else "",
-                       tx_hash=tx_hash_of(broker, raw) if kind in MOVEMENT_TYPES else ""))
+        row = Row(id=pk, connection_id=conn, broker=broker, broker_id=broker_id, type=kind,
+                  broker_type=broker_type, occurred_at=at, asset_id=asset_id, quantity=qty, price=price,
+                  amount=amount, currency=currency, description=text, status=status,
+                  refid=str(raw.get("refid") or "") if isinstance(raw, dict) else "",
+                  sub_type=str(raw.get("activity_sub_type") or "") if isinstance(raw, dict) else "",
+                  tx_hash=tx_hash_of(broker, raw) if kind in MOVEMENT_TYPES else "",
+                  action_id=str(raw.get("actionID") or "") if broker == "ibkr" and isinstance(raw, dict) else "")
+        out.append(fiat_as_cash(row, fiat[asset_id]) if asset_id in fiat else row)
+    for row in out:
+        if row.broker_type == SPINOFF_CODE:
+            row.parent_asset_id = spinoff_parent(row)
     return out
+
+
+_PARENT = re.compile(r"^\s*([A-Za-z0-9.\-]+)[\s(]")
+
+
+def spinoff_parent(row: Row) -> int | None:
+    """The parent of an IBKR spin-off, named first in the action's description ("XYZ(US...)
+    SPINOFF 1 FOR 5 ..."): the asset of that symbol (a listing abroad carries ":<exchange>")
+    this connection has a history in."""
+    found = _PARENT.match(row.description or "")
+    if not found:
+        return None
+    symbol = found.group(1)
+    held = (BrokerTransaction.objects.filter(connection_id=row.connection_id)
+            .filter(Q(asset__symbol=symbol) | Q(asset__symbol__startswith=f"{symbol}:"))
+            .exclude(asset_id=row.asset_id).order_by("occurred_at", "id").values_list("asset_id", flat=True).first())
+    return held
 
 
 def _fetch(values, stream: bool):
@@ -75,6 +110,11 @@ def _fetch(values, stream: bool):
     with db.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.fetchall()
+
+
+def fiat_assets() -> dict[int, str]:
+    """Assets that are fiat currencies (IBKR's forex balances): cash in the ledger, not lots."""
+    return dict(Asset.objects.filter(asset_class="fiat").values_list("id", "symbol"))
 
 
 def fiat_codes() -> frozenset[str]:
@@ -90,11 +130,14 @@ class BookPricer:
 
     @classmethod
     def load(cls, *, asset_ids: Iterable[int], base: str, start: date | None = None,
-             latest: bool = False) -> "BookPricer":
+             latest: bool = False, currencies: Iterable[str] = ()) -> "BookPricer":
+        """Prices in the base currency only (and the `currencies` of cash to convert): the
+        other quotes of each asset are never asked for."""
         ids = set(asset_ids)
         multipliers = {pk: m for pk, m in Asset.objects.filter(id__in=ids).exclude(multiplier=1)
                        .values_list("id", "multiplier")}
-        return cls(PriceBook.load(asset_ids=ids, start=start, latest=latest), base, multipliers)
+        book = PriceBook.load(asset_ids=ids, start=start, latest=latest, currencies={base, *currencies})
+        return cls(book, base, multipliers)
 
     def value(self, asset_id: int, quantity: Decimal, day: date | None) -> Decimal | None:
         found = self.book.value(asset_id, quantity * self.multipliers.get(asset_id, 1), self.base, day)

@@ -48,7 +48,8 @@ class Lot(models.Model):
 
     @property
     def needs_basis(self) -> bool:
-        return self.cost_basis is None and self.remaining != 0
+        """Unknown basis, open or sold (a short lot's "basis" is its proceeds, never asked)."""
+        return self.cost_basis is None and self.origin != "short"
 
 
 class Disposal(models.Model):

@@ -80,10 +80,13 @@ def lots_list(*, portfolio: Portfolio, filters: Mapping[str, Any] | None = None)
 
 
 def lots_needing_basis(*, portfolio: Portfolio) -> QuerySet[Lot]:
-    """Open lots of unknown basis: deposits from outside, unpriced rewards, adjustments, and
-    lots transferred on from one of those (PATCH on either sets it at the origin)."""
-    return (Lot.objects.filter(portfolio=portfolio, cost_basis__isnull=True).exclude(remaining=0)
-            .exclude(origin="short").select_related("asset", "transaction").order_by("acquired_at", "key"))
+    """Every lot of unknown basis, open or already sold (the gains that touched a sold one are
+    incomplete until it has a basis): deposits from outside, unpriced rewards, adjustments, and
+    lots transferred on from one of those (PATCH on either sets it at the origin). A lot that
+    moved on by a transfer is listed once, where it went."""
+    return (Lot.objects.filter(portfolio=portfolio, cost_basis__isnull=True).exclude(origin="short")
+            .exclude(remaining=0, closed_by="transfer").select_related("asset", "transaction")
+            .order_by("acquired_at", "key"))
 
 
 def disposals_list(*, portfolio: Portfolio, filters: Mapping[str, Any] | None = None) -> QuerySet[Disposal]:

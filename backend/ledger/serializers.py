@@ -19,7 +19,7 @@ class LotOutputSerializer(serializers.ModelSerializer):
     transaction = serializers.IntegerField(source="transaction_id", read_only=True, allow_null=True,
                                            help_text="The transaction that opened it.")
     unit_cost = serializers.SerializerMethodField(help_text="cost_basis / remaining; null when unknown or closed.")
-    needs_basis = serializers.BooleanField(read_only=True, help_text="Open with unknown basis: PATCH it on "
+    needs_basis = serializers.BooleanField(read_only=True, help_text="Unknown basis (open or sold): PATCH it on "
                                                                      "needs-basis/{id}/.")
     status = serializers.SerializerMethodField(help_text="open or closed.")
     market_value = serializers.SerializerMethodField(help_text="Open lots at the latest price; null when unpriced.")

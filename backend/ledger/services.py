@@ -12,17 +12,19 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import datetime, timedelta
+from collections import defaultdict
+from datetime import datetime
 from decimal import Decimal
 
 from django.db import transaction
 from django.utils import timezone
 
+from backend.connections.models import BrokerConnection
 from backend.portfolio.models import Portfolio
 
 from . import engine, writing
-from .events import build_events
-from .loading import BookPricer, fiat_codes, movement_rows, rows_for_portfolio
+from .events import SPINOFF_CODE, build_events
+from .loading import BookPricer, fiat_codes, foreign_withdrawals, movement_rows, rows_for_portfolio
 from .models import BasisOverride, LedgerState, LotPick
 
 log = logging.getLogger("brokersync.ledger")
@@ -51,14 +53,55 @@ def ledger_inputs(portfolio: Portfolio, *, asset_ids: set[int]) -> dict:
 def ledger_replay(*, portfolio: Portfolio, extra_picks: dict | None = None, strict: bool = False) -> engine.Ledger:
     """The whole history through the engine, in memory (nothing is written)."""
     rows = rows_for_portfolio(portfolio_id=portfolio.pk)
-    events = build_events(rows, fiat=fiat_codes())
+    foreign = foreign_withdrawals(portfolio_id=portfolio.pk)
+    own = {r.connection_id for r in rows}
     asset_ids = {r.asset_id for r in rows if r.asset_id is not None}
     start = min((r.occurred_at for r in rows), default=None)
-    pricer = BookPricer.load(asset_ids=asset_ids, base=portfolio.base_currency,
+    currencies = _cash_currencies(rows)
+    # The owner's withdrawals in other portfolios only pair: their lots leave in that ledger.
+    events = [e for e in build_events(rows + foreign, fiat=fiat_codes()) if e.connection_id in own]
+    del rows                    # the engine reads events only: the rows' memory is free before it runs
+    pricer = BookPricer.load(asset_ids=asset_ids, base=portfolio.base_currency, currencies=currencies,
                              start=start.date() if start else None)
     kwargs = ledger_inputs(portfolio, asset_ids=asset_ids)
     kwargs["picks"].update(extra_picks or {})
-    return engine.Ledger(pricer=pricer, strict_picks=strict, **kwargs).run(events)
+    ledger = engine.Ledger(pricer=pricer, strict_picks=strict, **kwargs)
+    ledger.parked.update(_in_transit(foreign, {e.withdrawal_key for e in events if e.withdrawal_key}))
+    return ledger.run(events)
+
+
+def _cash_currencies(rows: list) -> set[str]:
+    return {r.currency for r in rows if r.amount and r.currency}
+
+
+def _in_transit(foreign: list, keys: set[str]) -> dict[str, list]:
+    """Lots on their way here from another portfolio: the pieces its ledger parked under the
+    withdrawals a deposit here pairs with (with their dates and basis). Until that ledger has
+    computed them, the deposit has unknown basis; its recompute then queues this one."""
+    wanted: dict[int, set[str]] = defaultdict(set)
+    portfolio_of = dict(BrokerConnection.objects.filter(id__in={r.connection_id for r in foreign})
+                        .values_list("id", "portfolio_id"))
+    for row in foreign:
+        if row.key in keys:
+            wanted[portfolio_of[row.connection_id]].add(row.key)
+    pieces: dict[str, list] = {}
+    for state in LedgerState.objects.filter(portfolio_id__in=wanted):
+        pieces.update(engine.parked_pieces(state.snapshot, wanted[state.portfolio_id]))
+    return pieces
+
+
+def _receivers_of(portfolio: Portfolio, before: dict, after: dict) -> list[int]:
+    """The owner's other portfolios that may receive lots whose transit changed here: those
+    with a deposit of one of those assets."""
+    changed = {key for key in before.keys() | after.keys() if before.get(key) != after.get(key)}
+    assets = {piece["asset_id"] for key in changed for piece in (after.get(key) or before.get(key) or [])}
+    if not assets:
+        return []
+    from backend.sync.models import BrokerTransaction
+
+    return sorted(set(BrokerTransaction.objects.filter(connection__owner_id=portfolio.owner_id, asset_id__in=assets,
+                                                       type__in=("transfer", "deposit"), quantity__gt=0)
+                      .exclude(portfolio_id=portfolio.pk).values_list("portfolio_id", flat=True).distinct()))
 
 
 def ledger_recompute(*, portfolio_id: int, since: datetime | None = None, full: bool = False) -> dict:
@@ -81,10 +124,15 @@ def ledger_recompute(*, portfolio_id: int, since: datetime | None = None, full: 
                           disposals=[ledger.disposals[k] for k in sorted(ledger.touched_disposals)],
                           income=ledger.income, full=False)
         duration = int((time.perf_counter() - started) * 1000)
+        parked_before = (state.snapshot or {}).get("parked") or {}
         state.settings, state.snapshot, state.as_of = settings, engine.snapshot(ledger), ledger.as_of
         state.computed_at, state.full, state.duration_ms = timezone.now(), not incremental, duration
         state.events, state.dirty_since, state.needs_full = ledger.applied, None, False
         state.save()
+        receivers = _receivers_of(portfolio, parked_before, state.snapshot["parked"])
+    # After commit, outside this portfolio's locks: the receiving ledger reads what was saved.
+    for receiver in receivers:
+        ledger_request(portfolio_id=receiver, full=True)
     log.info("ledger.recomputed portfolio=%s incremental=%s ms=%s", portfolio_id, incremental, duration)
     return {"incremental": incremental, "duration_ms": duration}
 
@@ -110,8 +158,12 @@ def _carry_on(portfolio: Portfolio, state: LedgerState, since: datetime | None):
               and r.asset_id is not None}
     if moving - {e.key for e in new}:
         return None
+    # A deposit may be lots in transit from another portfolio: pairing it is a replay's work.
+    if any(r.key in moving and r.quantity > 0 for r in rows) and foreign_withdrawals(portfolio_id=portfolio.pk):
+        return None
     asset_ids = {r.asset_id for r in rows if r.asset_id is not None}
-    pricer = BookPricer.load(asset_ids=asset_ids, base=portfolio.base_currency, start=since.date())
+    pricer = BookPricer.load(asset_ids=asset_ids, base=portfolio.base_currency, currencies=_cash_currencies(rows),
+                             start=since.date())
     ledger = engine.restore(state.snapshot, pricer=pricer, **ledger_inputs(portfolio, asset_ids=asset_ids))
     for event in new:
         ledger.apply(event)
@@ -151,11 +203,37 @@ def _queue(portfolio_id: int) -> None:
 
 
 def closes_changed_portfolios(*, asset_ids, since) -> list[int]:
+    """Portfolios whose ledger read these closes on or after `since`. The ledger values only
+    what has no cash price of its own at a close: swaps, rewards, fees in kind, transfers (the
+    network fee), spin-offs; and converts cash in another currency than the base at that
+    currency's close. A trade for cash carries its own price, and unrealized P&L is read at
+    the latest price when asked: a backfilled or corrected close of a stock bought and sold
+    for dollars changes nothing the ledger stored, so it queues nothing."""
+    from django.db.models import F, Q
+
+    from backend.brokers.symbols import FIAT
+    from backend.market.rates import PIVOTS
+    from backend.portfolio.models import Asset
     from backend.sync.models import BrokerTransaction
 
-    return sorted(set(BrokerTransaction.objects.filter(asset_id__in=list(asset_ids),
-                                                       occurred_at__gte=since - timedelta(days=7))
-                      .values_list("portfolio_id", flat=True).distinct()))
+    ids = list(asset_ids)
+    after = BrokerTransaction.objects.filter(occurred_at__gte=since)
+    valued = (Q(type__in=("reward", "other"), quantity__isnull=False)
+              | Q(type__in=("transfer", "deposit"), quantity__gt=0)      # the fee is valued on arrival
+              | Q(type__in=("trade", "fee"), quantity__isnull=False, amount__isnull=True))
+    portfolios = set(after.filter(valued, asset_id__in=ids).values_list("portfolio_id", flat=True).distinct())
+    # A spin-off values its parent too (the row names only the new shares).
+    spun = set(after.filter(broker_type=SPINOFF_CODE).values_list("portfolio_id", flat=True).distinct())
+    if spun:
+        portfolios |= set(BrokerTransaction.objects.filter(portfolio_id__in=spun, asset_id__in=ids)
+                          .values_list("portfolio_id", flat=True).distinct())
+    currencies = set(Asset.objects.filter(id__in=ids).filter(Q(asset_class="fiat") | Q(symbol__in=PIVOTS))
+                     .values_list("symbol", flat=True))
+    if currencies:
+        foreign = after.filter(amount__isnull=False, currency__in=FIAT | currencies) \
+            .exclude(currency=F("portfolio__base_currency"))
+        portfolios |= set(foreign.values_list("portfolio_id", flat=True).distinct())
+    return sorted(portfolios)
 
 
 # -- the user's choices ------------------------------------------------------------------------
@@ -187,11 +265,12 @@ def lot_pick_set(*, portfolio: Portfolio, disposal, lots: list[dict]) -> LotPick
 
 
 def lot_origin(*, lot):
-    """The lot a transferred lot came from, through every transfer: its basis is asked there."""
+    """The lot a transferred (or merged-into) lot came from, through every transfer and
+    reorganisation: its basis is asked there."""
     from .models import Lot
 
     seen = 0
-    while lot.origin == "transfer" and lot.parent_key and seen < 50:
+    while lot.origin in ("transfer", "reorg") and lot.parent_key and seen < 50:
         parent = Lot.objects.filter(portfolio_id=lot.portfolio_id, key=lot.parent_key).first()
         if parent is None:
             break
@@ -205,7 +284,7 @@ def lot_basis_set(*, portfolio: Portfolio, lot, cost_basis: Decimal, acquired_at
     from backend.core.exceptions import ApplicationError
 
     root = lot_origin(lot=lot)
-    if lot.cost_basis is not None or root.origin not in ("deposit", "adjust", "reward"):
+    if lot.cost_basis is not None or root.origin not in ("deposit", "adjust", "reward", "spinoff"):
         raise ApplicationError("Only a lot the feeds gave no basis for takes a basis from you.",
                                fields={"cost_basis": [f"this lot's basis comes from its {root.origin}"]})
     source_key = root.key.split("#", 1)[0]

@@ -43,8 +43,10 @@ def _lot(pid: int, lot: engine.Lot) -> tuple:
 
 
 def _disposal(pid: int, d: engine.Disposal) -> tuple:
+    basis = d.basis                         # sums the links: once, not once per column
+    gain = None if basis is None or d.proceeds is None else d.proceeds - basis + d.wash_disallowed
     return (pid, d.key, d.source_key, d.asset_id, d.connection_id, d.tx_id, d.kind, d.disposed_at, q(d.quantity),
-            q(d.proceeds), q(d.basis), q(d.gain), q(d.wash_disallowed), d.term, d.incomplete, d.pick_status[:255])
+            q(d.proceeds), q(basis), q(gain), q(d.wash_disallowed), d.term, gain is None, d.pick_status[:255])
 
 
 def _income(pid: int, i: engine.Income, key: str) -> tuple:
@@ -55,17 +57,21 @@ def _income(pid: int, i: engine.Income, key: str) -> tuple:
 def write(*, portfolio_id: int, lots: Iterable[engine.Lot], disposals: Iterable[engine.Disposal],
           income: Iterable[engine.Income], full: bool) -> None:
     disposal_list, income = list(disposals), list(income)
-    lot_ids = _changed(Lot, LOT_COLUMNS, [_lot(portfolio_id, lot) for lot in lots], portfolio_id, full)
-    disposal_ids = _changed(Disposal, DISPOSAL_COLUMNS, [_disposal(portfolio_id, d) for d in disposal_list],
-                            portfolio_id, full)
+    lot_rows = [_lot(portfolio_id, lot) for lot in lots]
+    disposal_rows = [_disposal(portfolio_id, d) for d in disposal_list]
+    lot_ids = _changed(Lot, LOT_COLUMNS, lot_rows, portfolio_id, full)
+    disposal_ids = _changed(Disposal, DISPOSAL_COLUMNS, disposal_rows, portfolio_id, full)
     income_keys = _unique_keys([i.key for i in income])
     _changed(Income, INCOME_COLUMNS, [_income(portfolio_id, i, k) for i, k in zip(income, income_keys)],
              portfolio_id, full)
     if full:
         # Links first: then nothing points at a lot that goes, and the deletes need no cascade.
+        # What stays is what this recompute produced (the ids also hold every stored row).
         _delete_links(portfolio_id)
-        _delete_missing(Lot, portfolio_id, set(lot_ids))
-        _delete_missing(Disposal, portfolio_id, set(disposal_ids))
+        produced = {row[1] for row in lot_rows}
+        lot_ids = {key: pk for key, pk in lot_ids.items() if key in produced}
+        _delete_missing(Lot, portfolio_id, produced)
+        _delete_missing(Disposal, portfolio_id, {row[1] for row in disposal_rows})
         _delete_missing(Income, portfolio_id, set(income_keys))
     else:
         ids = list(disposal_ids.values())
@@ -86,6 +92,8 @@ def _changed(model, columns: tuple[str, ...], rows: list[tuple], portfolio_id: i
     replay after one late transaction rewrites a few rows, not the whole history."""
     if not full:
         return _upsert(model, columns, rows)
+    if db.vendor == "postgresql":
+        return _upsert_differing(model, columns, rows, portfolio_id)
     stored = {row[2]: (row[0], tuple(row[1:])) for row in _stored(model, columns, portfolio_id)}
     ids = {key: pk for key, (pk, _) in stored.items()}
     ids.update(_upsert(model, columns, [row for row in rows if stored.get(row[1], (None, None))[1] != row]))
@@ -124,6 +132,30 @@ def _upsert(model, columns: tuple[str, ...], rows: list[tuple]) -> dict[str, int
         _copy(cursor, temp, columns, rows)
         cursor.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {temp} "
                        f"ON CONFLICT (portfolio_id, key) DO UPDATE SET {updates} RETURNING key, id")
+        return dict(cursor.fetchall())
+
+
+def _upsert_differing(model, columns: tuple[str, ...], rows: list[tuple], portfolio_id: int) -> dict[str, int]:
+    """PostgreSQL, a whole ledger: every row goes in by COPY and PostgreSQL compares it with
+    what is stored, updating only rows that differ (unchanged ones are not rewritten). Reading
+    the stored rows back into Python to compare them cost more than the rest of the write
+    (benchmarks/ledger.py). Returns key -> id of every stored row of the portfolio."""
+    table, temp = model._meta.db_table, f"tmp_{model._meta.db_table}"
+    cols = ", ".join(columns)
+    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns[2:])
+    differs = f"({', '.join(f'{table}.{c}' for c in columns[2:])}) IS DISTINCT FROM " \
+              f"({', '.join(f'EXCLUDED.{c}' for c in columns[2:])})"
+    with db.cursor() as cursor:
+        cursor.execute(f"SELECT EXISTS (SELECT 1 FROM {table} WHERE portfolio_id = %s)", [portfolio_id])
+        if not cursor.fetchone()[0]:          # a first build: nothing to compare with
+            _copy(cursor, table, columns, rows)
+        else:
+            cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {temp} AS SELECT {cols} FROM {table} WITH NO DATA")
+            cursor.execute(f"TRUNCATE {temp}")
+            _copy(cursor, temp, columns, rows)
+            cursor.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {temp} "
+                           f"ON CONFLICT (portfolio_id, key) DO UPDATE SET {updates} WHERE {differs}")
+        cursor.execute(f"SELECT key, id FROM {table} WHERE portfolio_id = %s", [portfolio_id])
         return dict(cursor.fetchall())
 
 

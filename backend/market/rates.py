@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
 
+from django.db.models import Q
+
 from backend.portfolio.models import Asset
 
 from .models import Price
@@ -60,16 +62,30 @@ class PriceBook:
     # -- loading ---------------------------------------------------------------------------
     @classmethod
     def load(cls, *, asset_ids: Iterable[int], start: date | None = None, end: date | None = None,
-             latest: bool = False) -> "PriceBook":
+             latest: bool = False, currencies: Iterable[str] | None = None) -> "PriceBook":
         """Closes from `start` (less the lookback) to `end` of the assets and of every currency
-        they are quoted in; with `latest`, their newest latest prices too."""
+        they are quoted in; with `latest`, their newest latest prices too.
+
+        `currencies`: the only ones the caller converts into or from (a portfolio's base, its
+        cash currencies). Then an asset's closes are read only in those and the pivots (what a
+        conversion can route through), unless it is quoted in none of them; a coin quoted in
+        twenty currencies costs one series, not twenty."""
         wanted = set(asset_ids)
-        quotes = set(Price.objects.filter(asset_id__in=wanted).values_list("quote", flat=True).distinct())
-        currency_assets = _currency_assets(quotes | set(PIVOTS))
+        pairs = set(Price.objects.filter(asset_id__in=wanted).values_list("asset_id", "quote").distinct())
+        quotes = {quote for _, quote in pairs}
+        keep, covered = set(), set()
+        if currencies is not None:
+            keep = set(currencies) | set(PIVOTS)
+            covered = {asset for asset, quote in pairs if quote in keep}
+            quotes = {quote for asset, quote in pairs if quote in keep or asset not in covered}
+        currency_assets = _currency_assets(quotes | set(PIVOTS) | keep)
         # The pivots' own quotes too (USDT is quoted in USD): one more hop of assets.
         ids = wanted | set(currency_assets.values())
         closes: dict[tuple[int, str], list[tuple[date, PricePoint]]] = defaultdict(list)
         rows = Price.objects.filter(asset_id__in=ids, interval=Price.Interval.DAY)
+        if currencies is not None:
+            rows = rows.filter(Q(asset_id__in=covered, quote__in=keep) | Q(asset_id__in=wanted - covered)
+                               | Q(asset_id__in=set(currency_assets.values()), quote__in=keep | quotes))
         if start is not None:
             rows = rows.filter(at__gte=day_start(start - timedelta(days=LOOKBACK_DAYS)))
         if end is not None:

@@ -200,3 +200,77 @@ def test_basis_given_on_a_transferred_lot_lands_on_the_deposit_it_came_from(api,
     assert (lot.cost_basis, lot.acquired_at) == (D(30000), at(2024, 3, 1))
     known = api.patch(url(book, f"needs-basis/{kraken_lot['id']}/"), {"cost_basis": "1"}, format="json")
     assert known.status_code == 400
+
+
+def test_needs_basis_lists_a_lot_of_unknown_basis_that_was_already_sold(api, book):
+    # 10 ABC came in by ACATS (basis unknown) and were all sold for $1,200: the sale's gain is
+    # incomplete, and the sold lot is still asked for. Given $700, the gain is 1,200 - 700 = 500.
+    book.tx("alpaca", "acats-in", "transfer", at(2023, 7, 1), "ABC", 10, broker_type="ACATS")
+    book.tx("alpaca", "s1", "trade", at(2023, 9, 1), "ABC", -10, 1200, side="sell")
+    ledger_recompute(portfolio_id=book.portfolio.pk)
+    sale = Disposal.objects.get(portfolio=book.portfolio, kind="sale")
+    assert sale.incomplete and sale.gain is None
+    [needs] = api.get(url(book, "needs-basis/")).json()["results"]
+    assert needs["asset"] == "ABC" and D(needs["remaining"]) == 0 and needs["needs_basis"] is True
+    ok = api.patch(url(book, f"needs-basis/{needs['id']}/"), {"cost_basis": "700"}, format="json")
+    assert ok.status_code == 202
+    ledger_recompute(portfolio_id=book.portfolio.pk)
+    sale.refresh_from_db()
+    assert (sale.incomplete, sale.gain) == (False, D(500))
+    assert api.get(url(book, "needs-basis/")).json()["count"] == 0
+
+
+def test_a_corrected_close_queues_only_ledgers_that_read_it(book):
+    from datetime import date
+
+    from backend.market.signals import closes_changed
+
+    fills(book)                                           # XYZ bought and sold for dollars only
+    book.tx("binance", "trade:BTCUSD:1", "trade", at(2025, 1, 2), "BTC", "0.05", "-2000", asset_class="crypto")
+    book.tx("binance", "trade:ETHBTC:9", "trade", at(2025, 3, 3), "ETH", "1", asset_class="crypto")
+    book.tx("binance", "trade:ETHBTC:9:quote", "trade", at(2025, 3, 3), "BTC", "-0.05", asset_class="crypto")
+    pid = book.portfolio.pk
+    ledger_recompute(portfolio_id=pid)
+
+    def dirty():
+        state = LedgerState.objects.get(portfolio_id=pid)
+        return state.dirty_since, state.needs_full
+
+    # A stock's corrected close: every trade of it carried its own cash price. Nothing queued.
+    closes_changed.send(sender=None, asset_ids=[book.asset("XYZ").pk], since=date(2016, 1, 1))
+    # BTC's close after the swap (the only place its close was read): nothing either.
+    closes_changed.send(sender=None, asset_ids=[book.asset("BTC", "crypto").pk], since=date(2025, 4, 1))
+    assert dirty() == (None, False)
+    # BTC's close before the swap: the swap's fair value may have changed; recompute from then.
+    closes_changed.send(sender=None, asset_ids=[book.asset("BTC", "crypto").pk], since=date(2025, 3, 1))
+    assert dirty() == (at(2025, 3, 1, 0), False)
+
+
+def test_a_transfer_to_another_portfolio_of_the_same_user_carries_the_lots(book):
+    from backend.portfolio.models import Portfolio
+
+    from .conftest import Book
+
+    # Portfolio "trading" (Coinbase): 1 BTC bought 2024-01-10 for $40,000, sent 2025-02-01.
+    # Portfolio "cold" (Kraken), same owner: 0.9995 BTC arrive 40 minutes later. The lot moves
+    # between the ledgers with its date; 0.0005 was the network fee (a disposal in "cold", at
+    # its fair value: unpriced here, so incomplete). Basis left: 40,000 x 0.9995 = 39,980.
+    cold = Book(Portfolio.objects.create(owner=book.portfolio.owner, name="cold"))
+    book.tx("coinbase", "fill:1", "trade", at(2024, 1, 10), "BTC", "1", "-40000", asset_class="crypto")
+    book.tx("coinbase", "v2:send", "transfer", at(2025, 2, 1, 10), "BTC", "-1", asset_class="crypto")
+    cold.tx("kraken", "LDEP", "transfer", at(2025, 2, 1, 10).replace(minute=40), "BTC", "0.9995", asset_class="crypto")
+    ledger_recompute(portfolio_id=cold.portfolio.pk)            # before the sender's ledger: basis unknown
+    [arrived] = Lot.objects.filter(portfolio=cold.portfolio)
+    assert arrived.cost_basis is None
+    ledger_recompute(portfolio_id=book.portfolio.pk)            # the sender's recompute queues the receiver's
+    assert LedgerState.objects.get(portfolio=cold.portfolio).needs_full
+    [sent] = Lot.objects.filter(portfolio=book.portfolio)
+    assert (sent.remaining, sent.closed_by) == (D(0), "transfer")
+    ledger_recompute(portfolio_id=cold.portfolio.pk)
+    [arrived] = Lot.objects.filter(portfolio=cold.portfolio)
+    assert (arrived.remaining, arrived.cost_basis, arrived.acquired_at, arrived.origin) == \
+        (D("0.9995"), D(39980), at(2024, 1, 10), "transfer")
+    fee = Disposal.objects.get(portfolio=cold.portfolio, kind="transfer_fee")
+    assert (fee.quantity, fee.cost_basis, fee.incomplete) == (D("0.0005"), D(20), True)
+    # Another user's withdrawal of the same coin never pairs with this deposit.
+    assert not Disposal.objects.filter(portfolio=book.portfolio).exists()

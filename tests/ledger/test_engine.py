@@ -184,3 +184,50 @@ def test_return_of_capital_lowers_basis_and_the_excess_is_a_gain():
     ledger = run([trade("b", at(2024, 1, 2), AAPL, 10, -100), roc("r1", 60, 2), roc("r2", 70, 3)])
     assert ledger.lots["1:b#2"].basis == 0
     assert only(ledger, "return_of_capital").gain == D(30)
+
+
+SPNC, NEWCO = 8, 9
+
+
+def test_a_spin_off_splits_the_parents_basis_by_fair_value_and_keeps_its_dates():
+    # 100 XYZ in 2016 for $1,000 and 50 in 2020 for $1,500. A 1-for-5 spin-off gives 30 SPNC.
+    # Closes that day: XYZ $40 (150 x 40 = 6,000), SPNC $50 (30 x 50 = 1,500): SPNC takes
+    # 1,500 / 7,500 = 20% of each parent lot's basis. 2016 lot: 1,000 -> 800 XYZ + 200 for
+    # 20 SPNC (100 / 150 of 30); 2020 lot: 1,500 -> 1,200 + 300 for 10 SPNC.
+    day = at(2024, 3, 1)
+    spin = Event(Kind.SPINOFF, at=day, connection_id=1, key="1:ca:77", asset_id=XYZ, legs=(Leg(SPNC, D(30)),))
+    pricer = DictPricer({(XYZ, day.date()): D(40), (SPNC, day.date()): D(50)})
+    ledger = run([trade("b16", at(2016, 3, 1), XYZ, 100, -1000), trade("b20", at(2020, 6, 1), XYZ, 50, -1500), spin],
+                 pricer=pricer)
+    assert (ledger.lots["1:b16#1"].basis, ledger.lots["1:b20#1"].basis) == (D(800), D(1200))
+    new = sorted((l for l in ledger.lots.values() if l.asset_id == SPNC), key=lambda l: l.acquired_at)
+    assert [(l.remaining, l.basis, l.acquired_at, l.origin) for l in new] == [
+        (D(20), D(200), at(2016, 3, 1), "spinoff"), (D(10), D(300), at(2020, 6, 1), "spinoff")]
+    # Total basis unchanged: 800 + 1,200 + 200 + 300 = 2,500.
+    assert sum(l.basis for l in ledger.lots.values()) == D(2500)
+    # Unpriced: the new shares' basis is unknown and the parent keeps its own; the user's
+    # basis (Form 8937: $500 for the 30 SPNC) is taken from the parent's: 1,000 -> 800.
+    unpriced = run([trade("b16", at(2016, 3, 1), XYZ, 100, -1000), spin])
+    assert unpriced.lots["1:b16#1"].basis == D(1000)
+    assert [l.basis for l in unpriced.lots.values() if l.asset_id == SPNC] == [None]
+    given = run([trade("b16", at(2016, 3, 1), XYZ, 100, -1000), spin], overrides={"1:ca:77": (D(500), None)})
+    assert given.lots["1:b16#1"].basis == D(500)
+    assert [l.basis for l in given.lots.values() if l.asset_id == SPNC] == [D(500)]
+
+
+def test_a_stock_for_stock_merger_carries_basis_and_dates_and_a_cash_merger_is_a_sale():
+    # 100 XYZ (2016, $1,000) become 150 NEWCO (1.5 for 1), plus $60 of boot: the NEWCO lot
+    # keeps $1,000 and 2016; the boot is a $60 gain (no shares closed).
+    merger = Event(Kind.ADJUST, at=at(2024, 3, 1), connection_id=1, key="1:action:9",
+                   legs=(Leg(XYZ, D(-100)), Leg(NEWCO, D(150))), cash=(("USD", D(60)),))
+    ledger = run([trade("b16", at(2016, 3, 1), XYZ, 100, -1000), merger])
+    [newco] = [l for l in ledger.lots.values() if l.asset_id == NEWCO]
+    assert (newco.remaining, newco.basis, newco.acquired_at, newco.origin) == (D(150), D(1000), at(2016, 3, 1), "reorg")
+    assert ledger.lots["1:b16#1"].remaining == 0 and not [d for d in ledger.disposals.values() if d.kind == "sale"]
+    boot = only(ledger, "merger_cash")
+    assert (boot.quantity, boot.proceeds, boot.gain) == (D(0), D(60), D(60))
+    # Cash only ($25 a share): a sale of the 100 for $2,500, gain 2,500 - 1,000 = 1,500, long term.
+    cash = Event(Kind.ADJUST, at=at(2024, 3, 1), connection_id=1, key="1:ca:10", legs=(Leg(XYZ, D(-100)),),
+                 cash=(("USD", D(2500)),))
+    sale = only(run([trade("b16", at(2016, 3, 1), XYZ, 100, -1000), cash]))
+    assert (sale.proceeds, sale.gain, sale.term) == (D(2500), D(1500), "long")

@@ -5,7 +5,7 @@ import json
 import random
 
 from backend.ledger.engine import Kind, Leg, Ledger, restore, snapshot
-from backend.ledger.events import Row, build_events
+from backend.ledger.events import Row, build_events, fiat_as_cash
 
 from .helpers import D, DictPricer, USD_ONLY, at
 
@@ -45,6 +45,19 @@ def test_kraken_trade_rows_sharing_refid_are_one_event_with_its_cash_leg():
             row(6, KRAKEN, "kraken", "L1", "trade", t, None, None, "-6004", "USD", refid="TX1")]
     [event] = build_events(rows, fiat=USD_ONLY)
     assert (event.key, event.legs, event.cash) == ("20:L1", (Leg(BTC, D("0.1")),), (("USD", D(-6004)),))
+
+
+def test_a_fiat_currency_held_as_an_asset_is_cash_not_a_lot():
+    # IBKR "EUR.USD": +1,000 EUR (stored as the asset EUR) for 1,084.10 USD. The row keeps its
+    # USD; the conversion opens no lot. A fiat row without cash of its own becomes that cash.
+    eur, t = 99, at(2025, 2, 3)
+    bought = fiat_as_cash(row(1, 50, "ibkr", "trade:7", "trade", t, eur, "1000", "-1084.10"), "EUR")
+    assert (bought.asset_id, bought.quantity, bought.currency, bought.amount) == (None, None, "USD", D("-1084.10"))
+    paid = fiat_as_cash(row(2, 50, "ibkr", "cash:8", "fee", t, eur, "-2.5"), "EUR")
+    assert (paid.asset_id, paid.quantity, paid.currency, paid.amount) == (None, None, "EUR", D("-2.5"))
+    [event] = build_events([bought], fiat=USD_ONLY)
+    assert event.legs == () and event.cash == (("USD", D("-1084.10")),)
+    assert not Ledger(method="fifo", pricer=DictPricer()).run([event]).lots
 
 
 def test_alpaca_split_pair_and_cash_in_lieu_are_one_split_event():

@@ -1,8 +1,8 @@
 """The lot engine: pure Python (no Django), deterministic, Decimal throughout."""
 from .book import METHODS
 from .ledger import Ledger, term_of
-from .state import restore, snapshot
+from .state import parked_pieces, restore, snapshot
 from .types import Disposal, Event, Income, Kind, Leg, Lot, LotLink, PickRefused, Pricer
 
-__all__ = ["METHODS", "Ledger", "term_of", "restore", "snapshot", "Disposal", "Event", "Income", "Kind", "Leg",
-           "Lot", "LotLink", "PickRefused", "Pricer"]
+__all__ = ["METHODS", "Ledger", "term_of", "parked_pieces", "restore", "snapshot", "Disposal", "Event", "Income",
+           "Kind", "Leg", "Lot", "LotLink", "PickRefused", "Pricer"]

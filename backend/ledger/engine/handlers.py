@@ -2,10 +2,14 @@
 read against the rule it implements (IRS Publication 550; Notice 2014-21 for crypto)."""
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal
 from typing import TYPE_CHECKING
 
 from .types import ZERO, Event, Kind, Lot
+
+# Shares split between lots are cut at the places the database stores (the last lot takes
+# the rest), so the stored lots add up to exactly what the broker delivered.
+STORED = Decimal(1).scaleb(-18)
 
 if TYPE_CHECKING:
     from .ledger import Ledger
@@ -16,6 +20,14 @@ def trade(ledger: "Ledger", event: Event) -> None:
     sides are worth the fair value of what was received (else of what was given) at the trade.
     Fees paid in an asset that is not traded are disposals of it at fair value, capitalised
     into the acquisition's basis (or taken off the sale's proceeds)."""
+    if len(event.legs) == 1 and event.cash and not event.fee_legs:    # most events: one asset for cash
+        leg, cash = event.legs[0], ledger.cash_value(event.cash, event.at)
+        value = None if cash is None else abs(cash)
+        if leg.quantity < 0:
+            ledger.dispose(event, leg.asset_id, -leg.quantity, value, kind="sale")
+        else:
+            ledger.acquire(event, leg.asset_id, leg.quantity, value)
+        return
     fee_value = _fee_legs(ledger, event)
     gained = [leg for leg in event.legs if leg.quantity > 0]
     given = [leg for leg in event.legs if leg.quantity < 0]
@@ -160,11 +172,14 @@ def transfer_out(ledger: "Ledger", event: Event) -> None:
 def transfer_in(ledger: "Ledger", event: Event) -> None:
     """A paired deposit re-opens the withdrawal's lots here, dates and basis kept; what was lost
     on the way is a disposal at fair value (the network fee). Otherwise the lot's basis is
-    unknown until the user gives it."""
+    the unit cost an import or manual entry gave, or unknown until the user gives it."""
     for leg in event.legs:
         pieces = ledger.parked.pop(event.withdrawal_key, None) if event.withdrawal_key else None
         if pieces is None:
             basis, acquired = ledger.overrides.get(event.key, (None, None))
+            if basis is None and event.price is not None:       # an opening holding with its unit cost
+                rate = ledger.pricer.fx(event.price_currency, event.at.date())
+                basis = None if rate is None else leg.quantity * event.price * rate
             ledger.acquire(event, leg.asset_id, leg.quantity, basis, origin="deposit", acquired_at=acquired)
             continue
         if event.fee_quantity > 0:
@@ -203,9 +218,13 @@ def _transfer_fee(ledger: "Ledger", event: Event, asset_id: int, pieces: list[Lo
 
 def adjust(ledger: "Ledger", event: Event) -> None:
     """Holding changes without a price (reorganisations, option expiry or assignment): what
-    leaves is sold for the cash it brought (0 when none); what arrives costs the cash paid, or
-    has unknown basis."""
+    leaves is sold for the cash it brought (0 when none: a cash merger is a sale); what arrives
+    costs the cash paid, or has unknown basis. One security exchanged for another (a
+    stock-for-stock merger) is a reorganisation instead."""
     cash = ledger.cash_value(event.cash, event.at) if event.cash else ZERO
+    if len(event.legs) == 2 and event.legs[0].quantity * event.legs[1].quantity < 0:
+        reorganize(ledger, event, cash)
+        return
     for leg in event.legs:
         if leg.quantity < 0:
             ledger.dispose(event, leg.asset_id, -leg.quantity, max(cash or ZERO, ZERO), kind="sale")
@@ -216,5 +235,77 @@ def adjust(ledger: "Ledger", event: Event) -> None:
             ledger.acquire(event, leg.asset_id, leg.quantity, basis, origin="adjust", acquired_at=acquired)
 
 
+def reorganize(ledger: "Ledger", event: Event, cash: Decimal | None) -> None:
+    """A stock-for-stock merger (IRC 354/358): the new shares take the old lots' basis and
+    dates, lot by lot, in the exchange ratio. Cash received with them (boot) is reported as a
+    gain in full, a disposal of no shares; IRC 356 caps the gain at the boot, so this is the
+    most it can be. Old shares the history does not show arrive with unknown basis."""
+    old = next(leg for leg in event.legs if leg.quantity < 0)
+    new = next(leg for leg in event.legs if leg.quantity > 0)
+    book = ledger.book(old.asset_id, event.connection_id)
+    ratio, left, made = new.quantity / -old.quantity, -old.quantity, ZERO
+    for lot in book.in_order():
+        if left <= 0 or lot.is_short:
+            break
+        q = min(left, lot.remaining)
+        left -= q
+        quantity = new.quantity - made if left <= 0 else (q * ratio).quantize(STORED, ROUND_DOWN)
+        made += quantity
+        basis = lot.take(q)
+        ledger.close_if_empty(lot, event.at, "reorganization")
+        ledger.new_lot(key=f"{event.key}#{new.asset_id}.{lot.key}", asset_id=new.asset_id,
+                       connection_id=event.connection_id, quantity=quantity, basis=basis, acquired_at=lot.acquired_at,
+                       holding_from=lot.holding_from, origin="reorg", source_key=event.key, tx_id=event.tx_id,
+                       parent_key=lot.key)
+    if left > 0:
+        basis, acquired = ledger.overrides.get(event.key, (None, None))
+        ledger.acquire(event, new.asset_id, new.quantity - made, basis, origin="adjust", acquired_at=acquired)
+    if cash is None or cash > 0:
+        ledger.dispose(event, old.asset_id, ZERO, cash, kind="merger_cash")
+
+
+def spinoff(ledger: "Ledger", event: Event) -> None:
+    """Shares of a spun-off company arrive for the parent's held shares (IRC 355/358, Pub 550
+    "Stock Rights"/"Nontaxable stock distributions"): the parent's basis is split between the
+    two by fair value on the distribution day (the closes of both), lot by lot; each new lot
+    keeps its parent lot's dates. A basis the user gives for the new shares (from the company's
+    Form 8937) is taken from the parent's instead. Unpriced and not given: the new shares'
+    basis is unknown and the parent keeps its own."""
+    [leg] = event.legs
+    parents = [lot for lot in ledger.book(event.asset_id, event.connection_id).in_order() if not lot.is_short]
+    held = sum((lot.remaining for lot in parents), ZERO)
+    if not held:
+        ledger.acquire(event, leg.asset_id, leg.quantity, None, origin="spinoff")
+        return
+    share = _spinoff_share(ledger, event, leg, parents, held)
+    made = ZERO
+    for i, lot in enumerate(parents):
+        quantity = leg.quantity - made if i == len(parents) - 1 else \
+            (leg.quantity * lot.remaining / held).quantize(STORED, ROUND_DOWN)
+        made += quantity
+        moved = None if share is None or lot.basis is None else lot.basis * share
+        if moved is not None:
+            lot.basis -= moved
+            ledger.repush(lot)
+        ledger.new_lot(key=f"{event.key}#{leg.asset_id}.{lot.key}", asset_id=leg.asset_id,
+                       connection_id=event.connection_id, quantity=quantity, basis=moved, acquired_at=lot.acquired_at,
+                       holding_from=lot.holding_from, origin="spinoff", source_key=event.key, tx_id=event.tx_id,
+                       parent_key=lot.key)
+
+
+def _spinoff_share(ledger: "Ledger", event: Event, leg, parents: list[Lot], held: Decimal) -> Decimal | None:
+    """The share of the parent's basis that moves to the spun-off shares."""
+    given = ledger.overrides.get(event.key, (None, None))[0]
+    if given is not None:
+        total = sum((lot.basis for lot in parents if lot.basis is not None), ZERO)
+        return min(given / total, Decimal(1)) if total > 0 else None
+    parent = ledger.fair_value(event.asset_id, held, event.at)
+    child = ledger.fair_value(leg.asset_id, leg.quantity, event.at)
+    if parent is None or child is None or parent + child <= 0:
+        return None
+    return child / (parent + child)
+
+
 HANDLERS = {Kind.TRADE: trade, Kind.INCOME: income, Kind.FEE: fee, Kind.SPLIT: split, Kind.ROC: return_of_capital,
-            Kind.TRANSFER_OUT: transfer_out, Kind.TRANSFER_IN: transfer_in, Kind.ADJUST: adjust}
+            Kind.TRANSFER_OUT: transfer_out, Kind.TRANSFER_IN: transfer_in, Kind.ADJUST: adjust,
+            Kind.SPINOFF: spinoff}

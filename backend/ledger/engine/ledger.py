@@ -10,7 +10,8 @@ closes short lots first. Every amount is in the base currency, Decimal throughou
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import date, datetime
+from functools import lru_cache
 from decimal import Decimal
 
 from .book import AVERAGE, LotBook
@@ -22,12 +23,15 @@ from .wash import WashSales
 def term_of(holding_from: datetime, disposed_at: datetime) -> str:
     """Long when held more than one year: counting starts the day after acquisition, so a
     sale on the anniversary is still short term (Pub 550, "Holding Period")."""
-    start = holding_from.date()
+    return "long" if disposed_at.date() > _anniversary(holding_from.date()) else "short"
+
+
+@lru_cache(maxsize=8192)                     # one per acquisition day, asked for every lot a sale closes
+def _anniversary(start: date) -> date:
     try:
-        anniversary = start.replace(year=start.year + 1)
+        return start.replace(year=start.year + 1)
     except ValueError:                       # 29 February
-        anniversary = start.replace(year=start.year + 1, day=28)
-    return "long" if disposed_at.date() > anniversary else "short"
+        return start.replace(year=start.year + 1, day=28)
 
 
 def _split(total: Decimal | None, part: Decimal, whole: Decimal) -> Decimal | None:
@@ -64,7 +68,7 @@ class Ledger:
 
     # -- running ---------------------------------------------------------------------------
     def run(self, events: Iterable[Event]) -> "Ledger":
-        for event in sorted(events, key=lambda e: e.order):
+        for event in sorted(events, key=Event.order.fget):
             self.apply(event)
         return self
 
@@ -168,7 +172,7 @@ class Ledger:
         self._link(disposal, taken, closed_proceeds, closed)
         for lot, _, _ in taken:
             self.close_if_empty(lot, event.at, kind)
-        if disposal.links or kind == "return_of_capital":
+        if disposal.links or kind in ("return_of_capital", "merger_cash"):      # those close no shares
             self._record(disposal)
             if asset_id in self.wash_assets and kind == "sale":
                 self.wash.after_disposal(disposal, {lot.key for lot, _, _ in taken})

@@ -88,3 +88,10 @@ def restore(data: dict[str, Any], **ledger_kwargs) -> Ledger:
     ledger.touched_lots.clear()
     ledger.touched_disposals.clear()
     return ledger
+
+
+def parked_pieces(data: dict[str, Any], keys) -> dict[str, list[Lot]]:
+    """The lots in transit under these withdrawal keys in a saved state (another portfolio's:
+    its withdrawals that no deposit of its own received)."""
+    parked = (data or {}).get("parked") or {}
+    return {key: [_in(Lot, p) for p in parked[key]] for key in keys if key in parked}

@@ -24,8 +24,9 @@ class Kind:
     FEE = "fee"                     # a fee on its own: cash, or in kind (a disposal of the coin)
     ROC = "return_of_capital"       # lowers the basis of the asset's open lots
     ADJUST = "adjust"               # holding changes the feeds name but do not price (REORG, OPEXP, ...)
+    SPINOFF = "spinoff"             # new shares of another company for the parent's held shares
 
-    ORDER = {SPLIT: 0, TRANSFER_OUT: 1, TRANSFER_IN: 2, TRADE: 3, INCOME: 4, FEE: 5, ROC: 6, ADJUST: 7}
+    ORDER = {SPLIT: 0, TRANSFER_OUT: 1, TRANSFER_IN: 2, TRADE: 3, INCOME: 4, FEE: 5, ROC: 6, ADJUST: 7, SPINOFF: 8}
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +46,7 @@ class Event:
     fee_legs: tuple[Leg, ...] = ()  # fees paid in an asset that is not traded (BNB)
     cash: tuple[tuple[str, Decimal], ...] = ()   # signed cash per currency
     income_kind: str = ""           # dividend, withholding, interest, reward, fee, ...
-    asset_id: int | None = None     # what income / a cash fee / a split / ROC is about
+    asset_id: int | None = None     # what income / a cash fee / a split / ROC / a spin-off's parent is about
     ratio: Decimal | None = None    # split: new shares per old share
     price: Decimal | None = None    # the row's own unit price of legs[0] in `price_currency`, where it has one
     price_currency: str = ""
@@ -137,7 +138,8 @@ class Disposal:
     disposed_at: datetime
     quantity: Decimal               # positive
     proceeds: Decimal | None
-    kind: str                       # sale, short_cover, swap, fee, cash_in_lieu, transfer_fee, return_of_capital
+    kind: str                       # sale, short_cover, swap, fee, cash_in_lieu, transfer_fee, return_of_capital,
+                                    # merger_cash
     tx_id: int | None = None
     source_key: str = ""            # the transaction's stable identity (picks are keyed on it)
     links: list[LotLink] = field(default_factory=list)
