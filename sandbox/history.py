@@ -2,13 +2,15 @@
 end of each UTC day (replayed from its own generated records, never from what brokersync
 stored) and each holding's close that day from the sandbox market, so its value per day.
 
-    GET /control/accounts/{id}/history[?from=YYYY-MM-DD&to=YYYY-MM-DD]
+    GET /control/accounts/{id}/history[?from=YYYY-MM-DD&to=YYYY-MM-DD&currency=EUR]
     {"days": [{"day", "holdings": {code: qty}, "closes": {code: {"quote", "close"}},
-               "value": {currency: amount}, "unpriced": [code]}]}
+               "value": {currency: amount}, "unpriced": [code]
+               [, "rates": {currency: rate into `currency`}, "total": amount in `currency`]}]}
 
-Value is per currency and never converted: cash counts in its own currency, a holding in
-the quote of the market the broker itself lists it in (Binance: USDT; the others: USD); the
-valuation engineer converts with the store's rates. A day's close is that day's bar close
+Value is per currency: cash counts in its own currency, a holding in the quote of the market
+the broker itself lists it in (Binance: USDT; the others: USD; IBKR: Alpaca's US listing).
+With `currency`, each day's total is converted at the market model's own closes of each
+currency (unrounded: a venue lists them at its tick). A day's close is that day's bar close
 (an equity on a weekend or holiday: the last weekday's, as a price store's lookback does).
 """
 from __future__ import annotations
@@ -171,8 +173,51 @@ def binance(account) -> tuple[list[Movement], CloseOf]:
     return moves, close_of
 
 
-def for_account(sim, account_id: str, *, first: date | None = None, last: date | None = None) -> list[dict]:
-    """The daily history of one sandbox account, whichever simulator holds it."""
+def ibkr(account) -> tuple[list[Movement], CloseOf]:
+    """IBKR has no market data of its own: a US-listed stock is priced by Alpaca's market
+    (its close there); anything else (a listing abroad, an option, a bond) is unpriced."""
+    from .brokers.alpaca.marketdata import _bar
+    from .brokers.alpaca.universe import lookup
+
+    moves: list[Movement] = []
+    for e in account.events:
+        if e.holding is not None:
+            moves.append((e.at, e.holding[0], False, e.holding[1]))
+        moves += [(e.at, currency, True, change) for currency, change in e.cash]
+    instruments = account.instruments
+
+    def close_of(code: str, day: int):
+        inst = instruments.get(code)
+        if inst is None or inst.category != "STK" or inst.currency != "USD":
+            return None
+        info = lookup(inst.symbol)
+        if info is None or info.is_crypto:
+            return None
+        return "USD", Decimal(str(_bar(info, last_weekday(day))["c"]))
+    return moves, close_of
+
+
+def in_currency(days: list[dict[str, Any]], base: str) -> list[dict[str, Any]]:
+    """Each day's value converted into `base` at the market model's own closes of each
+    currency that day (unrounded: a venue lists them at its tick), as `total`, with the rates."""
+    for entry in days:
+        day = (date.fromisoformat(entry["day"]) - EPOCH).days
+        rates = {code: _rate(code, base, day) for code in entry["value"]}
+        entry["rates"] = {code: str(rate) for code, rate in rates.items()}
+        entry["total"] = str(sum((Decimal(v) * rates[code] for code, v in entry["value"].items()), Decimal(0)))
+    return days
+
+
+def _rate(code: str, base: str, day: int) -> Decimal:
+    if code == base:
+        return Decimal(1)
+    return Decimal(repr(prices.usd_bar(code, day)[3])) / Decimal(repr(prices.usd_bar(base, day)[3]))
+
+
+def for_account(sim, account_id: str, *, first: date | None = None, last: date | None = None,
+                currency: str | None = None) -> list[dict]:
+    """The daily history of one sandbox account, whichever simulator holds it; with
+    `currency`, each day's total in it too."""
     if sim.name == "alpaca":
         moves, close_of = alpaca(sim.account(account_id))
     elif sim.name == "kraken":
@@ -181,6 +226,9 @@ def for_account(sim, account_id: str, *, first: date | None = None, last: date |
         moves, close_of = coinbase(sim.book(account_id))
     elif sim.name == "binance":
         moves, close_of = binance(sim._account(account_id))
+    elif sim.name == "ibkr":
+        moves, close_of = ibkr(sim.account(account_id))
     else:
         raise ValueError(f"no history truth for {sim.name}")
-    return daily_values(moves, close_of, first=first, last=last)
+    days = daily_values(moves, close_of, first=first, last=last)
+    return in_currency(days, currency) if currency else days

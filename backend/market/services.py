@@ -85,7 +85,7 @@ def listings_discover(*, asset_ids: set[int] | None = None) -> dict[str, int]:
     (each source's preferred quote rank 0). A source that no longer lists an asset has its
     listing deactivated. The quotes found (USDT, EUR...) are asked about in turn, so that
     conversion has prices too. Returns listings found per source."""
-    ids = set(asset_ids) if asset_ids is not None else set(_wanted(selectors.assets_held_now()))
+    ids = set(asset_ids) if asset_ids is not None else set(_wanted(selectors.assets_held_ever()))
     counts: dict[str, int] = defaultdict(int)
     asked: set[int] = set()
     sources = {key: source for key in source_keys() if (source := source_open(key)) is not None}
@@ -115,9 +115,10 @@ def _discover_at(key: str, source: MarketDataSource, assets: dict[int, Asset]) -
 
 
 def listings_discover_new() -> dict[str, int]:
-    """Discovery for held assets no source has been asked about yet (new holdings): cheap,
-    since each source reads its market list once an hour."""
-    wanted = _wanted(selectors.assets_held_now())
+    """Discovery for assets no source has been asked about yet (new holdings, and assets
+    sold before they were ever priced: their closes are needed for the days they were held):
+    cheap, since each source reads its market list once an hour."""
+    wanted = _wanted(selectors.assets_held_ever())
     asked = set(Listing.objects.filter(asset_id__in=list(wanted)).values_list("asset_id", flat=True))
     new = set(wanted) - asked
     return listings_discover(asset_ids=new) if new else {}
@@ -202,7 +203,7 @@ def close_spans(*, today: date | None = None, available: set[str] | None = None)
     today = today or djtz.now().date()
     end = today - timedelta(days=1)
     ever = selectors.assets_held_since()
-    held = _wanted({a: brokers for a, (_, brokers) in ever.items()} | selectors.assets_held_now())
+    held = _wanted(selectors.assets_held_ever(ever))
     first = min((d for d, _ in ever.values()), default=end)
     listings = selectors.listings_for(held)
     stored = _stored_ranges(held)
@@ -271,21 +272,21 @@ def closes_refresh(*, source_key: str, source: MarketDataSource | None = None,
 
 def closes_store(*, listing: Listing, bars, source_key: str) -> int:
     """Upsert one listing's bars as 1d prices in one transaction; returns rows added or
-    corrected. Older-than-newest changes are announced (value history rebuilds from there)."""
+    corrected. Every change is announced from its first day: a history may already hold
+    those days, valued without the close (built before the first backfill, or extended
+    before the day's close arrived), and rebuilds from there."""
     if not bars:
         return 0
     key = {"asset_id": listing.asset_id, "quote": listing.quote, "interval": Price.Interval.DAY}
     with transaction.atomic():
         existing = dict(Price.objects.filter(**key, at__gte=day_start(bars[0].day), at__lte=day_start(bars[-1].day))
                         .values_list("at", "price"))
-        newest = Price.objects.filter(**key).aggregate(m=Max("at"))["m"]
         changed = [b for b in bars if existing.get(day_start(b.day)) != b.close]
         Price.objects.bulk_create(
             [Price(**key, at=day_start(b.day), price=b.close, source=source_key) for b in changed],
             update_conflicts=True, unique_fields=["asset", "quote", "interval", "at"],
             update_fields=["price", "source"], batch_size=5000)
-        older = [b.day for b in changed if newest is not None and day_start(b.day) < newest]
-        if older:
-            since, asset_id = min(older), listing.asset_id
+        if changed:
+            since, asset_id = min(b.day for b in changed), listing.asset_id
             transaction.on_commit(lambda: closes_changed.send(sender=Price, asset_ids=[asset_id], since=since))
     return len(changed)
