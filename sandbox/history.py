@@ -108,8 +108,11 @@ def alpaca(account) -> tuple[list[Movement], CloseOf]:
     return moves, close_of
 
 
-def kraken(account, market) -> tuple[list[Movement], CloseOf]:
-    from .brokers.kraken.market import FIAT_CANONICAL, SCALE
+def kraken(account, market, today: int) -> tuple[list[Movement], CloseOf]:
+    """Kraken's OHLC answers only its newest OHLC_DEPTH days: an older day's close is the
+    next venue's that lists the coin (Coinbase's USD book, else Binance's USDT pair)."""
+    from .brokers.coinbase import market as coinbase
+    from .brokers.kraken.market import FIAT_CANONICAL, OHLC_DEPTH, SCALE
 
     def code_of(asset: str) -> str:
         return FIAT_CANONICAL.get(asset) or market.coin_of(asset).canonical
@@ -118,9 +121,18 @@ def kraken(account, market) -> tuple[list[Movement], CloseOf]:
               Decimal(row.amount - row.fee) / SCALE) for row in account.ledger.items]
     usd = {c.canonical: market.usd_pair(c.code) for c in market.coins}
 
+    reach = today - OHLC_DEPTH + 1
+    listed = set(coinbase.catalogue(set()))
+
     def close_of(code: str, day: int):
         pair = usd.get(code)
-        return ("USD", market.bar(pair, day)[3]) if pair else None
+        if pair is None:
+            return None
+        if day >= reach:
+            return "USD", market.bar(pair, day)[3]
+        if f"{code}-USD" in listed:
+            return "USD", coinbase.bar(f"{code}-USD", day)[3]
+        return _binance_close(code, day)
     return moves, close_of
 
 
@@ -135,13 +147,15 @@ def coinbase(book) -> tuple[list[Movement], CloseOf]:
 
     def close_of(code: str, day: int):
         if code == "USDC":
-            return "USD", Decimal(1)                   # Coinbase: USDC is USD (one book)
+            # A stablecoin is priced like any coin: Coinbase has no USDC-USD book, its price
+            # is the USDC-EUR book's (in euros, converted like any currency).
+            return "EUR", market.bar("USDC-EUR", day)[3]
         return "USD", market.bar(f"{code}-USD", day)[3]
     return moves, close_of
 
 
 def binance(account) -> tuple[list[Movement], CloseOf]:
-    from .brokers.binance.universe import UNIT, bar_units, universe
+    from .brokers.binance.universe import UNIT
 
     moves: list[Movement] = []
     unit = Decimal(UNIT)
@@ -165,12 +179,18 @@ def binance(account) -> tuple[list[Movement], CloseOf]:
     def close_of(code: str, day: int):
         if code == "USDT":
             return "USDT", Decimal(1)                  # the quote itself: counted in its own currency
-        for quote in ("USDT", "USDC", "FDUSD", "BTC"):
-            info = universe().find(code, quote)
-            if info is not None and info.trading:
-                return quote, Decimal(bar_units(code, quote, day)[3]) / unit
-        return None
+        return _binance_close(code, day)
     return moves, close_of
+
+
+def _binance_close(code: str, day: int) -> "tuple[str, Decimal] | None":
+    from .brokers.binance.universe import UNIT, bar_units, universe
+
+    for quote in ("USDT", "USDC", "FDUSD", "BTC"):
+        info = universe().find(code, quote)
+        if info is not None and info.trading:
+            return quote, Decimal(bar_units(code, quote, day)[3]) / Decimal(UNIT)
+    return None
 
 
 def ibkr(account) -> tuple[list[Movement], CloseOf]:
@@ -221,7 +241,7 @@ def for_account(sim, account_id: str, *, first: date | None = None, last: date |
     if sim.name == "alpaca":
         moves, close_of = alpaca(sim.account(account_id))
     elif sim.name == "kraken":
-        moves, close_of = kraken(sim.account(account_id), sim.market)
+        moves, close_of = kraken(sim.account(account_id), sim.market, prices.day_of(sim.clock.now()))
     elif sim.name == "coinbase":
         moves, close_of = coinbase(sim.book(account_id))
     elif sim.name == "binance":

@@ -207,13 +207,24 @@ def close_spans(*, today: date | None = None, available: set[str] | None = None)
     first = min((d for d, _ in ever.values()), default=end)
     listings = selectors.listings_for(held)
     stored = _stored_ranges(held)
+    rates = _currency_ids(held, listings)
     spans: dict[str, list[Span]] = defaultdict(list)
     for asset_id, brokers in held.items():
-        start = ever.get(asset_id, (first, []))[0]
+        # A currency converts every other asset: its closes go back to the oldest history day,
+        # not only to its own first transaction.
+        start = first if asset_id in rates else ever.get(asset_id, (first, []))[0]
         order = [k for k in source_order(brokers) if available is None or k in available]
         chain = [(k, [i for i in listings.get(asset_id, []) if i.source == k][:1]) for k in order]
         _plan_spans(spans, [(k, rows[0]) for k, rows in chain if rows], start, end, stored, today)
     return spans
+
+
+def _currency_ids(held, listings: dict[int, list[Listing]]) -> set[int]:
+    """The held assets that are currencies: fiat (a base currency, a cash balance) and any
+    coin some listing quotes prices in (USDT, USDC)."""
+    quotes = {item.quote for rows in listings.values() for item in rows}
+    return {a.id for a in selectors.assets_by_id(held).values()
+            if a.asset_class == Asset.AssetClass.FIAT or a.symbol in quotes}
 
 
 def _plan_spans(spans, sources, start: date, end: date, stored, today: date) -> None:
