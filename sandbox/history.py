@@ -4,7 +4,7 @@ stored) and each holding's close that day from the sandbox market, so its value 
 
     GET /control/accounts/{id}/history[?from=YYYY-MM-DD&to=YYYY-MM-DD&currency=EUR]
     {"days": [{"day", "holdings": {code: qty}, "closes": {code: {"quote", "close"}},
-               "value": {currency: amount}, "unpriced": [code]
+               "value": {currency: amount}, "unpriced": [code held], "moved_unpriced": [code moved that day]
                [, "rates": {currency: rate into `currency`}, "total": amount in `currency`]}]}
 
 Value is per currency: cash counts in its own currency, a holding in the quote of the market
@@ -44,14 +44,19 @@ def daily_values(movements: Iterable[Movement], close_of: CloseOf, *, first: dat
     day = EPOCH + timedelta(days=math.floor(moves[0][0] / prices.DAY))
     while day <= end:
         boundary = ((day - EPOCH).days + 1) * prices.DAY
+        moved = set()
         while i < len(moves) and moves[i][0] < boundary:
             _, code, is_cash, change = moves[i]
             holdings[code] += change
             if is_cash:
                 cash.add(code)
+            else:
+                moved.add(code)
             i += 1
         if day >= start:
-            days.append(_day(day, holdings, cash, close_of))
+            entry = _day(day, holdings, cash, close_of)
+            entry["moved_unpriced"] = sorted(c for c in moved if close_of(c, (day - EPOCH).days) is None)
+            days.append(entry)
         day += timedelta(days=1)
     return days
 

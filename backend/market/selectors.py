@@ -49,6 +49,13 @@ def assets_held_ever(since: dict[int, tuple[date, list[str]]] | None = None) -> 
     return held
 
 
+def first_history_day() -> date | None:
+    """The day of the oldest transaction of any connection (a cash deposit included): the
+    first day a value history holds, so the first a currency's rate is needed on."""
+    first = BrokerTransaction.objects.aggregate(first=Min("occurred_at"))["first"]
+    return None if first is None else first.date()
+
+
 def base_currencies() -> set[str]:
     return set(Portfolio.objects.values_list("base_currency", flat=True).distinct())
 
