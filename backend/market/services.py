@@ -152,7 +152,9 @@ def _dto(listing: Listing, asset: Asset) -> SourceListing:
 def prices_refresh_latest(*, source_key: str, source: MarketDataSource | None = None,
                           now: datetime | None = None) -> RefreshResult:
     """The latest price of every held asset this source prices, ceil(n / batch) requests.
-    Equities are asked only while the NYSE is open (their price does not move otherwise)."""
+    While the NYSE is closed an equity's price does not move: it is asked only when the store
+    has no live price of it (a holding new since the close, a store restarted), and its last
+    trade is the close, so a weekend never leaves a holding unpriced."""
     result = RefreshResult(source_key)
     source = source or source_open(source_key)
     if source is None:
@@ -160,8 +162,10 @@ def prices_refresh_latest(*, source_key: str, source: MarketDataSource | None = 
         return result
     plan = pricing_plan(held=_wanted(selectors.assets_held_now()), available=available_sources())
     rows = plan.by_source.get(source_key, [])
-    if not nyse_open(now or djtz.now()):
-        rows = [r for r in rows if r.asset.asset_class != Asset.AssetClass.EQUITY]
+    now = now or djtz.now()
+    if not nyse_open(now):
+        priced = _live_priced([r.asset_id for r in rows if r.asset.asset_class == Asset.AssetClass.EQUITY], now)
+        rows = [r for r in rows if r.asset.asset_class != Asset.AssetClass.EQUITY or r.asset_id not in priced]
     by_ref = {(r.asset.symbol, r.asset.asset_class, r.quote): r for r in rows}
     before = source.session.requests_made
     quotes = list(source.latest([_dto(r, r.asset) for r in rows]))
@@ -174,6 +178,14 @@ def prices_refresh_latest(*, source_key: str, source: MarketDataSource | None = 
     log.info("market.latest_refreshed source=%s listings=%s written=%s requests=%s", source_key, len(rows),
              len(prices), result.requests)
     return result
+
+
+def _live_priced(asset_ids: list[int], now: datetime) -> set[int]:
+    """The assets with a latest price a live value still uses (LIVE_MAX_AGE)."""
+    from .valuation import LIVE_MAX_AGE
+
+    return set(Price.objects.filter(asset_id__in=asset_ids, interval=Price.Interval.LATEST,
+                                    at__gte=now - LIVE_MAX_AGE).values_list("asset_id", flat=True).distinct())
 
 
 def prices_prune(*, retention_days: int, now: datetime | None = None) -> int:

@@ -26,10 +26,10 @@ from workers.routing import all_queue_names
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
 D = Decimal
 # The store converts a currency at a venue's close of it, rounded to that venue's tick; the
-# truth converts at the market model's unrounded close. FX majors and stablecoins trade near
-# 1 with ticks of 0.0001 or finer, so a rate may differ by half a tick: at most 5e-5 of the
-# amount converted (1e-4 leaves room for two conversions, USDT -> USD -> EUR). Amounts
-# already in the base currency are compared exactly.
+# truth converts at the market model's unrounded close. The coarsest such tick is Kraken's
+# 0.0001 on EURUSD and GBPUSD (near 1.1 and 1.3): half a tick is under 5e-5 of the amount
+# converted; 1e-4 leaves room for two conversions (USDC -> EUR -> USD, USDT -> USD -> EUR).
+# Amounts already in the base currency are compared exactly (the alpaca and kraken cases).
 RATE_ROUNDING = D("0.0001")
 # Small accounts keep the five syncs, the closes they need and the rebuilds to a minute or two.
 ACCOUNTS = {"alpaca": ("paper", 61), "coinbase": ("live", 62), "binance": ("live", 63), "kraken": ("live", 64),
@@ -143,15 +143,6 @@ def compare(truth: dict[date, dict], history: dict[date, dict], base: str) -> tu
                 or not extra <= set(want["moved_unpriced"]):
             wrong.append((day.isoformat(), got["value"], want["total"], sorted(got["unpriced"]), sorted(names),
                           want["value"]))
-    if wrong:  # DEBUG
-        from backend.market.models import Price
-        from backend.market.rates import day_start
-        for w in wrong[:2]:
-            d = date.fromisoformat(w[0])
-            print("DAY", w[0], "hist", w[1], "truth", w[2], truth[d]["holdings"], truth[d]["closes"], truth[d].get("rates"))
-            from backend.sync.models import BrokerTransaction
-            print("  TX", list(BrokerTransaction.objects.filter(occurred_at__date=d).values_list("type", "asset__symbol", "quantity", "amount", "currency", "status", "occurred_at")))
-            print("  STORE", list(Price.objects.filter(interval="1d", at=day_start(d)).values_list("asset__symbol", "asset__asset_class", "quote", "price", "source")))
     assert not wrong, f"{len(wrong)} of {len(truth)} days differ; first: {wrong[:3]}"
     return len(truth), largest
 
@@ -161,8 +152,18 @@ def check_against_truth(sandbox, api, account: dict, portfolio: int, base: str) 
     history = history_days(api, portfolio, last - timedelta(days=2000), last)
     assert history, "no history was built"
     first = min(history)
-    truth = truth_days(sandbox, account["account_id"], base, first, last)
-    return compare(truth, history, base)
+    truth = truth_days(sandbox, account["account_id"], base, first, last + timedelta(days=1))
+    check_live_value(api, portfolio, truth[last], truth[last + timedelta(days=1)])
+    return compare({d: t for d, t in truth.items() if d <= last}, history, base)
+
+
+def check_live_value(api, portfolio: int, yesterday: dict, today: dict) -> None:
+    """The value now leaves out only what no venue prices: an equity is priced on a weekend
+    or before the open too (at its last trade), cash in every currency counts."""
+    value = api.get(f"/api/v1/portfolios/{portfolio}/value/").json()
+    unpriced = {line["asset"]["symbol"] for line in value["unpriced"]}
+    assert unpriced <= set(yesterday["unpriced"]) | set(today["unpriced"]), value["unpriced"]
+    assert value["holdings"] or value["cash_balances"]
 
 
 # -- the cases -----------------------------------------------------------------------------------
@@ -204,3 +205,21 @@ def test_an_eur_portfolio_equals_the_truth_in_eur(sandbox, api, worker, redis_cl
     refresh_prices(worker, redis_client)
     days, largest = check_against_truth(sandbox, api, account, portfolio.json()["id"], "EUR")
     print(f"\nkraken in EUR: {days} days equal the truth, largest difference {largest} EUR")
+
+
+def test_the_comparison_fails_on_a_cent_in_the_base_currency_and_a_missed_unpriced_holding():
+    """The detector on the faults it must catch: hand-made days, no sandbox needed."""
+    day = date(2026, 3, 2)
+    # 2 BTC at 60,000 USDT, USDT at 1.0002 USD: 120,000 x 1.0002 = 120,024 USD; rounding
+    # tolerance 120,000 x 1.0002 x 0.0001 = 12.0024.
+    truth = {day: {"value": {"USDT": "120000"}, "rates": {"USDT": "1.0002"}, "total": "120024",
+                   "holdings": {"BTC": "2", "NOPE": "1"}, "unpriced": ["NOPE"], "moved_unpriced": []}}
+    assert compare(truth, {day: {"value": D("120030"), "unpriced": ["NOPE"]}}, "USD") == (1, D(6))
+    with pytest.raises(AssertionError):                    # 13 USD off: more than rates' rounding
+        compare(truth, {day: {"value": D("120037"), "unpriced": ["NOPE"]}}, "USD")
+    with pytest.raises(AssertionError):                    # NOPE valued (at 0?) instead of unpriced
+        compare(truth, {day: {"value": D("120024"), "unpriced": []}}, "USD")
+    in_usd = {day: {"value": {"USD": "1000"}, "rates": {"USD": "1"}, "total": "1000", "holdings": {"USD": "1000"},
+                    "unpriced": [], "moved_unpriced": []}}
+    with pytest.raises(AssertionError):                    # all in the base currency: exact to the cent and below
+        compare(in_usd, {day: {"value": D("1000.01"), "unpriced": []}}, "USD")

@@ -192,3 +192,26 @@ def test_a_base_currency_change_rebuilds_everything_in_the_new_currency(portfoli
     result = history_rebuild(portfolio_id=portfolio.pk, since=D2, through=D2)   # a checkpoint would not do
     assert not result.resumed and result.start == D0
     assert rows(portfolio)[D2].value == D(2420) / D("1.1") and rows(portfolio)[D2].currency == "EUR"
+
+
+def test_a_currency_conversion_counts_both_its_legs_as_cash(portfolio, connect):
+    """IBKR's EUR.USD trade: the euros bought are the quantity of the EUR asset, the dollars
+    paid the amount. Both are cash, whether the walk applies them or the database sums them."""
+    ibkr = connect("ibkr", portfolio)
+    eur = asset("EUR", "fiat")
+    closes(eur, "USD", D0, D0 + timedelta(2), "1.1")
+    tx(ibkr, D0, "deposit", amount=2000, hour=9)
+    tx(ibkr, D0, "trade", asset=eur, quantity=1000, amount="-1100.5", hour=10)   # 1,000 EUR for 1,100.50 USD
+    tx(ibkr, D0 + timedelta(1), "deposit", asset=eur, quantity=50, currency="EUR", hour=9)   # 50 EUR in
+    history_rebuild(portfolio_id=portfolio.pk, since=None, through=D0 + timedelta(2))
+    days = rows(portfolio)
+    # D0: 2,000 - 1,100.50 = 899.50 USD, plus 1,000 EUR x 1.1 = 1,100: 1,999.50 (the 0.50 was the spread).
+    assert days[D0].value == days[D0].cash == D("1999.5")
+    # D0 + 1: 50 EUR more, 55 USD at 1.1: 2,054.50, and the 55 is a flow in.
+    assert (days[D0 + timedelta(1)].value, days[D0 + timedelta(1)].flow) == (D("2054.5"), D(55))
+    full = {d: r.value for d, r in days.items()}
+    # Rebuilt from the last day: the holdings before it come from the database's sums.
+    history_rebuild(portfolio_id=portfolio.pk, since=D0 + timedelta(2), through=D0 + timedelta(2))
+    HistoryState.objects.filter(portfolio=portfolio).update(through=None, checkpoint={})
+    history_rebuild(portfolio_id=portfolio.pk, since=D0 + timedelta(2), through=D0 + timedelta(2))
+    assert {d: r.value for d, r in rows(portfolio).items()} == full
