@@ -20,10 +20,10 @@ log = logging.getLogger("brokersync.market")
 OPTIONS = {"ignore_result": True, "acks_late": True}
 
 
-def _dispatch(task) -> list[str]:
+def _dispatch(task, *, ever_held: bool = False) -> list[str]:
     from backend.market import services, sources
 
-    services.listings_discover_new()
+    services.listings_discover_new(ever_held=ever_held)
     keys = sources.source_keys()
     for key in keys:
         task.apply_async(args=[key], queue=queue_for(key))
@@ -37,7 +37,7 @@ def dispatch_latest() -> list[str]:
 
 @app.task(name="market.dispatch_closes", **OPTIONS)
 def dispatch_closes() -> list[str]:
-    return _dispatch(refresh_closes)
+    return _dispatch(refresh_closes, ever_held=True)       # closes of sold assets too
 
 
 def _locked_refresh(kind: str, source_key: str, service) -> dict:

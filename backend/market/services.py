@@ -114,11 +114,12 @@ def _discover_at(key: str, source: MarketDataSource, assets: dict[int, Asset]) -
     return sum(len(rows) for rows in found.values())
 
 
-def listings_discover_new() -> dict[str, int]:
-    """Discovery for assets no source has been asked about yet (new holdings, and assets
-    sold before they were ever priced: their closes are needed for the days they were held):
-    cheap, since each source reads its market list once an hour."""
-    wanted = _wanted(selectors.assets_held_ever())
+def listings_discover_new(*, ever_held: bool = False) -> dict[str, int]:
+    """Discovery for held assets no source has been asked about yet (new holdings): cheap,
+    since each source reads its market list once an hour. With `ever_held` (before the daily
+    closes), assets sold before they were ever priced too: history needs their closes for the
+    days they were held, and finding them reads every asset's transactions, once a day."""
+    wanted = _wanted(selectors.assets_held_ever() if ever_held else selectors.assets_held_now())
     asked = set(Listing.objects.filter(asset_id__in=list(wanted)).values_list("asset_id", flat=True))
     new = set(wanted) - asked
     return listings_discover(asset_ids=new) if new else {}

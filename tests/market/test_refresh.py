@@ -163,7 +163,9 @@ def test_an_asset_sold_before_it_was_priced_gets_listings_and_closes_for_the_day
     _past_trade(holdings["kraken"], link, today - timedelta(days=20), "5", "link-buy")
     _past_trade(holdings["kraken"], link, today - timedelta(days=10), "-5", "link-sell")   # none held now
 
-    services.listings_discover_new()
+    services.listings_discover_new()                      # the minute's discovery: held now only
+    assert not Listing.objects.filter(asset=link).exists()
+    services.listings_discover_new(ever_held=True)        # the daily one, before the closes
     assert Listing.objects.filter(asset=link, source="kraken", active=True).exists()
     spans = [s for s in services.close_spans(today=today)["kraken"] if s.listing.asset_id == link.id]
     assert [(s.start, s.end) for s in spans] == [(today - timedelta(days=20), today - timedelta(days=1))]
