@@ -75,7 +75,7 @@ def wait_idle(worker, redis_client, timeout: float = 300) -> None:
     while time.monotonic() < deadline:
         waiting = sum(redis_client.llen(k) for k in redis_client.scan_iter(count=1000)
                       if k.startswith(queues) and redis_client.type(k) == b"list")
-        inspect = app.control.inspect(destination=[worker.hostname], timeout=2.0)
+        inspect = app.control.inspect(destination=[worker.hostname], timeout=2.0, limit=1)
         busy = sum(len((getattr(inspect, what)() or {}).get(worker.hostname, []))
                    for what in ("active", "reserved", "scheduled"))
         pending = HistoryState.objects.filter(dirty_since__isnull=False).exists()
