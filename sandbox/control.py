@@ -3,7 +3,8 @@ inject faults, read the truth and the request counts.
 
     POST   /control/accounts                 {"broker", "environment", "seed", "positions", "activities", ...}
     GET    /control/accounts/{id}/truth
-    GET    /control/accounts/{id}/history[?from=&to=&currency=]   daily holdings x the market's closes (sandbox/history.py)
+    GET    /control/accounts/{id}/history[?from=&to=&currency=]
+                                             daily holdings x the market's closes (sandbox/history.py)
     POST   /control/accounts/{id}/advance    {"fills": 2, "dividend": true, "split": true, ...}
     POST   /control/accounts/{id}/revoke
     GET    /control/accounts/{id}/faults     | POST {kind, record | symbol, decimals} | DELETE [/{fault id}]
