@@ -3,7 +3,8 @@ inject faults, read the truth and the request counts.
 
     POST   /control/accounts                 {"broker", "environment", "seed", "positions", "activities", ...}
     GET    /control/accounts/{id}/truth
-    GET    /control/accounts/{id}/history[?from=&to=]   daily holdings x the market's closes (sandbox/history.py)
+    GET    /control/accounts/{id}/history[?from=&to=&currency=]
+                                             daily holdings x the market's closes (sandbox/history.py)
     POST   /control/accounts/{id}/advance    {"fills": 2, "dividend": true, "split": true, ...}
     POST   /control/accounts/{id}/revoke
     GET    /control/accounts/{id}/faults     | POST {kind, record | symbol, decimals} | DELETE [/{fault id}]
@@ -117,7 +118,8 @@ class ControlApi:
             if action == "history":
                 first, last = request.arg("from"), request.arg("to")
                 days = history.for_account(sim, account_id, first=date.fromisoformat(first) if first else None,
-                                           last=date.fromisoformat(last) if last else None)
+                                           last=date.fromisoformat(last) if last else None,
+                                           currency=request.arg("currency") or None)
                 return Response.json({"account_id": account_id, "days": days})
             if action == "revoke":
                 sim.revoke(account_id)

@@ -2,13 +2,15 @@
 end of each UTC day (replayed from its own generated records, never from what brokersync
 stored) and each holding's close that day from the sandbox market, so its value per day.
 
-    GET /control/accounts/{id}/history[?from=YYYY-MM-DD&to=YYYY-MM-DD]
+    GET /control/accounts/{id}/history[?from=YYYY-MM-DD&to=YYYY-MM-DD&currency=EUR]
     {"days": [{"day", "holdings": {code: qty}, "closes": {code: {"quote", "close"}},
-               "value": {currency: amount}, "unpriced": [code]}]}
+               "value": {currency: amount}, "unpriced": [code held], "moved_unpriced": [code moved that day]
+               [, "rates": {currency: rate into `currency`}, "total": amount in `currency`]}]}
 
-Value is per currency and never converted: cash counts in its own currency, a holding in
-the quote of the market the broker itself lists it in (Binance: USDT; the others: USD); the
-valuation engineer converts with the store's rates. A day's close is that day's bar close
+Value is per currency: cash counts in its own currency, a holding in the quote of the market
+the broker itself lists it in (Binance: USDT; the others: USD; IBKR: Alpaca's US listing).
+With `currency`, each day's total is converted at the market model's own closes of each
+currency (unrounded: a venue lists them at its tick). A day's close is that day's bar close
 (an equity on a weekend or holiday: the last weekday's, as a price store's lookback does).
 """
 from __future__ import annotations
@@ -42,14 +44,19 @@ def daily_values(movements: Iterable[Movement], close_of: CloseOf, *, first: dat
     day = EPOCH + timedelta(days=math.floor(moves[0][0] / prices.DAY))
     while day <= end:
         boundary = ((day - EPOCH).days + 1) * prices.DAY
+        moved = set()
         while i < len(moves) and moves[i][0] < boundary:
             _, code, is_cash, change = moves[i]
             holdings[code] += change
             if is_cash:
                 cash.add(code)
+            else:
+                moved.add(code)
             i += 1
         if day >= start:
-            days.append(_day(day, holdings, cash, close_of))
+            entry = _day(day, holdings, cash, close_of)
+            entry["moved_unpriced"] = sorted(c for c in moved if close_of(c, (day - EPOCH).days) is None)
+            days.append(entry)
         day += timedelta(days=1)
     return days
 
@@ -106,8 +113,11 @@ def alpaca(account) -> tuple[list[Movement], CloseOf]:
     return moves, close_of
 
 
-def kraken(account, market) -> tuple[list[Movement], CloseOf]:
-    from .brokers.kraken.market import FIAT_CANONICAL, SCALE
+def kraken(account, market, today: int) -> tuple[list[Movement], CloseOf]:
+    """Kraken's OHLC answers only its newest OHLC_DEPTH days: an older day's close is the
+    next venue's that lists the coin (Coinbase's USD book, else Binance's USDT pair)."""
+    from .brokers.coinbase import market as coinbase
+    from .brokers.kraken.market import FIAT_CANONICAL, OHLC_DEPTH, SCALE
 
     def code_of(asset: str) -> str:
         return FIAT_CANONICAL.get(asset) or market.coin_of(asset).canonical
@@ -116,9 +126,18 @@ def kraken(account, market) -> tuple[list[Movement], CloseOf]:
               Decimal(row.amount - row.fee) / SCALE) for row in account.ledger.items]
     usd = {c.canonical: market.usd_pair(c.code) for c in market.coins}
 
+    reach = today - OHLC_DEPTH + 1
+    listed = set(coinbase.catalogue(set()))
+
     def close_of(code: str, day: int):
         pair = usd.get(code)
-        return ("USD", market.bar(pair, day)[3]) if pair else None
+        if pair is None:
+            return None
+        if day >= reach:
+            return "USD", market.bar(pair, day)[3]
+        if f"{code}-USD" in listed:
+            return "USD", coinbase.bar(f"{code}-USD", day)[3]
+        return _binance_close(code, day)
     return moves, close_of
 
 
@@ -133,13 +152,15 @@ def coinbase(book) -> tuple[list[Movement], CloseOf]:
 
     def close_of(code: str, day: int):
         if code == "USDC":
-            return "USD", Decimal(1)                   # Coinbase: USDC is USD (one book)
+            # A stablecoin is priced like any coin: Coinbase has no USDC-USD book, its price
+            # is the USDC-EUR book's (in euros, converted like any currency).
+            return "EUR", market.bar("USDC-EUR", day)[3]
         return "USD", market.bar(f"{code}-USD", day)[3]
     return moves, close_of
 
 
 def binance(account) -> tuple[list[Movement], CloseOf]:
-    from .brokers.binance.universe import UNIT, bar_units, universe
+    from .brokers.binance.universe import UNIT
 
     moves: list[Movement] = []
     unit = Decimal(UNIT)
@@ -163,24 +184,76 @@ def binance(account) -> tuple[list[Movement], CloseOf]:
     def close_of(code: str, day: int):
         if code == "USDT":
             return "USDT", Decimal(1)                  # the quote itself: counted in its own currency
-        for quote in ("USDT", "USDC", "FDUSD", "BTC"):
-            info = universe().find(code, quote)
-            if info is not None and info.trading:
-                return quote, Decimal(bar_units(code, quote, day)[3]) / unit
-        return None
+        return _binance_close(code, day)
     return moves, close_of
 
 
-def for_account(sim, account_id: str, *, first: date | None = None, last: date | None = None) -> list[dict]:
-    """The daily history of one sandbox account, whichever simulator holds it."""
+def _binance_close(code: str, day: int) -> "tuple[str, Decimal] | None":
+    from .brokers.binance.universe import UNIT, bar_units, universe
+
+    for quote in ("USDT", "USDC", "FDUSD", "BTC"):
+        info = universe().find(code, quote)
+        if info is not None and info.trading:
+            return quote, Decimal(bar_units(code, quote, day)[3]) / Decimal(UNIT)
+    return None
+
+
+def ibkr(account) -> tuple[list[Movement], CloseOf]:
+    """IBKR has no market data of its own: a US-listed stock is priced by Alpaca's market
+    (its close there); anything else (a listing abroad, an option, a bond) is unpriced."""
+    from .brokers.alpaca.marketdata import _bar
+    from .brokers.alpaca.universe import lookup
+
+    moves: list[Movement] = []
+    for e in account.events:
+        if e.holding is not None:
+            moves.append((e.at, e.holding[0], False, e.holding[1]))
+        moves += [(e.at, currency, True, change) for currency, change in e.cash]
+    instruments = account.instruments
+
+    def close_of(code: str, day: int):
+        inst = instruments.get(code)
+        if inst is None or inst.category != "STK" or inst.currency != "USD":
+            return None
+        info = lookup(inst.symbol)
+        if info is None or info.is_crypto:
+            return None
+        return "USD", Decimal(str(_bar(info, last_weekday(day))["c"]))
+    return moves, close_of
+
+
+def in_currency(days: list[dict[str, Any]], base: str) -> list[dict[str, Any]]:
+    """Each day's value converted into `base` at the market model's own closes of each
+    currency that day (unrounded: a venue lists them at its tick), as `total`, with the rates."""
+    for entry in days:
+        day = (date.fromisoformat(entry["day"]) - EPOCH).days
+        rates = {code: _rate(code, base, day) for code in entry["value"]}
+        entry["rates"] = {code: str(rate) for code, rate in rates.items()}
+        entry["total"] = str(sum((Decimal(v) * rates[code] for code, v in entry["value"].items()), Decimal(0)))
+    return days
+
+
+def _rate(code: str, base: str, day: int) -> Decimal:
+    if code == base:
+        return Decimal(1)
+    return Decimal(repr(prices.usd_bar(code, day)[3])) / Decimal(repr(prices.usd_bar(base, day)[3]))
+
+
+def for_account(sim, account_id: str, *, first: date | None = None, last: date | None = None,
+                currency: str | None = None) -> list[dict]:
+    """The daily history of one sandbox account, whichever simulator holds it; with
+    `currency`, each day's total in it too."""
     if sim.name == "alpaca":
         moves, close_of = alpaca(sim.account(account_id))
     elif sim.name == "kraken":
-        moves, close_of = kraken(sim.account(account_id), sim.market)
+        moves, close_of = kraken(sim.account(account_id), sim.market, prices.day_of(sim.clock.now()))
     elif sim.name == "coinbase":
         moves, close_of = coinbase(sim.book(account_id))
     elif sim.name == "binance":
         moves, close_of = binance(sim._account(account_id))
+    elif sim.name == "ibkr":
+        moves, close_of = ibkr(sim.account(account_id))
     else:
         raise ValueError(f"no history truth for {sim.name}")
-    return daily_values(moves, close_of, first=first, last=last)
+    days = daily_values(moves, close_of, first=first, last=last)
+    return in_currency(days, currency) if currency else days

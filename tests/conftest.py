@@ -20,6 +20,8 @@ from scripts.procs import die_with_parent
 ROOT = Path(__file__).resolve().parents[1]
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 WORKER_LOG = ROOT / "var" / "test-worker.log"
+# The session's Celery worker while it runs: {"hostname": ...}.
+_RUNNING_WORKER: dict[str, str] = {}
 # Celery's own keys: deleting them under a running worker would drop its queue bindings.
 _CELERY_KEY_PREFIXES = (b"_kombu", b"unacked", b"default", b"sync.", b"celery")
 
@@ -147,8 +149,10 @@ def celery_worker_process(django_db_setup, django_db_blocker, sandbox_server):
     try:
         _wait_for_worker(proc, hostname)
         proc.hostname = hostname
+        _RUNNING_WORKER["hostname"] = hostname
         yield proc
     finally:
+        _RUNNING_WORKER.clear()
         proc.terminate()
         try:
             proc.wait(20)
@@ -183,10 +187,18 @@ def _wait_for_worker(proc, hostname: str, timeout: float = 60) -> None:
 
 def pytest_collection_modifyitems(config, items):
     """Every test that uses the session worker also gets `worker_drained`, which tears down
-    before the test's database is flushed."""
+    before the test's database is flushed. Every other test on a committed database gets
+    `worker_drained_if_running`: what it queued (a rebuild a backfill of closes asked for)
+    would otherwise be taken by the session worker a test before started."""
     for item in items:
-        if "celery_worker_process" in getattr(item, "fixturenames", ()) and "worker_drained" not in item.fixturenames:
-            item.fixturenames.append("worker_drained")
+        names = getattr(item, "fixturenames", None)
+        if names is None:
+            continue
+        if "celery_worker_process" in names:
+            if "worker_drained" not in names:
+                names.append("worker_drained")
+        elif any(m.kwargs.get("transaction") for m in item.iter_markers("django_db")):
+            names.append("worker_drained_if_running")
 
 
 @pytest.fixture
@@ -198,6 +210,13 @@ def worker_drained(request, _django_db_helper, celery_worker_process):
     first."""
     yield
     _drain_worker(celery_worker_process.hostname)
+
+
+@pytest.fixture
+def worker_drained_if_running(_django_db_helper):
+    yield
+    if _RUNNING_WORKER:
+        _drain_worker(_RUNNING_WORKER["hostname"])
 
 
 def _drain_worker(hostname: str, timeout: float = 60) -> None:

@@ -37,7 +37,7 @@ def dispatch_latest() -> list[str]:
 
 @app.task(name="market.dispatch_closes", **OPTIONS)
 def dispatch_closes() -> list[str]:
-    return _dispatch(refresh_closes, ever_held=True)          # closes value every day of the history
+    return _dispatch(refresh_closes, ever_held=True)       # closes of sold assets too
 
 
 def _locked_refresh(kind: str, source_key: str, service) -> dict:

@@ -39,6 +39,23 @@ def assets_held_since() -> dict[int, tuple[date, list[str]]]:
     return {a: (firsts[a], brokers[a]) for a in firsts}
 
 
+def assets_held_ever(since: dict[int, tuple[date, list[str]]] | None = None) -> dict[int, list[str]]:
+    """Asset id -> brokers, for every asset held now or at any time before (sold ones too:
+    history values them on the days they were held). `since`: assets_held_since(), if read."""
+    ever = assets_held_since() if since is None else since
+    held = {a: list(brokers) for a, (_, brokers) in ever.items()}
+    for asset_id, brokers in assets_held_now().items():
+        held[asset_id] = brokers + [b for b in held.get(asset_id, []) if b not in brokers]
+    return held
+
+
+def first_history_day() -> date | None:
+    """The day of the oldest transaction of any connection (a cash deposit included): the
+    first day a value history holds, so the first a currency's rate is needed on."""
+    first = BrokerTransaction.objects.aggregate(first=Min("occurred_at"))["first"]
+    return None if first is None else first.date()
+
+
 def base_currencies() -> set[str]:
     return set(Portfolio.objects.values_list("base_currency", flat=True).distinct())
 

@@ -28,7 +28,6 @@ from .models import Listing, Price
 from .rates import LOOKBACK_DAYS, day_start
 from .signals import closes_changed
 from .sources import available_sources, source_class, source_keys, source_open, source_order
-from .valuation import LIVE_MAX_AGE, currency_asset_ids
 
 log = logging.getLogger("brokersync.market")
 # Conversion of quotes into base currencies may need one more hop (BTC in USDT -> USDT in USD).
@@ -86,7 +85,7 @@ def listings_discover(*, asset_ids: set[int] | None = None) -> dict[str, int]:
     (each source's preferred quote rank 0). A source that no longer lists an asset has its
     listing deactivated. The quotes found (USDT, EUR...) are asked about in turn, so that
     conversion has prices too. Returns listings found per source."""
-    ids = set(asset_ids) if asset_ids is not None else set(_wanted(selectors.assets_held_now()))
+    ids = set(asset_ids) if asset_ids is not None else set(_wanted(selectors.assets_held_ever()))
     counts: dict[str, int] = defaultdict(int)
     asked: set[int] = set()
     sources = {key: source for key in source_keys() if (source := source_open(key)) is not None}
@@ -117,13 +116,10 @@ def _discover_at(key: str, source: MarketDataSource, assets: dict[int, Asset]) -
 
 def listings_discover_new(*, ever_held: bool = False) -> dict[str, int]:
     """Discovery for held assets no source has been asked about yet (new holdings): cheap,
-    since each source reads its market list once an hour. `ever_held` (the daily closes'
-    dispatch) asks about assets held in the past too: their closes value the days they were
-    held (a stock bought and sold before the first sync)."""
-    held = selectors.assets_held_now()
-    if ever_held:
-        held = {a: brokers for a, (_, brokers) in selectors.assets_held_since().items()} | held
-    wanted = _wanted(held)
+    since each source reads its market list once an hour. With `ever_held` (before the daily
+    closes), assets sold before they were ever priced too: history needs their closes for the
+    days they were held, and finding them reads every asset's transactions, once a day."""
+    wanted = _wanted(selectors.assets_held_ever() if ever_held else selectors.assets_held_now())
     asked = set(Listing.objects.filter(asset_id__in=list(wanted)).values_list("asset_id", flat=True))
     new = set(wanted) - asked
     return listings_discover(asset_ids=new) if new else {}
@@ -157,20 +153,20 @@ def _dto(listing: Listing, asset: Asset) -> SourceListing:
 def prices_refresh_latest(*, source_key: str, source: MarketDataSource | None = None,
                           now: datetime | None = None) -> RefreshResult:
     """The latest price of every held asset this source prices, ceil(n / batch) requests.
-    Equities are asked only while the NYSE is open (their price does not move otherwise),
-    except one with no live price yet: held since the close, it is asked once, or it would
-    stay unpriced until the next session."""
+    While the NYSE is closed an equity's price does not move: it is asked only when the store
+    has no live price of it (a holding new since the close, a store restarted), and its last
+    trade is the close, so a weekend never leaves a holding unpriced."""
     result = RefreshResult(source_key)
     source = source or source_open(source_key)
     if source is None:
         result.skipped = "no key"
         return result
-    now = now or djtz.now()
     plan = pricing_plan(held=_wanted(selectors.assets_held_now()), available=available_sources())
     rows = plan.by_source.get(source_key, [])
+    now = now or djtz.now()
     if not nyse_open(now):
-        live = _with_live_price([r.asset_id for r in rows if r.asset.asset_class == Asset.AssetClass.EQUITY], now)
-        rows = [r for r in rows if r.asset.asset_class != Asset.AssetClass.EQUITY or r.asset_id not in live]
+        priced = _live_priced([r.asset_id for r in rows if r.asset.asset_class == Asset.AssetClass.EQUITY], now)
+        rows = [r for r in rows if r.asset.asset_class != Asset.AssetClass.EQUITY or r.asset_id not in priced]
     by_ref = {(r.asset.symbol, r.asset.asset_class, r.quote): r for r in rows}
     before = source.session.requests_made
     quotes = list(source.latest([_dto(r, r.asset) for r in rows]))
@@ -185,8 +181,10 @@ def prices_refresh_latest(*, source_key: str, source: MarketDataSource | None = 
     return result
 
 
-def _with_live_price(asset_ids: list[int], now: datetime) -> set[int]:
-    """Those of `asset_ids` with a latest price young enough to value them (LIVE_MAX_AGE)."""
+def _live_priced(asset_ids: list[int], now: datetime) -> set[int]:
+    """The assets with a latest price a live value still uses (LIVE_MAX_AGE)."""
+    from .valuation import LIVE_MAX_AGE
+
     return set(Price.objects.filter(asset_id__in=asset_ids, interval=Price.Interval.LATEST,
                                     at__gte=now - LIVE_MAX_AGE).values_list("asset_id", flat=True).distinct())
 
@@ -218,34 +216,28 @@ def close_spans(*, today: date | None = None, available: set[str] | None = None)
     today = today or djtz.now().date()
     end = today - timedelta(days=1)
     ever = selectors.assets_held_since()
-    held = _wanted({a: brokers for a, (_, brokers) in ever.items()} | selectors.assets_held_now())
-    first = min((d for d, _ in ever.values()), default=end)
+    held = _wanted(selectors.assets_held_ever(ever))
+    first = min([d for d, _ in ever.values()] + [selectors.first_history_day() or end])
     listings = selectors.listings_for(held)
     stored = _stored_ranges(held)
-    converts = _conversion_starts(ever, listings, first)
+    rates = _currency_ids(held, listings)
     spans: dict[str, list[Span]] = defaultdict(list)
     for asset_id, brokers in held.items():
-        start = min(ever.get(asset_id, (first, []))[0], converts.get(asset_id, end))
+        # A currency converts every other asset: its closes go back to the oldest history day,
+        # not only to its own first transaction.
+        start = first if asset_id in rates else ever.get(asset_id, (first, []))[0]
         order = [k for k in source_order(brokers) if available is None or k in available]
         chain = [(k, [i for i in listings.get(asset_id, []) if i.source == k][:1]) for k in order]
         _plan_spans(spans, [(k, rows[0]) for k, rows in chain if rows], start, end, stored, today)
     return spans
 
 
-def _conversion_starts(ever: dict[int, tuple[date, list[str]]], listings: dict[int, list[Listing]],
-                       first: date) -> dict[int, date]:
-    """Currency asset id -> the first day its rate is needed: a quote (USDT, EUR) converts
-    every asset priced in it from the day that asset was first held, however late the
-    currency itself was (Binance's USDT bought in 2025 prices BTC held since 2023); a base
-    currency converts everything."""
-    needed: dict[str, date] = {code: first for code in selectors.base_currencies()}
-    for asset_id, rows in listings.items():
-        if asset_id in ever:
-            day = ever[asset_id][0]
-            for quote in {item.quote for item in rows if item.rank == 0}:
-                needed[quote] = min(day, needed.get(quote, day))
-    ids = currency_asset_ids(needed)
-    return {ids[code]: day for code, day in needed.items() if code in ids}
+def _currency_ids(held, listings: dict[int, list[Listing]]) -> set[int]:
+    """The held assets that are currencies: fiat (a base currency, a cash balance) and any
+    coin some listing quotes prices in (USDT, USDC)."""
+    quotes = {item.quote for rows in listings.values() for item in rows}
+    return {a.id for a in selectors.assets_by_id(held).values()
+            if a.asset_class == Asset.AssetClass.FIAT or a.symbol in quotes}
 
 
 def _plan_spans(spans, sources, start: date, end: date, stored, today: date) -> None:
@@ -286,8 +278,8 @@ def _stored_ranges(asset_ids) -> dict[tuple[int, str], tuple[date, date]]:
 def closes_refresh(*, source_key: str, source: MarketDataSource | None = None,
                    today: date | None = None) -> RefreshResult:
     """Fetch and store the missing daily closes this source owes; idempotent (a bar fetched
-    again is the same row, a corrected bar updates it). Sends closes_changed when a listing's
-    first closes are stored, or closes older than its newest stored one are added or corrected."""
+    again is the same row, a corrected bar updates it). Sends closes_changed when closes
+    older than the newest stored one are added or corrected."""
     result = RefreshResult(source_key)
     source = source or source_open(source_key)
     if source is None:
@@ -304,24 +296,21 @@ def closes_refresh(*, source_key: str, source: MarketDataSource | None = None,
 
 def closes_store(*, listing: Listing, bars, source_key: str) -> int:
     """Upsert one listing's bars as 1d prices in one transaction; returns rows added or
-    corrected. First closes and older-than-newest changes are announced (value history
-    rebuilds from there)."""
+    corrected. Every change is announced from its first day: a history may already hold
+    those days, valued without the close (built before the first backfill, or extended
+    before the day's close arrived), and rebuilds from there."""
     if not bars:
         return 0
     key = {"asset_id": listing.asset_id, "quote": listing.quote, "interval": Price.Interval.DAY}
     with transaction.atomic():
         existing = dict(Price.objects.filter(**key, at__gte=day_start(bars[0].day), at__lte=day_start(bars[-1].day))
                         .values_list("at", "price"))
-        newest = Price.objects.filter(**key).aggregate(m=Max("at"))["m"]
         changed = [b for b in bars if existing.get(day_start(b.day)) != b.close]
         Price.objects.bulk_create(
             [Price(**key, at=day_start(b.day), price=b.close, source=source_key) for b in changed],
             update_conflicts=True, unique_fields=["asset", "quote", "interval", "at"],
             update_fields=["price", "source"], batch_size=5000)
-        # A listing's first closes are announced too: the history already stored valued those
-        # days without them (a portfolio synced before its first close refresh).
-        older = [b.day for b in changed if newest is None or day_start(b.day) < newest]
-        if older:
-            since, asset_id = min(older), listing.asset_id
+        if changed:
+            since, asset_id = min(b.day for b in changed), listing.asset_id
             transaction.on_commit(lambda: closes_changed.send(sender=Price, asset_ids=[asset_id], since=since))
     return len(changed)

@@ -100,6 +100,14 @@ def test_an_equity_without_a_live_price_is_asked_once_while_the_nyse_is_closed(h
     assert first.listings == 3 and Price.objects.filter(asset__symbol="AAPL", interval="latest").exists()
     again = services.prices_refresh_latest(source_key="alpaca", now=saturday + timedelta(minutes=1))
     assert again.listings == 1                                   # AAPL and MSFT have their price now: BTC only
+def test_while_the_nyse_is_closed_an_equity_is_asked_only_until_it_has_a_price(holdings):
+    saturday = datetime(2026, 11, 28, 15, 0, tzinfo=timezone.utc)
+    # Held since the close with no price yet: asked once (its last trade), never left unpriced.
+    first = services.prices_refresh_latest(source_key="alpaca", now=saturday)
+    assert first.listings == 3 and Price.objects.filter(asset__symbol="AAPL", interval="latest").exists()
+    # Priced now: the rest of the weekend asks for the crypto only (a stock's price does not move).
+    again = services.prices_refresh_latest(source_key="alpaca", now=saturday + timedelta(hours=1))
+    assert again.listings == 1 and Price.objects.filter(asset__symbol="AAPL", interval="latest").count() == 1
 
 
 def test_one_refresh_per_source_at_a_time(holdings):
@@ -192,3 +200,62 @@ def test_without_any_alpaca_key_its_crypto_falls_to_the_next_source_and_equities
     # BTC is held at Kraken too: the next broker it is held at prices it.
     assert "BTC" in {i.asset.symbol for i in plan.by_source["kraken"]}
     assert {asset("AAPL", "equity").id, asset("MSFT", "equity").id} <= set(plan.unpriced)
+
+
+def _past_trade(connection, a, day: date, quantity: str, key: str):
+    return services.selectors.BrokerTransaction.objects.create(
+        connection=connection, portfolio=connection.portfolio, asset=a, broker_id=key, type="trade",
+        occurred_at=datetime.combine(day, datetime.min.time(), timezone.utc).replace(hour=12), quantity=quantity)
+
+
+def test_an_asset_sold_before_it_was_priced_gets_listings_and_closes_for_the_days_it_was_held(holdings, sandbox):
+    today = datetime.fromtimestamp(sandbox.clock.now(), timezone.utc).date()
+    link = asset("LINK")
+    _past_trade(holdings["kraken"], link, today - timedelta(days=20), "5", "link-buy")
+    _past_trade(holdings["kraken"], link, today - timedelta(days=10), "-5", "link-sell")   # none held now
+
+    services.listings_discover_new()                      # the minute's discovery: held now only
+    assert not Listing.objects.filter(asset=link).exists()
+    services.listings_discover_new(ever_held=True)        # the daily one, before the closes
+    assert Listing.objects.filter(asset=link, source="kraken", active=True).exists()
+    spans = [s for s in services.close_spans(today=today)["kraken"] if s.listing.asset_id == link.id]
+    assert [(s.start, s.end) for s in spans] == [(today - timedelta(days=20), today - timedelta(days=1))]
+
+
+def test_new_closes_announce_their_first_day_even_the_first_ones_and_the_newest(holdings, sandbox):
+    today = datetime.fromtimestamp(sandbox.clock.now(), timezone.utc).date()
+    eth, start = asset("ETH"), today - timedelta(days=30)
+    _past_trade(holdings["kraken"], eth, start, "1", "eth-buy")
+    seen = []
+    receiver = lambda sender, asset_ids, since, **kw: seen.append((asset_ids, since))  # noqa: E731
+    closes_changed.connect(receiver)
+    try:
+        # The first closes of an asset: histories built before them valued its days as unpriced.
+        services.closes_refresh(source_key="kraken", today=today)
+        assert ([eth.id], start) in seen
+        # The next day's close, after the history was extended through that day without it.
+        Price.objects.filter(asset=eth, interval="1d", at__date=today - timedelta(days=1)).delete()
+        seen.clear()
+        services.closes_refresh(source_key="kraken", today=today)
+        assert seen == [([eth.id], today - timedelta(days=1))]
+        seen.clear()
+        services.closes_refresh(source_key="kraken", today=today)          # nothing new: nothing to announce
+        assert seen == []
+    finally:
+        closes_changed.disconnect(receiver)
+
+
+def test_a_currency_s_closes_reach_back_to_the_first_transaction_of_any_kind(holdings, sandbox):
+    today = datetime.fromtimestamp(sandbox.clock.now(), timezone.utc).date()
+    kraken = holdings["kraken"]
+    kraken.portfolio.base_currency = "GBP"
+    kraken.portfolio.save()
+    services.selectors.BrokerTransaction.objects.create(        # cash only: no asset
+        connection=kraken, portfolio=kraken.portfolio, broker_id="usd-in", type="deposit", amount="1000",
+        currency="USD", occurred_at=datetime.combine(today - timedelta(days=40), datetime.min.time(), timezone.utc))
+    _past_trade(kraken, asset("ETH"), today - timedelta(days=10), "1", "eth-buy")
+    services.listings_discover()
+    gbp = asset("GBP", "fiat")
+    spans = [s for key, rows in services.close_spans(today=today).items() for s in rows if s.listing.asset_id == gbp.id]
+    # The history starts with the deposit 40 days ago, and every day of it is converted into GBP.
+    assert spans and min(s.start for s in spans) == today - timedelta(days=40)

@@ -5,11 +5,17 @@ from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
+from django.db import transaction
 from django.db.models import Sum
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from backend.portfolio.history.rebuild import history_rebuild
 from backend.portfolio.models import DailyValue, HistoryState
 from backend.portfolio.performance import history_points, returns_get
+
+from tests.api.factories import ConnectionFactory, PortfolioFactory
 
 from .helpers import asset, close, closes, tx
 
@@ -192,3 +198,81 @@ def test_a_base_currency_change_rebuilds_everything_in_the_new_currency(portfoli
     result = history_rebuild(portfolio_id=portfolio.pk, since=D2, through=D2)   # a checkpoint would not do
     assert not result.resumed and result.start == D0
     assert rows(portfolio)[D2].value == D(2420) / D("1.1") and rows(portfolio)[D2].currency == "EUR"
+
+
+def test_a_currency_conversion_counts_both_its_legs_as_cash(portfolio, connect):
+    """IBKR's EUR.USD trade: the euros bought are the quantity of the EUR asset, the dollars
+    paid the amount. Both are cash, whether the walk applies them or the database sums them."""
+    ibkr = connect("ibkr", portfolio)
+    eur = asset("EUR", "fiat")
+    closes(eur, "USD", D0, D0 + timedelta(2), "1.1")
+    tx(ibkr, D0, "deposit", amount=2000, hour=9)
+    tx(ibkr, D0, "trade", asset=eur, quantity=1000, amount="-1100.5", hour=10)   # 1,000 EUR for 1,100.50 USD
+    tx(ibkr, D0 + timedelta(1), "deposit", asset=eur, quantity=50, currency="EUR", hour=9)   # 50 EUR in
+    history_rebuild(portfolio_id=portfolio.pk, since=None, through=D0 + timedelta(2))
+    days = rows(portfolio)
+    # D0: 2,000 - 1,100.50 = 899.50 USD, plus 1,000 EUR x 1.1 = 1,100: 1,999.50 (the 0.50 was the spread).
+    assert days[D0].value == days[D0].cash == D("1999.5")
+    # D0 + 1: 50 EUR more, 55 USD at 1.1: 2,054.50, and the 55 is a flow in.
+    assert (days[D0 + timedelta(1)].value, days[D0 + timedelta(1)].flow) == (D("2054.5"), D(55))
+    full = {d: r.value for d, r in days.items()}
+    # Rebuilt from the last day: the holdings before it come from the database's sums.
+    history_rebuild(portfolio_id=portfolio.pk, since=D0 + timedelta(2), through=D0 + timedelta(2))
+    HistoryState.objects.filter(portfolio=portfolio).update(through=None, checkpoint={})
+    history_rebuild(portfolio_id=portfolio.pk, since=D0 + timedelta(2), through=D0 + timedelta(2))
+    assert {d: r.value for d, r in rows(portfolio).items()} == full
+
+
+moves = st.lists(st.tuples(st.integers(0, 9),                                   # day
+                           st.sampled_from(["usd_in", "eur_in", "usd_to_eur", "eur_to_usd", "gbp_to_eur"]),
+                           st.decimals(min_value=D("0.01"), max_value=D("5000"), places=2)),
+                 min_size=1, max_size=12)
+FX = {"USD": D(1), "EUR": D("1.1"), "GBP": D("1.25")}       # each currency's close in USD, every day
+
+
+@hypothesis_settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=moves, since=st.integers(0, 9))
+def test_cash_in_every_currency_is_the_running_sum_of_both_legs_from_any_day(user, rows, since):
+    """Whatever the conversions, each day's cash is the running sum per currency x its rate,
+    and a rebuild from any day (holdings summed by the database) equals the full walk."""
+    with transaction.atomic():                   # each example on its own rows
+        _conversions_match(user, rows, since)
+        transaction.set_rollback(True)
+
+
+def _conversions_match(user, rows, since) -> None:
+    portfolio = PortfolioFactory(owner=user)
+    ibkr = ConnectionFactory(owner=user, portfolio=portfolio, broker="ibkr", environment="live")
+    for code in ("EUR", "GBP"):
+        closes(asset(code, "fiat"), "USD", D0 - timedelta(7), D0 + timedelta(9), FX[code])
+    held = {c: D(0) for c in FX}
+    expected = {}
+    for day in range(10):
+        for n, (when, kind, amount) in enumerate(rows):
+            if when != day:
+                continue
+            bought, paid = {"usd_in": ("USD", None), "eur_in": ("EUR", None), "usd_to_eur": ("EUR", "USD"),
+                            "eur_to_usd": ("USD", "EUR"), "gbp_to_eur": ("EUR", "GBP")}[kind]
+            # what the other currency cost, in cents as a broker books it (so every sum is exact)
+            cost = (amount * FX[bought] / FX[paid]).quantize(D("0.01")) if paid else None
+            if bought == "USD":          # dollars arrive as an amount (a deposit, or a sale of euros)
+                tx(ibkr, D0 + timedelta(day), "deposit" if paid is None else "trade", amount=amount, hour=n % 24,
+                   asset=None if paid is None else asset(paid, "fiat"),
+                   quantity=None if paid is None else -cost, currency="USD")
+            else:                        # another currency bought arrives as the quantity of its asset
+                tx(ibkr, D0 + timedelta(day), "deposit" if paid is None else "trade", asset=asset(bought, "fiat"),
+                   quantity=amount, amount=None if paid is None else -cost, currency=paid or bought, hour=n % 24)
+            held[bought] += amount
+            if paid:
+                held[paid] -= cost
+        expected[D0 + timedelta(day)] = sum((q * FX[c] for c, q in held.items()), D(0))
+    history_rebuild(portfolio_id=portfolio.pk, since=None, through=D0 + timedelta(9))
+    full = {d: r.cash for d, r in rows_of(portfolio).items()}
+    assert full == {d: v for d, v in expected.items() if d >= min(full)}
+    HistoryState.objects.filter(portfolio=portfolio).update(through=None, checkpoint={})
+    history_rebuild(portfolio_id=portfolio.pk, since=D0 + timedelta(since), through=D0 + timedelta(9))
+    assert {d: r.cash for d, r in rows_of(portfolio).items()} == full
+
+
+def rows_of(portfolio):
+    return {r.day: r for r in DailyValue.objects.filter(portfolio=portfolio, connection=None)}

@@ -227,3 +227,63 @@ def test_history_truth_replays_to_the_accounts_own_holdings(sandbox, broker, env
             quote, price = (close["quote"], D(close["close"])) if close else (code, D(1))
             total[quote] = total.get(quote, D(0)) + D(qty) * price
         assert {k: D(v) for k, v in day["value"].items()} == total and not day["unpriced"]
+
+
+def history_of(sandbox, account_id: str, **params) -> list[dict]:
+    response = requests.get(f"{sandbox.urls['control']}/control/accounts/{account_id}/history", params=params,
+                            timeout=60)
+    assert response.status_code == 200, response.text
+    return response.json()["days"]
+
+
+def test_ibkr_history_truth_prices_us_shares_at_alpaca_and_nothing_else(sandbox):
+    from sandbox.brokers.alpaca.marketdata import _bar
+    from sandbox.brokers.alpaca.universe import lookup
+    from sandbox.history import EPOCH, last_weekday
+
+    account = sandbox_account(sandbox, broker="ibkr", seed=11, positions=4, activities=60)
+    truth = sandbox_truth(sandbox, account["account_id"])
+    days = history_of(sandbox, account["account_id"])
+    held = {k: D(v) for k, v in days[-1]["holdings"].items() if D(v)}
+    expected = {p["symbol"]: D(p["quantity"]) for p in truth["positions"]} | {k: D(v) for k, v in truth["cash"].items()}
+    assert held == {k: v for k, v in expected.items() if v}
+    last = days[-1]
+    # Cash counts in its own currency (EUR and GBP bought with dollars included), a US share
+    # at Alpaca's close of that day (a weekend: Friday's); a share abroad, the option and the
+    # bond have no venue here.
+    assert {"EUR", "GBP"} <= set(last["value"]) and D(last["value"]["EUR"]) == held["EUR"]
+    assert {"SAP:IBIS", "VOD:LSE", "US91282CLW90"} & set(last["unpriced"])
+    day = (datetime.fromisoformat(last["day"]).date() - EPOCH).days
+    for code, close in last["closes"].items():
+        assert close == {"quote": "USD", "close": str(D(str(_bar(lookup(code), last_weekday(day))["c"])))}
+
+
+def test_coinbase_truth_prices_usdc_at_its_own_book_and_converts_into_a_base_currency(sandbox):
+    from sandbox.brokers.coinbase import market
+
+    account = sandbox_account(sandbox, broker="coinbase", seed=12, positions=4, activities=60)
+    days = history_of(sandbox, account["account_id"], currency="EUR")
+    with_usdc = [d for d in days if "USDC" in d["closes"]]
+    assert with_usdc
+    day = with_usdc[-1]
+    number = (datetime.fromisoformat(day["day"]).date() - datetime(1970, 1, 1).date()).days
+    # A stablecoin is an asset with a price: USDC's is Coinbase's USDC-EUR close, not 1 USD.
+    assert day["closes"]["USDC"] == {"quote": "EUR", "close": str(market.bar("USDC-EUR", number)[3])}
+    # The total in EUR: each currency's value at the model's close of it in EUR.
+    rates = {code: D(rate) for code, rate in day["rates"].items()}
+    assert rates["EUR"] == 1 and abs(rates["USD"] - D(1) / D(repr(prices.usd_bar("EUR", number)[3]))) < D("1e-12")
+    assert D(day["total"]) == sum(D(v) * rates[c] for c, v in day["value"].items())
+
+
+def test_coinbase_stablecoin_books_tick_in_millionths_and_their_price_stays_in_the_candle():
+    from sandbox.brokers.coinbase import market
+
+    now = datetime(2026, 11, 24, 15, tzinfo=timezone.utc).timestamp()
+    day = prices.day_of(now)
+    for product in ("USDT-USD", "USDT-EUR", "USDC-EUR"):
+        assert market.quantum(product) == D("0.000001")
+        _, high, low, _ = market.bar(product, day)
+        assert low <= market.price(product, int(now * 1e6)) <= high
+    # USDT moves around its peg: its closes are not all one cent-rounded 1.00.
+    closes = {market.bar("USDT-USD", day - n)[3] for n in range(30)}
+    assert len(closes) > 10

@@ -6,7 +6,9 @@ state before a day (`holdings_before`) alike:
 - a transaction's `quantity` changes the holding of its asset, unless the asset is a currency;
 - its `amount` changes the cash of its `currency` when that is fiat. An amount in a coin
   (Coinbase's USDC leg of a BTC-USDC fill) is not cash: the coin's own leg carries it;
-- a currency asset moved by `quantity` alone is cash of that currency.
+- a currency asset moved by `quantity` is cash of that currency: alone (a Kraken ZEUR
+  deposit), or beside an amount in another currency (IBKR's EUR.USD conversion: +EUR as
+  quantity, -USD as amount). With an amount in its own currency, the amount carries it.
 Canceled, failed, rejected and pending transactions do not count (as in reconcile).
 """
 from __future__ import annotations
@@ -16,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timezone
 from decimal import Decimal
 
-from django.db.models import Q, Sum
+from django.db.models import F, Q, Sum
 from django.db.models.functions import TruncDate
 
 from backend.brokers.symbols import FIAT
@@ -42,8 +44,7 @@ class Event:
     type: str
     asset_id: int | None
     holding: Decimal | None          # signed change of a non-currency holding
-    currency: str | None             # whose cash `cash` changes
-    cash: Decimal | None
+    cash: tuple[tuple[str, Decimal], ...]    # signed changes of cash: (currency, change)
 
     @property
     def is_flow(self) -> bool:
@@ -53,12 +54,14 @@ class Event:
 def event_of(row: tuple) -> Event | None:
     pk, connection_id, day, kind, asset_id, asset_class, symbol, quantity, amount, currency = row
     holding = quantity if asset_id is not None and asset_class != FIAT_CLASS and quantity else None
-    cash_ccy, cash = (currency, amount) if amount and currency in FIAT else (None, None)
-    if asset_class == FIAT_CLASS and quantity and amount is None:
-        cash_ccy, cash = symbol, quantity
-    if holding is None and cash is None:
+    cash = []
+    if amount and currency in FIAT:
+        cash.append((currency, amount))
+    if asset_class == FIAT_CLASS and quantity and (amount is None or currency != symbol):
+        cash.append((symbol, quantity))
+    if holding is None and not cash:
         return None
-    return Event(pk, connection_id, day, kind, asset_id, holding, cash_ccy, cash)
+    return Event(pk, connection_id, day, kind, asset_id, holding, tuple(cash))
 
 
 def _counted(connection_ids: Iterable[int]):
@@ -99,8 +102,8 @@ class Holdings:
     def apply(self, event: Event) -> None:
         if event.holding is not None:
             _add(self.assets, event.asset_id, event.holding)
-        if event.cash is not None:
-            _add(self.cash, event.currency, event.cash)
+        for currency, change in event.cash:
+            _add(self.cash, currency, change)
 
     def copy(self) -> "Holdings":
         return Holdings(dict(self.assets), dict(self.cash))
@@ -137,7 +140,8 @@ def holdings_before(*, connection_ids: Iterable[int], day: date) -> dict[int, Ho
             .values("connection_id", "currency").annotate(total=Sum("amount")))
     for r in cash:
         _add(state[r["connection_id"]].cash, r["currency"], r["total"])
-    fiat_moves = (before.filter(asset__asset_class=FIAT_CLASS, quantity__isnull=False, amount__isnull=True)
+    fiat_moves = (before.filter(asset__asset_class=FIAT_CLASS, quantity__isnull=False)
+                  .filter(Q(amount__isnull=True) | ~Q(currency=F("asset__symbol")))
                   .values("connection_id", "asset__symbol").annotate(total=Sum("quantity")))
     for r in fiat_moves:
         _add(state[r["connection_id"]].cash, r["asset__symbol"], r["total"])

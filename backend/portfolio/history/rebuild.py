@@ -79,7 +79,7 @@ def _walk(portfolio: Portfolio, brokers: dict[int, str], firsts: dict[int, date]
     events = events_from(connection_ids=brokers, start=start)
     asset_ids = {a for h in initial.values() for a in h.assets} | {e.asset_id for e in events if e.holding is not None}
     currencies = ({portfolio.base_currency} | {c for h in initial.values() for c in h.cash}
-                  | {e.currency for e in events if e.cash is not None})
+                  | {currency for e in events for currency, _ in e.cash})
     rates = book_load(asset_ids=(), currencies=currencies, start=start, end=end)
     multipliers = dict(Asset.objects.filter(id__in=asset_ids).exclude(multiplier=1).values_list("id", "multiplier"))
     scopes = flow_scopes(owner_id=portfolio.owner_id, connection_ids=brokers, since=None if full else start)

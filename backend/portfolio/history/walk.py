@@ -85,12 +85,12 @@ class Walk:
                 unpriced.add(e.asset_id)
             else:
                 value += e.holding * unit
-        if e.cash is not None:
-            rate = self.pricer.rate(e.currency, day)
+        for currency, change in e.cash:
+            rate = self.pricer.rate(currency, day)
             if rate is None:
-                unpriced.add(e.currency)
+                unpriced.add(currency)
             else:
-                value += e.cash * rate
+                value += change * rate
         return value, unpriced
 
     def _value(self, connection_id: int, held: Holdings, day: date, flow: Decimal, unpriced: set) -> DayRow:

@@ -39,7 +39,13 @@ def invented_price(code: str) -> Decimal:
 
 
 def reference(code: str) -> Decimal:
-    return Decimal(_CORE[code]) if code in _CORE else invented_price(code)
+    """A code's starting USD level: Coinbase's own list, then the sandbox market's (USDT, EUR:
+    a stablecoin is not an invented coin, and its book's tick follows from its $1 level)."""
+    if code in _CORE:
+        return Decimal(_CORE[code])
+    if code in prices.REFERENCE_USD:
+        return Decimal(str(prices.REFERENCE_USD[code]))
+    return invented_price(code)
 
 
 @lru_cache(maxsize=None)
