@@ -31,7 +31,6 @@ import argparse
 import cProfile
 import io
 import json
-import os
 import pstats
 import sys
 import time
@@ -41,26 +40,19 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import BENCH_DATABASE_URL, _recreate_database  # noqa: E402
+from benchmarks.common import bench_django  # noqa: E402
 
 NOW = datetime(2026, 10, 1, tzinfo=timezone.utc)
 
 
 def setup_database():
-    _recreate_database(BENCH_DATABASE_URL)
-    os.environ.update({"DATABASE_URL": BENCH_DATABASE_URL, "DJANGO_SETTINGS_MODULE": "backend.config.settings",
-                       "BROKERSYNC_ENV": "local", "DEBUG": "false", "LOG_LEVEL": "WARNING"})
-    import django
-
-    django.setup()
+    bench_django()
     from django.contrib.auth import get_user_model
-    from django.core.management import call_command
 
     from backend.brokers.dtos import Credentials
     from backend.connections.models import BrokerConnection
     from backend.portfolio.models import Portfolio
 
-    call_command("migrate", verbosity=0)
     user = get_user_model().objects.create(username="bench")
     portfolio = Portfolio.objects.create(owner=user, name="bench")
 

@@ -16,7 +16,6 @@ shared machine the wall time includes waiting for a core). Uses its own database
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import resource
 import statistics
@@ -30,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import BENCH_DATABASE_URL, _recreate_database  # noqa: E402
+from benchmarks.common import BENCH_DATABASE_URL, bench_django  # noqa: E402
 
 SYMBOLS = [f"S{i:02d}" for i in range(20)]
 START = datetime(2019, 1, 2, 14, 30, tzinfo=timezone.utc)
@@ -63,20 +62,13 @@ def synthetic_history(n: int, seed: int = 7):
 
 
 def setup_database(n: int):
-    _recreate_database(BENCH_DATABASE_URL)
-    os.environ.update({"DATABASE_URL": BENCH_DATABASE_URL, "DJANGO_SETTINGS_MODULE": "backend.config.settings",
-                       "BROKERSYNC_ENV": "local", "DEBUG": "false", "LOG_LEVEL": "WARNING"})
-    import django
-
-    django.setup()
+    bench_django()
     from django.contrib.auth import get_user_model
-    from django.core.management import call_command
 
     from backend.brokers.dtos import Credentials
     from backend.connections.models import BrokerConnection
     from backend.portfolio.models import Asset, Portfolio
 
-    call_command("migrate", verbosity=0)
     user = get_user_model().objects.create(username="bench")
     # Wash sales off for the FIFO / HIFO figures; one more line turns them on.
     portfolio = Portfolio.objects.create(owner=user, name="bench", wash_sales=False)

@@ -6,37 +6,22 @@
 """
 from __future__ import annotations
 
-import logging
-from contextlib import contextmanager
-
 from django.conf import settings
 from django.db import close_old_connections
 
+from backend.core.locks import lease_lock
 from workers.celery_app import app
 from workers.retry import DATABASE_TRANSIENT, REDIS_TRANSIENT
 
-log = logging.getLogger("brokersync.tasks")
 QUEUE = "portfolio"
 LOCK_RETRY_SECONDS = 5
 DATABASE_RETRY_SECONDS = 5
 
 
-@contextmanager
 def redis_lock(name: str):
     """A lock across every worker process, expiring with the task time limit so a killed
     worker cannot hold it for ever. Yields whether it was acquired."""
-    from backend.brokers.registry import default_limiter
-
-    lock = default_limiter().redis.lock(f"bs:lock:{name}", timeout=settings.CELERY_TASK_TIME_LIMIT, blocking=False)
-    acquired = lock.acquire(blocking=False)
-    try:
-        yield acquired
-    finally:
-        if acquired:
-            try:
-                lock.release()
-            except Exception:  # noqa: BLE001 - expired meanwhile: someone else may hold it now
-                log.warning("portfolio.lock_expired name=%s", name)
+    return lease_lock(name, settings.CELERY_TASK_TIME_LIMIT)
 
 
 @app.task(name="portfolio.rebuild_history", bind=True, acks_late=True, max_retries=None, ignore_result=True)

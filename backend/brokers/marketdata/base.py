@@ -94,6 +94,22 @@ class MarketDataSource(ABC):
         (Alpaca next_page_token, Binance 1,000 klines, Coinbase 350 candles)."""
 
 
+def crypto_listings(wanted: Iterable[tuple[str, AssetClass]], by_base: dict[str, dict[str, str]],
+                    quotes: Sequence[str]) -> dict[tuple[str, AssetClass], list[Listing]]:
+    """A crypto venue's listings of the wanted coins and currencies: `by_base` maps a base to
+    {quote: the venue's symbol}; quotes are tried in the venue's order of preference (the first
+    is what prices the asset there), never an asset quoted in itself."""
+    found = {}
+    for symbol, asset_class in wanted:
+        if asset_class not in (AssetClass.CRYPTO, AssetClass.FIAT):
+            continue
+        listed = by_base.get(symbol, {})
+        rows = [Listing(symbol, asset_class, q, listed[q]) for q in quotes if q in listed and q != symbol]
+        if rows:
+            found[(symbol, asset_class)] = rows
+    return found
+
+
 def batched(items: Sequence, size: int) -> Iterator[Sequence]:
     """`items` in consecutive runs of `size`: ceil(len / size) requests, never one per item."""
     for start in range(0, len(items), size):

@@ -18,7 +18,7 @@ from ..adapters.binance.adapter import BinanceAdapter
 from ..adapters.binance.markets import Markets
 from ..dtos import AssetClass
 from ..errors import TransientError
-from .base import Bar, Listing, MarketDataSource, Quote, batched, utc_day_start
+from .base import Bar, Listing, MarketDataSource, Quote, batched, crypto_listings, utc_day_start
 
 # Quotes in the order we prefer them: dollars first (USDT is Binance's deepest market).
 QUOTES = ("USDT", "USDC", "FDUSD", "EUR", "BTC", "ETH", "BNB")
@@ -56,15 +56,7 @@ class BinanceSource(MarketDataSource):
         for m in self._markets().by_symbol.values():
             if m.trading:
                 by_base.setdefault(m.base, {})[m.quote] = m.symbol
-        found = {}
-        for symbol, asset_class in wanted:
-            if asset_class not in (AssetClass.CRYPTO, AssetClass.FIAT):
-                continue
-            quotes = by_base.get(symbol, {})
-            rows = [Listing(symbol, asset_class, q, quotes[q]) for q in QUOTES if q in quotes and q != symbol]
-            if rows:
-                found[(symbol, asset_class)] = rows
-        return found
+        return crypto_listings(wanted, by_base, QUOTES)
 
     def latest(self, listings: Sequence[Listing]) -> Iterator[Quote]:
         for batch in batched(listings, self.batch_size):

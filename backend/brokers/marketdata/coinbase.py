@@ -18,7 +18,7 @@ from decimal import Decimal
 
 from ..dtos import AssetClass
 from ..errors import TransientError
-from .base import Bar, Listing, MarketDataSource, Quote, batched, utc_day_start
+from .base import Bar, Listing, MarketDataSource, Quote, batched, crypto_listings, utc_day_start
 
 MARKET = "/api/v3/brokerage/market/products"
 QUOTES = ("USD", "USDC", "USDT", "EUR", "GBP", "BTC")
@@ -53,15 +53,7 @@ class CoinbaseSource(MarketDataSource):
         for p in self._products():
             if p.get("status") == "online" and not p.get("trading_disabled") and p.get("product_type", "SPOT") == "SPOT":
                 by_base.setdefault(str(p.get("base_currency_id")), {})[str(p.get("quote_currency_id"))] = p["product_id"]
-        found = {}
-        for symbol, asset_class in wanted:
-            if asset_class not in (AssetClass.CRYPTO, AssetClass.FIAT):
-                continue
-            quotes = by_base.get(symbol, {})
-            rows = [Listing(symbol, asset_class, q, quotes[q]) for q in QUOTES if q in quotes and q != symbol]
-            if rows:
-                found[(symbol, asset_class)] = rows
-        return found
+        return crypto_listings(wanted, by_base, QUOTES)
 
     def latest(self, listings: Sequence[Listing]) -> Iterator[Quote]:
         for batch in batched(listings, self.batch_size):

@@ -21,7 +21,7 @@ from decimal import Decimal
 from ..adapters.kraken.assets import AssetBook
 from ..dtos import AssetClass
 from ..errors import TransientError
-from .base import Bar, Listing, MarketDataSource, Quote, batched, utc_day_start
+from .base import Bar, Listing, MarketDataSource, Quote, batched, crypto_listings, utc_day_start
 
 QUOTES = ("USD", "EUR", "USDT", "USDC", "GBP", "BTC")
 OHLC_DEPTH = 720
@@ -62,15 +62,7 @@ class KrakenSource(MarketDataSource):
         for key, info in book.pairs.items():
             if isinstance(info, dict) and info.get("status", "online") == "online" and info.get("base"):
                 by_base.setdefault(book.canonical(info["base"]), {}).setdefault(book.canonical(info["quote"]), key)
-        found = {}
-        for symbol, asset_class in wanted:
-            if asset_class not in (AssetClass.CRYPTO, AssetClass.FIAT):
-                continue
-            quotes = by_base.get(symbol, {})
-            rows = [Listing(symbol, asset_class, q, quotes[q]) for q in QUOTES if q in quotes and q != symbol]
-            if rows:
-                found[(symbol, asset_class)] = rows
-        return found
+        return crypto_listings(wanted, by_base, QUOTES)
 
     def latest(self, listings: Sequence[Listing]) -> Iterator[Quote]:
         for batch in batched(listings, self.batch_size):
