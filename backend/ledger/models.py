@@ -5,6 +5,14 @@ Everything but picks and basis entries is derived: a recompute rewrites it from 
 transactions. Derived rows carry a `key` built from the transactions' stable identity
 (connection + broker id), so a recompute updates rows in place (their ids, used in URLs,
 stay) and the same transactions always give the same rows.
+
+Foreign keys of derived rows to assets, connections, transactions and to each other have no
+database constraint: a recompute writes them from rows it read in the same transaction while
+holding the portfolio's lock, and checking ~900,000 references at commit took longer than
+the engine on a 200,000-activity account (benchmarks/ledger.py). Deletes still cascade,
+null out or are protected as declared (Django applies on_delete itself). The portfolio keys
+keep their constraint: whose rows these are is what the API filters on, and the user's own
+entries (picks, basis) keep every constraint.
 """
 from __future__ import annotations
 
@@ -24,10 +32,11 @@ class Term(models.TextChoices):
 class Lot(models.Model):
     portfolio = models.ForeignKey(Portfolio, on_delete=models.CASCADE, related_name="lots")
     key = models.CharField(max_length=255)
-    asset = models.ForeignKey(Asset, on_delete=models.PROTECT, related_name="+")
-    connection = models.ForeignKey(BrokerConnection, on_delete=models.CASCADE, related_name="lots")
+    asset = models.ForeignKey(Asset, on_delete=models.PROTECT, related_name="+", db_constraint=False)
+    connection = models.ForeignKey(BrokerConnection, on_delete=models.CASCADE, related_name="lots",
+                                   db_constraint=False)
     transaction = models.ForeignKey("sync.BrokerTransaction", on_delete=models.SET_NULL, null=True, blank=True,
-                                    related_name="+")
+                                    related_name="+", db_constraint=False)
     origin = models.CharField(max_length=16, help_text="buy, short, reward, transfer, deposit, adjust")
     quantity = decimal_field(help_text="Opened with; negative for a short lot.")
     remaining = decimal_field(help_text="Still open; 0 once closed.")
@@ -56,10 +65,11 @@ class Disposal(models.Model):
     portfolio = models.ForeignKey(Portfolio, on_delete=models.CASCADE, related_name="disposals")
     key = models.CharField(max_length=255)
     source_key = models.CharField(max_length=255, help_text="connection:broker_id of the transaction.")
-    asset = models.ForeignKey(Asset, on_delete=models.PROTECT, related_name="+")
-    connection = models.ForeignKey(BrokerConnection, on_delete=models.CASCADE, related_name="disposals")
+    asset = models.ForeignKey(Asset, on_delete=models.PROTECT, related_name="+", db_constraint=False)
+    connection = models.ForeignKey(BrokerConnection, on_delete=models.CASCADE, related_name="disposals",
+                                   db_constraint=False)
     transaction = models.ForeignKey("sync.BrokerTransaction", on_delete=models.SET_NULL, null=True, blank=True,
-                                    related_name="+")
+                                    related_name="+", db_constraint=False)
     kind = models.CharField(max_length=24)
     disposed_at = models.DateTimeField()
     quantity = decimal_field()
@@ -81,9 +91,10 @@ class Disposal(models.Model):
 class DisposalLot(models.Model):
     """One lot (or part of one) a disposal closed: one line of Form 8949."""
 
-    disposal = models.ForeignKey(Disposal, on_delete=models.CASCADE, related_name="links")
+    disposal = models.ForeignKey(Disposal, on_delete=models.CASCADE, related_name="links", db_constraint=False)
     lot_key = models.CharField(max_length=255)
-    lot = models.ForeignKey(Lot, on_delete=models.SET_NULL, null=True, blank=True, related_name="disposal_links")
+    lot = models.ForeignKey(Lot, on_delete=models.SET_NULL, null=True, blank=True, related_name="disposal_links",
+                            db_constraint=False)
     position = models.PositiveIntegerField()
     quantity = decimal_field()
     cost_basis = decimal_field(null=True, blank=True)
@@ -102,10 +113,12 @@ class Income(models.Model):
     portfolio = models.ForeignKey(Portfolio, on_delete=models.CASCADE, related_name="income")
     key = models.CharField(max_length=255)
     kind = models.CharField(max_length=32)
-    connection = models.ForeignKey(BrokerConnection, on_delete=models.CASCADE, related_name="+")
-    asset = models.ForeignKey(Asset, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    connection = models.ForeignKey(BrokerConnection, on_delete=models.CASCADE, related_name="+",
+                                   db_constraint=False)
+    asset = models.ForeignKey(Asset, on_delete=models.PROTECT, null=True, blank=True, related_name="+",
+                              db_constraint=False)
     transaction = models.ForeignKey("sync.BrokerTransaction", on_delete=models.SET_NULL, null=True, blank=True,
-                                    related_name="+")
+                                    related_name="+", db_constraint=False)
     occurred_at = models.DateTimeField()
     amount = decimal_field(null=True, blank=True, help_text="Base currency; null when it could not be converted.")
     currency = models.CharField(max_length=16, blank=True, default="")
