@@ -12,7 +12,9 @@ holding the portfolio's lock, and checking ~900,000 references at commit took lo
 the engine on a 200,000-activity account (benchmarks/ledger.py). Deletes still cascade,
 null out or are protected as declared (Django applies on_delete itself). The portfolio keys
 keep their constraint: whose rows these are is what the API filters on, and the user's own
-entries (picks, basis) keep every constraint.
+entries (picks, basis) keep every constraint. Derived rows have no index of their own on
+the portfolio (the unique (portfolio, key) index serves it) nor on the asset (only deleting
+an asset looks rows up by it alone): every index is maintained for every row a build writes.
 """
 from __future__ import annotations
 
@@ -30,9 +32,11 @@ class Term(models.TextChoices):
 
 
 class Lot(models.Model):
-    portfolio = models.ForeignKey(Portfolio, on_delete=models.CASCADE, related_name="lots")
+    portfolio = models.ForeignKey(Portfolio, on_delete=models.CASCADE, related_name="lots",
+                                  db_index=False)
     key = models.CharField(max_length=255)
-    asset = models.ForeignKey(Asset, on_delete=models.PROTECT, related_name="+", db_constraint=False)
+    asset = models.ForeignKey(Asset, on_delete=models.PROTECT, related_name="+", db_constraint=False,
+                              db_index=False)
     connection = models.ForeignKey(BrokerConnection, on_delete=models.CASCADE, related_name="lots",
                                    db_constraint=False)
     transaction = models.ForeignKey("sync.BrokerTransaction", on_delete=models.SET_NULL, null=True, blank=True,
@@ -62,10 +66,12 @@ class Lot(models.Model):
 
 
 class Disposal(models.Model):
-    portfolio = models.ForeignKey(Portfolio, on_delete=models.CASCADE, related_name="disposals")
+    portfolio = models.ForeignKey(Portfolio, on_delete=models.CASCADE, related_name="disposals",
+                                  db_index=False)
     key = models.CharField(max_length=255)
     source_key = models.CharField(max_length=255, help_text="connection:broker_id of the transaction.")
-    asset = models.ForeignKey(Asset, on_delete=models.PROTECT, related_name="+", db_constraint=False)
+    asset = models.ForeignKey(Asset, on_delete=models.PROTECT, related_name="+", db_constraint=False,
+                              db_index=False)
     connection = models.ForeignKey(BrokerConnection, on_delete=models.CASCADE, related_name="disposals",
                                    db_constraint=False)
     transaction = models.ForeignKey("sync.BrokerTransaction", on_delete=models.SET_NULL, null=True, blank=True,
@@ -110,13 +116,14 @@ class DisposalLot(models.Model):
 
 
 class Income(models.Model):
-    portfolio = models.ForeignKey(Portfolio, on_delete=models.CASCADE, related_name="income")
+    portfolio = models.ForeignKey(Portfolio, on_delete=models.CASCADE, related_name="income",
+                                  db_index=False)
     key = models.CharField(max_length=255)
     kind = models.CharField(max_length=32)
     connection = models.ForeignKey(BrokerConnection, on_delete=models.CASCADE, related_name="+",
                                    db_constraint=False)
     asset = models.ForeignKey(Asset, on_delete=models.PROTECT, null=True, blank=True, related_name="+",
-                              db_constraint=False)
+                              db_constraint=False, db_index=False)
     transaction = models.ForeignKey("sync.BrokerTransaction", on_delete=models.SET_NULL, null=True, blank=True,
                                     related_name="+", db_constraint=False)
     occurred_at = models.DateTimeField()
