@@ -176,3 +176,24 @@ class LedgerState(models.Model):
     duration_ms = models.PositiveIntegerField(default=0)
     dirty_since = models.DateTimeField(null=True, blank=True, help_text="Earliest change not yet applied.")
     needs_full = models.BooleanField(default=False)
+    read_at = models.DateTimeField(null=True, blank=True, help_text="When the last recompute began reading the "
+                                                                    "history: rows updated since are the changes.")
+    history_only = models.BooleanField(default=True, help_text="Every change not yet applied is in transactions "
+                                                               "(not closes): only their assets are replayed.")
+
+
+class LedgerCheckpoint(models.Model):
+    """One asset's engine state (open lots, lots in transit, losses waiting for wash-sale
+    replacements) at the start of a calendar month (UTC): before the first event at or after
+    `at`. A change to the asset's history replays it from the checkpoint before the change.
+    The row without an asset marks that the instant was captured (an asset with nothing open
+    then has no row)."""
+
+    portfolio = models.ForeignKey(Portfolio, on_delete=models.CASCADE, related_name="ledger_checkpoints")
+    asset_id = models.IntegerField(null=True, blank=True)
+    at = models.DateTimeField()
+    state = models.JSONField(default=dict)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["portfolio", "at", "asset_id"], name="checkpoint_unique",
+                                               nulls_distinct=False)]

@@ -197,6 +197,11 @@ def _delete_missing(model, portfolio_id: int, keep: set[str]) -> None:
         model.objects.filter(portfolio_id=portfolio_id, key__in=gone[start:start + BATCH]).delete()
 
 
+def income_keys(income: Iterable[engine.Income]) -> list[str]:
+    """The keys the income rows are stored under."""
+    return _unique_keys([i.key for i in income])
+
+
 def _unique_keys(keys: list[str]) -> list[str]:
     """Two entries of one event and kind get distinct keys, in their (deterministic) order."""
     seen: set[str] = set()
@@ -207,3 +212,27 @@ def _unique_keys(keys: list[str]) -> list[str]:
         seen.add(key)
         out.append(key)
     return out
+
+
+def delete_outside(*, portfolio_id: int, since, assets: set[int], scope_tx: set[int],
+                   other_tx: set[int], lots: set[str], disposals: set[str], income: set[str]) -> None:
+    """After replaying `assets` from `since`: delete their rows from then on that the replay
+    no longer produced (a transaction that was removed or moved to another asset). A lot
+    closed before `since` is final; one open at `since` was replayed. Income without an asset
+    belongs to the event that made it: one of the replayed events (`scope_tx`), or one that no
+    longer exists (neither those nor `other_tx`, the events left alone)."""
+    from django.db.models import Q
+
+    lot_rows = (Lot.objects.filter(portfolio_id=portfolio_id, asset_id__in=assets)
+                .filter(Q(closed_at__isnull=True) | Q(closed_at__gte=since)).exclude(key__in=lots))
+    gone = list(lot_rows.values_list("id", flat=True))
+    disposal_rows = (Disposal.objects.filter(portfolio_id=portfolio_id, asset_id__in=assets, disposed_at__gte=since)
+                     .exclude(key__in=disposals))
+    DisposalLot.objects.filter(disposal__in=disposal_rows).delete()
+    disposal_rows.delete()
+    DisposalLot.objects.filter(lot_id__in=gone).update(lot=None)
+    Lot.objects.filter(id__in=gone).delete()
+    orphan = Q(asset_id__isnull=True) & (Q(transaction_id__isnull=True) | Q(transaction_id__in=scope_tx)
+                                         | ~Q(transaction_id__in=other_tx))
+    (Income.objects.filter(portfolio_id=portfolio_id, occurred_at__gte=since)
+     .filter(Q(asset_id__in=assets) | orphan).exclude(key__in=income).delete())
