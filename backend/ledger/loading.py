@@ -8,6 +8,7 @@ from datetime import date, datetime
 from datetime import timezone
 from decimal import Decimal
 
+from django.core.exceptions import EmptyResultSet
 from django.db import connection as db
 from psycopg.types.datetime import TimestamptzLoader
 from django.db.models import Q
@@ -111,7 +112,10 @@ def _fetch(values, stream: bool):
     session's time zone is UTC."""
     if db.vendor != "postgresql":
         return values.iterator(chunk_size=10_000) if stream else values
-    sql, params = values.query.sql_with_params()
+    try:
+        sql, params = values.query.sql_with_params()
+    except EmptyResultSet:                   # a portfolio without connections: no rows
+        return []
     with db.cursor() as cursor:
         if cursor.connection.info.timezone == UTC:
             cursor.cursor.adapters.register_loader("timestamptz", TimestamptzLoader)

@@ -22,7 +22,7 @@ from django.db.models import Q
 from . import checkpoints, engine, writing
 from .events import build_events, group_key
 from .loading import BookPricer, fiat_codes, foreign_withdrawals, movement_rows, rows_for_portfolio
-from .models import Disposal, Income, LedgerState, Lot
+from .models import Disposal, Income, LedgerCheckpoint, LedgerState, Lot
 from .transfers import MOVEMENT_TYPES
 
 # A sync page commits seconds after it was written; rows updated this long before the last
@@ -36,6 +36,7 @@ class Scoped:
     ledger: engine.Ledger
     assets: set[int]
     since: datetime
+    as_of: datetime                 # the portfolio's last event (of any asset)
 
 
 def recompute_assets(portfolio, state: LedgerState, since: datetime | None, inputs) -> Scoped | None:
@@ -67,15 +68,15 @@ def recompute_assets(portfolio, state: LedgerState, since: datetime | None, inpu
     mine = [e for e in events if groups.find(_nodes(e)[0]) in scope_nodes]
     assets = {node for node in groups.parent if node != CASH and groups.find(node) in scope_nodes}
     assets |= seeds - {CASH}
-    if not mine and not assets:
-        return None
+    if not events or (not mine and not assets):
+        return None                    # nothing after the checkpoint: where the history ends is a replay's to say
     rows_currencies = {c for e in mine for c, _ in e.cash}
     pricer = BookPricer.load(asset_ids=assets, base=portfolio.base_currency, currencies=rows_currencies,
                              start=start.date())
     saved = checkpoints.states(portfolio_id=portfolio.pk, at=start, assets=assets)
     ledger = engine.restore(engine.combined(saved, None), pricer=pricer, **inputs(assets))
-    instants = checkpoints.month_starts(start, max(filter(None, [state.as_of, *(e.at for e in mine)])))
-    ledger.run(mine, checkpoints=instants, capture=engine.asset_states)
+    as_of = max(e.at for e in events)
+    ledger.run(mine, checkpoints=checkpoints.month_starts(start, as_of), capture=engine.asset_states)
     writing.write(portfolio_id=portfolio.pk, lots=list(ledger.lots.values()),
                   disposals=[ledger.disposals[k] for k in sorted(ledger.touched_disposals)],
                   income=ledger.income, full=False)
@@ -84,8 +85,22 @@ def recompute_assets(portfolio, state: LedgerState, since: datetime | None, inpu
                            other_tx={e.tx_id for e in events if e.tx_id is not None} - scope_tx,
                            lots=set(ledger.lots), disposals=set(ledger.touched_disposals),
                            income=set(writing.income_keys(ledger.income)))
-    checkpoints.save(portfolio_id=portfolio.pk, captured=ledger.checkpoints, assets=assets, after=start)
-    return Scoped(ledger=ledger, assets=assets, since=start)
+    _save_checkpoints(portfolio.pk, ledger, assets, start, state, as_of)
+    return Scoped(ledger=ledger, assets=assets, since=start, as_of=as_of)
+
+
+def _save_checkpoints(portfolio_id: int, ledger: engine.Ledger, assets: set[int], start: datetime,
+                      state: LedgerState, as_of: datetime) -> None:
+    """The replayed assets' checkpoints after `start`; month starts the history now passes for
+    the first time take the other assets' last state (they have no event after it); those it
+    no longer reaches go."""
+    checkpoints.save(portfolio_id=portfolio_id, captured=ledger.checkpoints, assets=assets, after=start)
+    new = [at for at in ledger.checkpoints if state.as_of is None or at > state.as_of]
+    if new:
+        others = {a: s for a, s in engine.split(state.snapshot).items() if a not in assets}
+        checkpoints.save(portfolio_id=portfolio_id, captured={at: others for at in new}, assets=set(others),
+                         after=state.as_of)
+    LedgerCheckpoint.objects.filter(portfolio_id=portfolio_id, at__gt=as_of).delete()
 
 
 def _orphans(portfolio_id: int) -> set[tuple[int | None, datetime]]:

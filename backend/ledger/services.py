@@ -125,7 +125,8 @@ def ledger_recompute(*, portfolio_id: int, since: datetime | None = None, full: 
         incremental = ledger is not None or scoped is not None
         parked_before = (state.snapshot or {}).get("parked") or {}
         if scoped is not None:
-            ledger, snapshot = scoped.ledger, engine.replace_assets(state.snapshot, scoped.assets, scoped.ledger)
+            ledger = scoped.ledger
+            snapshot = engine.replace_assets(state.snapshot, scoped.assets, ledger, scoped.as_of)
         elif ledger is None:
             ledger = ledger_replay(portfolio=portfolio, capture=True)
             writing.write(portfolio_id=portfolio.pk, lots=ledger.lots.values(), disposals=ledger.disposals.values(),

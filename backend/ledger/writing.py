@@ -224,15 +224,18 @@ def delete_outside(*, portfolio_id: int, since, assets: set[int], scope_tx: set[
     from django.db.models import Q
 
     lot_rows = (Lot.objects.filter(portfolio_id=portfolio_id, asset_id__in=assets)
-                .filter(Q(closed_at__isnull=True) | Q(closed_at__gte=since)).exclude(key__in=lots))
+                .filter(Q(closed_at__isnull=True) | Q(closed_at__gte=since)).exclude(key__in=lots or [""]))
     gone = list(lot_rows.values_list("id", flat=True))
     disposal_rows = (Disposal.objects.filter(portfolio_id=portfolio_id, asset_id__in=assets, disposed_at__gte=since)
-                     .exclude(key__in=disposals))
+                     .exclude(key__in=disposals or [""]))
     DisposalLot.objects.filter(disposal__in=disposal_rows).delete()
     disposal_rows.delete()
     DisposalLot.objects.filter(lot_id__in=gone).update(lot=None)
     Lot.objects.filter(id__in=gone).delete()
-    orphan = Q(asset_id__isnull=True) & (Q(transaction_id__isnull=True) | Q(transaction_id__in=scope_tx)
-                                         | ~Q(transaction_id__in=other_tx))
-    (Income.objects.filter(portfolio_id=portfolio_id, occurred_at__gte=since)
-     .filter(Q(asset_id__in=assets) | orphan).exclude(key__in=income).delete())
+    # Written out by hand: Django refuses an empty IN inside a negation.
+    gone_event = ~Q(transaction_id__in=other_tx) if other_tx else Q(transaction_id__isnull=False)
+    orphan = Q(asset_id__isnull=True) & (Q(transaction_id__isnull=True) | gone_event
+                                         | (Q(transaction_id__in=scope_tx) if scope_tx else Q(pk__in=[])))
+    scoped = Q(asset_id__in=assets) if assets else Q(pk__in=[])
+    rows = Income.objects.filter(portfolio_id=portfolio_id, occurred_at__gte=since).filter(scoped | orphan)
+    (rows.exclude(key__in=income) if income else rows).delete()

@@ -58,7 +58,7 @@ def _in(cls, data: dict[str, Any]):
 
 def snapshot(ledger: Ledger) -> dict[str, Any]:
     open_lots = [lot for _, book in sorted(ledger.books.items()) for lot in book.lots.values() if lot.remaining]
-    pending = ledger.wash.state()
+    pending = sorted(ledger.wash.state(), key=lambda p: p.asset_id)     # each asset's queue in its order
     return {
         "version": VERSION,
         "as_of": ledger.as_of.isoformat() if ledger.as_of else None,
@@ -142,17 +142,37 @@ def combined(states: Iterable[dict[str, Any]], as_of: datetime | None) -> dict[s
     return data
 
 
-def replace_assets(data: dict[str, Any], assets: set[int], ledger: Ledger) -> dict[str, Any]:
+def replace_assets(data: dict[str, Any], assets: set[int], ledger: Ledger, as_of: datetime) -> dict[str, Any]:
     """A saved snapshot with the state of `assets` taken from `ledger` (which replayed only
-    them), everything else kept."""
+    them), everything else kept; `as_of` is the time of the portfolio's last event."""
     mine = asset_states(ledger)
     kept = {"seq": data["seq"], "lots": [lot for lot in data["lots"] if lot["asset_id"] not in assets],
             "parked": {k: p for k, p in data["parked"].items() if not p or p[0]["asset_id"] not in assets},
             "pending": [p for p in data["pending"] if p["asset_id"] not in assets],
             "disposals": {k: d for k, d in data["disposals"].items() if d["asset_id"] not in assets}}
-    as_of = max((datetime.fromisoformat(x) for x in (data.get("as_of"),) if x), default=None)
-    if ledger.as_of is not None and (as_of is None or ledger.as_of > as_of):
-        as_of = ledger.as_of
     merged = combined([kept, *(mine[a] for a in sorted(mine))], as_of)
     merged["seq"] = max(merged["seq"], ledger.seq)
+    # In the order `snapshot` lists them: book by book (a stable sort keeps each book's order).
+    merged["lots"].sort(key=lambda lot: (lot["asset_id"], lot["connection_id"]))
+    merged["pending"].sort(key=lambda pending: pending["asset_id"])
     return merged
+
+
+def split(data: dict[str, Any]) -> dict[int, dict[str, Any]]:
+    """A saved snapshot split by asset, as `asset_states` splits a ledger."""
+    out: dict[int, dict[str, Any]] = {}
+
+    def of(asset_id: int) -> dict[str, Any]:
+        return out.setdefault(asset_id, {"seq": data["seq"], "lots": [], "parked": {}, "pending": [],
+                                         "disposals": {}})
+
+    for lot in data["lots"]:
+        of(lot["asset_id"])["lots"].append(lot)
+    for key, pieces in sorted(data["parked"].items()):
+        if pieces:
+            of(pieces[0]["asset_id"])["parked"][key] = pieces
+    for pending in data["pending"]:
+        state = of(pending["asset_id"])
+        state["pending"].append(pending)
+        state["disposals"][pending["disposal_key"]] = data["disposals"][pending["disposal_key"]]
+    return out
