@@ -17,7 +17,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db.models import Q
 
 from . import checkpoints, engine, writing
 from .events import build_events, group_key

@@ -5,8 +5,9 @@ A recompute reads the portfolio's stored transactions, runs the engine and write
 disposals and income in one transaction with the engine's state, so a failure leaves the
 previous ledger whole. When every changed transaction is newer than the last event applied
 (a sync that brought new fills), it carries on from the saved state and reads only the new
-rows; anything else (a change in the past, a setting, a pick, a basis entry) replays the
-history in memory and writes only what differs.
+rows; a change in the past replays only the assets it touched from the month-start
+checkpoint before it (`scoped`); anything else (a transfer, a setting, a pick, a basis entry,
+a corrected close) replays the history in memory and writes only what differs.
 """
 from __future__ import annotations
 

@@ -3,8 +3,8 @@ the ledger it leaves is the one a whole replay writes, row for row."""
 from __future__ import annotations
 
 from datetime import timedelta
-from itertools import count
 from decimal import Decimal
+from itertools import count
 
 import pytest
 from django.db import connection as db
