@@ -1,6 +1,7 @@
 """How long the ledger takes: the full ledger of a 200,000-activity account under FIFO and
-HIFO, and the incremental recompute after one day of new fills (targets: full under 5 s,
-incremental under 100 ms, HIFO not quadratic).
+HIFO, the incremental recompute after one day of new fills (targets: full under 5 s,
+incremental under 100 ms, HIFO not quadratic) and the per-asset recompute after a fill found
+three months late.
 
     python benchmarks/ledger.py [--activities 200000] [--skip-engine]
 
@@ -83,6 +84,8 @@ def setup_database(n: int):
     from django.db import connection as db
 
     with db.cursor() as cursor:
+        # Synced long before the recomputes timed here: only rows a test changes count as changed.
+        cursor.execute("UPDATE sync_brokertransaction SET updated_at = updated_at - interval '1 day'")
         cursor.execute("ANALYZE")
     return connection, assets
 
@@ -97,6 +100,16 @@ def insert(connection, assets, history, *, prefix: str) -> int:
             for i, (symbol, kind, when, qty, amount) in enumerate(history)]
     BrokerTransaction.objects.bulk_create(rows, batch_size=5000)
     return len(rows)
+
+
+def back_dated_fill(connection, assets, when, n: int):
+    """A fill a sync found late: one buy of S03 at `when` (the sync reports `since`=`when`)."""
+    from backend.sync.models import BrokerTransaction
+
+    return BrokerTransaction.objects.create(connection=connection, portfolio_id=connection.portfolio_id,
+                                            asset=assets["S03"], broker_id=f"late{n}", type="trade", broker_type="FILL",
+                                            occurred_at=when, broker_symbol="S03", quantity=Decimal(3),
+                                            amount=Decimal("-123.45"))
 
 
 def engine_run(rows, method: str, wash: bool = False):
@@ -146,9 +159,12 @@ def main() -> int:
     n = args.activities
     print(f"building a {n:,}-activity account in {BENCH_DATABASE_URL.rsplit('/', 1)[-1]} ...", flush=True)
     connection, assets = setup_database(n)
+    from django.db.models import F
+
     from backend.ledger.loading import rows_for_portfolio
     from backend.ledger.services import ledger_recompute
     from backend.portfolio.models import Portfolio
+    from backend.sync.models import BrokerTransaction
 
     load_s, rows = timed(lambda: rows_for_portfolio(portfolio_id=connection.portfolio_id))
     print(f"read {len(rows):,} rows from PostgreSQL: {load_s:.2f} s")
@@ -189,6 +205,20 @@ def main() -> int:
         samples.append(seconds * 1000)
     print(f"  40 new activities a day, {args.days} days: median {statistics.median(samples):.0f} ms, "
           f"max {max(samples):.0f} ms")
+    print("\nback-dated fill 3 months before the end, in one asset (HIFO + wash sales, per asset from the "
+          "checkpoint before it)")
+    # The fills above came in more than READ_MARGIN ago (a later sync finds the late fill):
+    # rows updated within it of the last recompute count as changed too.
+    BrokerTransaction.objects.filter(portfolio_id=connection.portfolio_id).update(
+        updated_at=F("updated_at") - timedelta(days=1))
+    samples = []
+    for d in range(args.days):
+        fill = back_dated_fill(connection, assets, rows[-1].occurred_at - timedelta(days=91 + d), d)
+        seconds, result = timed(lambda: ledger_recompute(portfolio_id=connection.portfolio_id,
+                                                         since=fill.occurred_at))
+        assert result["assets"] == [assets["S03"].pk], result
+        samples.append(seconds * 1000)
+    print(f"  {args.days} fills: median {statistics.median(samples):.0f} ms, max {max(samples):.0f} ms")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"\npeak resident memory of this process: {peak:.0f} MiB")
     return 0

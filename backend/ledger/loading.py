@@ -5,9 +5,12 @@ import json
 import re
 from collections.abc import Iterable
 from datetime import date, datetime
+from datetime import timezone
 from decimal import Decimal
 
+from django.core.exceptions import EmptyResultSet
 from django.db import connection as db
+from psycopg.types.datetime import TimestamptzLoader
 from django.db.models import Q
 
 from backend.brokers.symbols import FIAT
@@ -19,6 +22,7 @@ from backend.sync.models import BrokerTransaction
 from .events import NOT_COUNTED, SPINOFF_CODE, Row, fiat_as_cash
 from .transfers import MOVEMENT_TYPES, tx_hash_of
 
+UTC = timezone.utc
 _FIELDS = ("id", "connection_id", "connection__broker", "broker_id", "type", "broker_type", "occurred_at", "asset_id",
            "quantity", "price", "amount", "currency", "description", "status")
 
@@ -103,11 +107,18 @@ def spinoff_parent(row: Row) -> int | None:
 def _fetch(values, stream: bool):
     """The rows of a values_list. On PostgreSQL straight from psycopg, which already gives
     Decimal and aware UTC datetimes: Django's per-value converters cost more than the query
-    on a whole history (benchmarks/ledger.py)."""
+    on a whole history (benchmarks/ledger.py). psycopg's own timestamptz loader (in C) gives
+    the same UTC datetimes as Django's (which re-sets the zone of each in Python): the
+    session's time zone is UTC."""
     if db.vendor != "postgresql":
         return values.iterator(chunk_size=10_000) if stream else values
-    sql, params = values.query.sql_with_params()
+    try:
+        sql, params = values.query.sql_with_params()
+    except EmptyResultSet:                   # a portfolio without connections: no rows
+        return []
     with db.cursor() as cursor:
+        if cursor.connection.info.timezone == UTC:
+            cursor.cursor.adapters.register_loader("timestamptz", TimestamptzLoader)
         cursor.execute(sql, params)
         return cursor.fetchall()
 

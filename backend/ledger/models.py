@@ -5,6 +5,16 @@ Everything but picks and basis entries is derived: a recompute rewrites it from 
 transactions. Derived rows carry a `key` built from the transactions' stable identity
 (connection + broker id), so a recompute updates rows in place (their ids, used in URLs,
 stay) and the same transactions always give the same rows.
+
+Foreign keys of derived rows to assets, connections, transactions and to each other have no
+database constraint: a recompute writes them from rows it read in the same transaction while
+holding the portfolio's lock, and checking ~900,000 references at commit took longer than
+the engine on a 200,000-activity account (benchmarks/ledger.py). Deletes still cascade,
+null out or are protected as declared (Django applies on_delete itself). The portfolio keys
+keep their constraint: whose rows these are is what the API filters on, and the user's own
+entries (picks, basis) keep every constraint. Derived rows have no index of their own on
+the portfolio (the unique (portfolio, key) index serves it) nor on the asset (only deleting
+an asset looks rows up by it alone): every index is maintained for every row a build writes.
 """
 from __future__ import annotations
 
@@ -22,12 +32,15 @@ class Term(models.TextChoices):
 
 
 class Lot(models.Model):
-    portfolio = models.ForeignKey(Portfolio, on_delete=models.CASCADE, related_name="lots")
+    portfolio = models.ForeignKey(Portfolio, on_delete=models.CASCADE, related_name="lots",
+                                  db_index=False)
     key = models.CharField(max_length=255)
-    asset = models.ForeignKey(Asset, on_delete=models.PROTECT, related_name="+")
-    connection = models.ForeignKey(BrokerConnection, on_delete=models.CASCADE, related_name="lots")
+    asset = models.ForeignKey(Asset, on_delete=models.PROTECT, related_name="+", db_constraint=False,
+                              db_index=False)
+    connection = models.ForeignKey(BrokerConnection, on_delete=models.CASCADE, related_name="lots",
+                                   db_constraint=False)
     transaction = models.ForeignKey("sync.BrokerTransaction", on_delete=models.SET_NULL, null=True, blank=True,
-                                    related_name="+")
+                                    related_name="+", db_constraint=False)
     origin = models.CharField(max_length=16, help_text="buy, short, reward, transfer, deposit, adjust")
     quantity = decimal_field(help_text="Opened with; negative for a short lot.")
     remaining = decimal_field(help_text="Still open; 0 once closed.")
@@ -53,13 +66,16 @@ class Lot(models.Model):
 
 
 class Disposal(models.Model):
-    portfolio = models.ForeignKey(Portfolio, on_delete=models.CASCADE, related_name="disposals")
+    portfolio = models.ForeignKey(Portfolio, on_delete=models.CASCADE, related_name="disposals",
+                                  db_index=False)
     key = models.CharField(max_length=255)
     source_key = models.CharField(max_length=255, help_text="connection:broker_id of the transaction.")
-    asset = models.ForeignKey(Asset, on_delete=models.PROTECT, related_name="+")
-    connection = models.ForeignKey(BrokerConnection, on_delete=models.CASCADE, related_name="disposals")
+    asset = models.ForeignKey(Asset, on_delete=models.PROTECT, related_name="+", db_constraint=False,
+                              db_index=False)
+    connection = models.ForeignKey(BrokerConnection, on_delete=models.CASCADE, related_name="disposals",
+                                   db_constraint=False)
     transaction = models.ForeignKey("sync.BrokerTransaction", on_delete=models.SET_NULL, null=True, blank=True,
-                                    related_name="+")
+                                    related_name="+", db_constraint=False)
     kind = models.CharField(max_length=24)
     disposed_at = models.DateTimeField()
     quantity = decimal_field()
@@ -81,9 +97,10 @@ class Disposal(models.Model):
 class DisposalLot(models.Model):
     """One lot (or part of one) a disposal closed: one line of Form 8949."""
 
-    disposal = models.ForeignKey(Disposal, on_delete=models.CASCADE, related_name="links")
+    disposal = models.ForeignKey(Disposal, on_delete=models.CASCADE, related_name="links", db_constraint=False)
     lot_key = models.CharField(max_length=255)
-    lot = models.ForeignKey(Lot, on_delete=models.SET_NULL, null=True, blank=True, related_name="disposal_links")
+    lot = models.ForeignKey(Lot, on_delete=models.SET_NULL, null=True, blank=True, related_name="disposal_links",
+                            db_constraint=False)
     position = models.PositiveIntegerField()
     quantity = decimal_field()
     cost_basis = decimal_field(null=True, blank=True)
@@ -99,13 +116,16 @@ class DisposalLot(models.Model):
 
 
 class Income(models.Model):
-    portfolio = models.ForeignKey(Portfolio, on_delete=models.CASCADE, related_name="income")
+    portfolio = models.ForeignKey(Portfolio, on_delete=models.CASCADE, related_name="income",
+                                  db_index=False)
     key = models.CharField(max_length=255)
     kind = models.CharField(max_length=32)
-    connection = models.ForeignKey(BrokerConnection, on_delete=models.CASCADE, related_name="+")
-    asset = models.ForeignKey(Asset, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    connection = models.ForeignKey(BrokerConnection, on_delete=models.CASCADE, related_name="+",
+                                   db_constraint=False)
+    asset = models.ForeignKey(Asset, on_delete=models.PROTECT, null=True, blank=True, related_name="+",
+                              db_constraint=False, db_index=False)
     transaction = models.ForeignKey("sync.BrokerTransaction", on_delete=models.SET_NULL, null=True, blank=True,
-                                    related_name="+")
+                                    related_name="+", db_constraint=False)
     occurred_at = models.DateTimeField()
     amount = decimal_field(null=True, blank=True, help_text="Base currency; null when it could not be converted.")
     currency = models.CharField(max_length=16, blank=True, default="")
@@ -156,3 +176,24 @@ class LedgerState(models.Model):
     duration_ms = models.PositiveIntegerField(default=0)
     dirty_since = models.DateTimeField(null=True, blank=True, help_text="Earliest change not yet applied.")
     needs_full = models.BooleanField(default=False)
+    read_at = models.DateTimeField(null=True, blank=True, help_text="When the last recompute began reading the "
+                                                                    "history: rows updated since are the changes.")
+    history_only = models.BooleanField(default=True, help_text="Every change not yet applied is in transactions "
+                                                               "(not closes): only their assets are replayed.")
+
+
+class LedgerCheckpoint(models.Model):
+    """One asset's engine state (open lots, lots in transit, losses waiting for wash-sale
+    replacements) at the start of a calendar month (UTC): before the first event at or after
+    `at`. A change to the asset's history replays it from the checkpoint before the change.
+    The row without an asset marks that the instant was captured (an asset with nothing open
+    then has no row)."""
+
+    portfolio = models.ForeignKey(Portfolio, on_delete=models.CASCADE, related_name="ledger_checkpoints")
+    asset_id = models.IntegerField(null=True, blank=True)
+    at = models.DateTimeField()
+    state = models.JSONField(default=dict)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["portfolio", "at", "asset_id"], name="checkpoint_unique",
+                                               nulls_distinct=False)]

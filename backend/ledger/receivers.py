@@ -39,7 +39,7 @@ def on_closes_changed(sender, *, asset_ids, since, **kwargs) -> None:
 
     moment = since if isinstance(since, datetime) else datetime.combine(since, time.min, tzinfo=timezone.utc)
     for portfolio_id in closes_changed_portfolios(asset_ids=asset_ids, since=moment):
-        ledger_request(portfolio_id=portfolio_id, since=moment)
+        ledger_request(portfolio_id=portfolio_id, since=moment, history=False)
 
 
 @receiver(post_delete, sender=BrokerConnection, dispatch_uid="ledger.connection_deleted")

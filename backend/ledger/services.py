@@ -5,8 +5,9 @@ A recompute reads the portfolio's stored transactions, runs the engine and write
 disposals and income in one transaction with the engine's state, so a failure leaves the
 previous ledger whole. When every changed transaction is newer than the last event applied
 (a sync that brought new fills), it carries on from the saved state and reads only the new
-rows; anything else (a change in the past, a setting, a pick, a basis entry) replays the
-history in memory and writes only what differs.
+rows; a change in the past replays only the assets it touched from the month-start
+checkpoint before it (`scoped`); anything else (a transfer, a setting, a pick, a basis entry,
+a corrected close) replays the history in memory and writes only what differs.
 """
 from __future__ import annotations
 
@@ -22,10 +23,11 @@ from django.utils import timezone
 from backend.connections.models import BrokerConnection
 from backend.portfolio.models import Portfolio
 
-from . import engine, writing
+from . import checkpoints, engine, writing
 from .events import SPINOFF_CODE, build_events
 from .loading import BookPricer, fiat_codes, foreign_withdrawals, movement_rows, rows_for_portfolio
 from .models import BasisOverride, LedgerState, LotPick
+from .scoped import recompute_assets
 
 log = logging.getLogger("brokersync.ledger")
 WASH_ASSET_CLASSES = ("equity",)       # Pub 550 covers stock and securities; crypto is not covered today
@@ -50,8 +52,10 @@ def ledger_inputs(portfolio: Portfolio, *, asset_ids: set[int]) -> dict:
     return {"method": portfolio.cost_basis_method, "wash_assets": wash, "picks": picks, "overrides": overrides}
 
 
-def ledger_replay(*, portfolio: Portfolio, extra_picks: dict | None = None, strict: bool = False) -> engine.Ledger:
-    """The whole history through the engine, in memory (nothing is written)."""
+def ledger_replay(*, portfolio: Portfolio, extra_picks: dict | None = None, strict: bool = False,
+                  capture: bool = False) -> engine.Ledger:
+    """The whole history through the engine, in memory (nothing is written). With `capture`,
+    each asset's state at every month start is kept in `ledger.checkpoints`."""
     rows = rows_for_portfolio(portfolio_id=portfolio.pk)
     foreign = foreign_withdrawals(portfolio_id=portfolio.pk)
     own = {r.connection_id for r in rows}
@@ -67,7 +71,8 @@ def ledger_replay(*, portfolio: Portfolio, extra_picks: dict | None = None, stri
     kwargs["picks"].update(extra_picks or {})
     ledger = engine.Ledger(pricer=pricer, strict_picks=strict, **kwargs)
     ledger.parked.update(_in_transit(foreign, {e.withdrawal_key for e in events if e.withdrawal_key}))
-    return ledger.run(events)
+    instants = checkpoints.month_starts(start, max((e.at for e in events), default=None)) if capture else ()
+    return ledger.run(events, checkpoints=instants, capture=engine.asset_states)
 
 
 def _cash_currencies(rows: list) -> set[str]:
@@ -111,21 +116,34 @@ def ledger_recompute(*, portfolio_id: int, since: datetime | None = None, full: 
         state, _ = LedgerState.objects.select_for_update().get_or_create(portfolio=portfolio)
         settings = portfolio_settings(portfolio)
         since = _earliest(since, state.dirty_since)
-        ledger = None
+        read_at = timezone.now()
+        ledger = scoped = None
         if not (full or state.needs_full) and state.settings == settings and state.snapshot:
             ledger = _carry_on(portfolio, state, since)
-        incremental = ledger is not None
-        if ledger is None:
-            ledger = ledger_replay(portfolio=portfolio)
+            if ledger is None:
+                scoped = recompute_assets(portfolio, state, since,
+                                          lambda assets: ledger_inputs(portfolio, asset_ids=assets))
+        incremental = ledger is not None or scoped is not None
+        parked_before = (state.snapshot or {}).get("parked") or {}
+        if scoped is not None:
+            ledger = scoped.ledger
+            snapshot = engine.replace_assets(state.snapshot, scoped.assets, ledger, scoped.as_of)
+        elif ledger is None:
+            ledger = ledger_replay(portfolio=portfolio, capture=True)
             writing.write(portfolio_id=portfolio.pk, lots=ledger.lots.values(), disposals=ledger.disposals.values(),
                           income=ledger.income, full=True)
+            checkpoints.save(portfolio_id=portfolio.pk, captured=ledger.checkpoints)
+            snapshot = engine.snapshot(ledger)
         else:
             writing.write(portfolio_id=portfolio.pk, lots=[ledger.lots[k] for k in sorted(ledger.touched_lots)],
                           disposals=[ledger.disposals[k] for k in sorted(ledger.touched_disposals)],
                           income=ledger.income, full=False)
+            checkpoints.save(portfolio_id=portfolio.pk, captured=ledger.checkpoints, after=state.as_of)
+            snapshot = engine.snapshot(ledger)
         duration = int((time.perf_counter() - started) * 1000)
-        parked_before = (state.snapshot or {}).get("parked") or {}
-        state.settings, state.snapshot, state.as_of = settings, engine.snapshot(ledger), ledger.as_of
+        as_of = datetime.fromisoformat(snapshot["as_of"]) if snapshot.get("as_of") else None
+        state.settings, state.snapshot, state.as_of = settings, snapshot, as_of
+        state.read_at, state.history_only = read_at, True
         state.computed_at, state.full, state.duration_ms = timezone.now(), not incremental, duration
         state.events, state.dirty_since, state.needs_full = ledger.applied, None, False
         state.save()
@@ -134,7 +152,7 @@ def ledger_recompute(*, portfolio_id: int, since: datetime | None = None, full: 
     for receiver in receivers:
         ledger_request(portfolio_id=receiver, full=True)
     log.info("ledger.recomputed portfolio=%s incremental=%s ms=%s", portfolio_id, incremental, duration)
-    return {"incremental": incremental, "duration_ms": duration}
+    return {"incremental": incremental, "assets": sorted(scoped.assets) if scoped else None, "duration_ms": duration}
 
 
 def _earliest(a: datetime | None, b: datetime | None) -> datetime | None:
@@ -165,9 +183,8 @@ def _carry_on(portfolio: Portfolio, state: LedgerState, since: datetime | None):
     pricer = BookPricer.load(asset_ids=asset_ids, base=portfolio.base_currency, currencies=_cash_currencies(rows),
                              start=since.date())
     ledger = engine.restore(state.snapshot, pricer=pricer, **ledger_inputs(portfolio, asset_ids=asset_ids))
-    for event in new:
-        ledger.apply(event)
-    return ledger
+    instants = checkpoints.month_starts(state.as_of, max((e.at for e in new), default=None))
+    return ledger.run(new, checkpoints=instants, capture=engine.asset_states)
 
 
 # -- queueing ----------------------------------------------------------------------------------
@@ -176,16 +193,20 @@ def _carry_on(portfolio: Portfolio, state: LedgerState, since: datetime | None):
 DEBOUNCE_SECONDS = 3
 
 
-def ledger_request(*, portfolio_id: int, since: datetime | None = None, full: bool = False) -> None:
+def ledger_request(*, portfolio_id: int, since: datetime | None = None, full: bool = False,
+                   history: bool = True) -> None:
     """Remember what changed and queue one recompute (after commit, debounced): requests that
-    arrive before it runs fold into it."""
+    arrive before it runs fold into it. `history` False: something besides transactions
+    changed from `since` (closes), so every asset replays from there."""
     with transaction.atomic():
         state, _ = LedgerState.objects.select_for_update().get_or_create(portfolio_id=portfolio_id)
         if full:
             state.needs_full = True
         if since is not None:
             state.dirty_since = _earliest(since, state.dirty_since)
-        state.save(update_fields=["needs_full", "dirty_since"])
+        if not history:
+            state.history_only = False
+        state.save(update_fields=["needs_full", "dirty_since", "history_only"])
         transaction.on_commit(lambda: _queue(portfolio_id))
 
 

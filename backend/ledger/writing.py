@@ -197,6 +197,11 @@ def _delete_missing(model, portfolio_id: int, keep: set[str]) -> None:
         model.objects.filter(portfolio_id=portfolio_id, key__in=gone[start:start + BATCH]).delete()
 
 
+def income_keys(income: Iterable[engine.Income]) -> list[str]:
+    """The keys the income rows are stored under."""
+    return _unique_keys([i.key for i in income])
+
+
 def _unique_keys(keys: list[str]) -> list[str]:
     """Two entries of one event and kind get distinct keys, in their (deterministic) order."""
     seen: set[str] = set()
@@ -207,3 +212,77 @@ def _unique_keys(keys: list[str]) -> list[str]:
         seen.add(key)
         out.append(key)
     return out
+
+
+def delete_outside(*, portfolio_id: int, since, assets: set[int], scope_tx: set[int],
+                   other_tx: set[int], lots: set[str], disposals: set[str], income: set[str]) -> None:
+    """After replaying `assets` from `since`: delete their rows from then on that the replay
+    no longer produced (a transaction that was removed or moved to another asset). A lot
+    closed before `since` is final; one open at `since` was replayed. Income without an asset
+    belongs to the event that made it: one of the replayed events (`scope_tx`), or one that no
+    longer exists (neither those nor `other_tx`, the events left alone). The candidates are
+    read and compared here: a NOT IN of every produced key costs more than the replay."""
+    from django.db.models import Q
+
+    gone_lots = [pk for pk, key in Lot.objects.filter(portfolio_id=portfolio_id, asset_id__in=assets)
+                 .filter(Q(closed_at__isnull=True) | Q(closed_at__gte=since)).values_list("id", "key")
+                 if key not in lots]
+    gone_disposals = [pk for pk, key in Disposal.objects.filter(
+        portfolio_id=portfolio_id, asset_id__in=assets, disposed_at__gte=since).values_list("id", "key")
+        if key not in disposals]
+    gone_income = [pk for pk, key, asset, tx in Income.objects.filter(portfolio_id=portfolio_id, occurred_at__gte=since)
+                   .filter(Q(asset_id__in=assets) | Q(asset_id__isnull=True))
+                   .values_list("id", "key", "asset_id", "transaction_id")
+                   if key not in income and (asset is not None or tx is None or tx in scope_tx or tx not in other_tx)]
+    if gone_disposals:
+        DisposalLot.objects.filter(disposal_id__in=gone_disposals).delete()
+        Disposal.objects.filter(id__in=gone_disposals).delete()
+    if gone_lots:
+        DisposalLot.objects.filter(lot_id__in=gone_lots).update(lot=None)
+        Lot.objects.filter(id__in=gone_lots).delete()
+    if gone_income:
+        Income.objects.filter(id__in=gone_income).delete()
+
+
+def income_keys(income: Iterable[engine.Income]) -> list[str]:
+    """The keys the income rows are stored under."""
+    return _unique_keys([i.key for i in income])
+
+
+def _unique_keys(keys: list[str]) -> list[str]:
+    """Two entries of one event and kind get distinct keys, in their (deterministic) order."""
+    seen: set[str] = set()
+    out = []
+    for key in keys:
+        while key in seen:
+            key += "+"
+        seen.add(key)
+        out.append(key)
+    return out
+
+
+def delete_outside(*, portfolio_id: int, since, assets: set[int], scope_tx: set[int],
+                   other_tx: set[int], lots: set[str], disposals: set[str], income: set[str]) -> None:
+    """After replaying `assets` from `since`: delete their rows from then on that the replay
+    no longer produced (a transaction that was removed or moved to another asset). A lot
+    closed before `since` is final; one open at `since` was replayed. Income without an asset
+    belongs to the event that made it: one of the replayed events (`scope_tx`), or one that no
+    longer exists (neither those nor `other_tx`, the events left alone)."""
+    from django.db.models import Q
+
+    lot_rows = (Lot.objects.filter(portfolio_id=portfolio_id, asset_id__in=assets)
+                .filter(Q(closed_at__isnull=True) | Q(closed_at__gte=since)).exclude(key__in=lots or [""]))
+    gone = list(lot_rows.values_list("id", flat=True))
+    disposal_rows = (Disposal.objects.filter(portfolio_id=portfolio_id, asset_id__in=assets, disposed_at__gte=since)
+                     .exclude(key__in=disposals or [""]))
+    DisposalLot.objects.filter(disposal__in=disposal_rows).delete()
+    disposal_rows.delete()
+    DisposalLot.objects.filter(lot_id__in=gone).update(lot=None)
+    Lot.objects.filter(id__in=gone).delete()
+    # Written out by hand: Django refuses an empty IN inside a negation.
+    gone_event = ~Q(transaction_id__in=other_tx) if other_tx else Q(transaction_id__isnull=False)
+    orphan = Q(asset_id__isnull=True) & (Q(transaction_id__isnull=True) | gone_event
+                                         | (Q(transaction_id__in=scope_tx) if scope_tx else Q(pk__in=[])))
+    scoped = Q(asset_id__in=assets) if assets else Q(pk__in=[])
+    rows = Income.objects.filter(portfolio_id=portfolio_id, occurred_at__gte=since).filter(scoped | orphan)
+    (rows.exclude(key__in=income) if income else rows).delete()

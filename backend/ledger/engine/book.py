@@ -45,7 +45,10 @@ class LotBook:
         """(Re-)order a lot after its cost changed."""
         version = self._version.get(lot.key, 0) + 1
         self._version[lot.key] = version
-        heapq.heappush(self._heap, (*_sort_key(self.method, lot), version, lot.key))
+        # The key before the version: lots of one instant and sequence (a wash sale's split-off
+        # rest) close in key order however often either was re-pushed, so a ledger restored
+        # from a saved state closes them in the order a whole replay does.
+        heapq.heappush(self._heap, (*_sort_key(self.method, lot), lot.key, version))
 
     def discard(self, lot: Lot) -> None:
         self.lots.pop(lot.key, None)
@@ -63,7 +66,7 @@ class LotBook:
         """The lot the method closes next (shorts always close first in, first out)."""
         while self._heap:
             entry = self._heap[0]
-            key, version = entry[-1], entry[-2]
+            key, version = entry[-2], entry[-1]
             lot = self.lots.get(key)
             if lot is None or self._version.get(key) != version or not lot.remaining:
                 heapq.heappop(self._heap)
@@ -75,7 +78,7 @@ class LotBook:
 
     def in_order(self) -> list[Lot]:
         """Open lots in closing order (for moving lots out on a transfer and for display)."""
-        return sorted(self.lots.values(), key=lambda lot: _sort_key(self.method, lot))
+        return sorted(self.lots.values(), key=lambda lot: (*_sort_key(self.method, lot), lot.key))
 
     def pool_average(self) -> None:
         """Average cost: give every lot of known basis the pool's average unit cost, the total

@@ -9,7 +9,7 @@ closes short lots first. Every amount is in the base currency, Decimal throughou
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import date, datetime
 from functools import lru_cache
 from decimal import Decimal
@@ -65,11 +65,22 @@ class Ledger:
         self.applied = 0
         self.touched_lots: set[str] = set()
         self.touched_disposals: set[str] = set()
+        self.checkpoints: dict[datetime, dict] = {}
 
     # -- running ---------------------------------------------------------------------------
-    def run(self, events: Iterable[Event]) -> "Ledger":
+    def run(self, events: Iterable[Event], checkpoints: Iterable[datetime] = (),
+            capture: Callable[["Ledger"], dict] | None = None) -> "Ledger":
+        """Apply the events in order. At each checkpoint instant (before the first event at
+        or after it) `capture(self)` is kept in `self.checkpoints[instant]`."""
+        instants = sorted(checkpoints) if capture else []
+        i = 0
         for event in sorted(events, key=Event.order.fget):
+            while i < len(instants) and event.at >= instants[i]:
+                self.checkpoints[instants[i]] = capture(self)
+                i += 1
             self.apply(event)
+        for instant in instants[i:]:          # after the last event: the state it left
+            self.checkpoints[instant] = capture(self)
         return self
 
     def apply(self, event: Event) -> None:

@@ -3,6 +3,7 @@ instead of replaying the whole history: the open lots, the lots in transit, the 
 waiting for wash-sale replacements (and the disposals they belong to)."""
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import fields
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -57,7 +58,7 @@ def _in(cls, data: dict[str, Any]):
 
 def snapshot(ledger: Ledger) -> dict[str, Any]:
     open_lots = [lot for _, book in sorted(ledger.books.items()) for lot in book.lots.values() if lot.remaining]
-    pending = ledger.wash.state()
+    pending = sorted(ledger.wash.state(), key=lambda p: p.asset_id)     # each asset's queue in its order
     return {
         "version": VERSION,
         "as_of": ledger.as_of.isoformat() if ledger.as_of else None,
@@ -95,3 +96,83 @@ def parked_pieces(data: dict[str, Any], keys) -> dict[str, list[Lot]]:
     its withdrawals that no deposit of its own received)."""
     parked = (data or {}).get("parked") or {}
     return {key: [_in(Lot, p) for p in parked[key]] for key in keys if key in parked}
+
+
+# -- per asset ------------------------------------------------------------------------------
+# A checkpoint keeps each asset's part of the state apart, so a change to one asset's history
+# replays that asset (and the assets its events link it to) from the checkpoint before the
+# change, leaving every other asset's rows alone.
+
+def asset_states(ledger: Ledger) -> dict[int, dict[str, Any]]:
+    """The state split by asset: its open lots (book by book, in each book's own order), its
+    lots in transit, its losses waiting for wash-sale replacements and their disposals.
+    Assets with nothing open, parked or pending have no entry."""
+    out: dict[int, dict[str, Any]] = {}
+
+    def of(asset_id: int) -> dict[str, Any]:
+        found = out.get(asset_id)
+        if found is None:
+            found = out[asset_id] = {"seq": ledger.seq, "lots": [], "parked": {}, "pending": [], "disposals": {}}
+        return found
+
+    for (asset_id, _), book in sorted(ledger.books.items()):
+        lots = [_out(lot) for lot in book.lots.values() if lot.remaining]
+        if lots:
+            of(asset_id)["lots"].extend(lots)
+    for key, pieces in sorted(ledger.parked.items()):
+        if pieces:
+            of(pieces[0].asset_id)["parked"][key] = [_out(piece) for piece in pieces]
+    for pending in ledger.wash.state():
+        state = of(pending.asset_id)
+        state["pending"].append(_out(pending))
+        state["disposals"][pending.disposal_key] = _out(ledger.disposals[pending.disposal_key])
+    return out
+
+
+def combined(states: Iterable[dict[str, Any]], as_of: datetime | None) -> dict[str, Any]:
+    """Several assets' states as one snapshot `restore` reads."""
+    data: dict[str, Any] = {"version": VERSION, "as_of": as_of.isoformat() if as_of else None, "seq": 0, "lots": [],
+                            "parked": {}, "pending": [], "disposals": {}}
+    for state in states:
+        data["seq"] = max(data["seq"], state["seq"])
+        data["lots"].extend(state["lots"])
+        data["parked"].update(state["parked"])
+        data["pending"].extend(state["pending"])
+        data["disposals"].update(state["disposals"])
+    return data
+
+
+def replace_assets(data: dict[str, Any], assets: set[int], ledger: Ledger, as_of: datetime) -> dict[str, Any]:
+    """A saved snapshot with the state of `assets` taken from `ledger` (which replayed only
+    them), everything else kept; `as_of` is the time of the portfolio's last event."""
+    mine = asset_states(ledger)
+    kept = {"seq": data["seq"], "lots": [lot for lot in data["lots"] if lot["asset_id"] not in assets],
+            "parked": {k: p for k, p in data["parked"].items() if not p or p[0]["asset_id"] not in assets},
+            "pending": [p for p in data["pending"] if p["asset_id"] not in assets],
+            "disposals": {k: d for k, d in data["disposals"].items() if d["asset_id"] not in assets}}
+    merged = combined([kept, *(mine[a] for a in sorted(mine))], as_of)
+    merged["seq"] = max(merged["seq"], ledger.seq)
+    # In the order `snapshot` lists them: book by book (a stable sort keeps each book's order).
+    merged["lots"].sort(key=lambda lot: (lot["asset_id"], lot["connection_id"]))
+    merged["pending"].sort(key=lambda pending: pending["asset_id"])
+    return merged
+
+
+def split(data: dict[str, Any]) -> dict[int, dict[str, Any]]:
+    """A saved snapshot split by asset, as `asset_states` splits a ledger."""
+    out: dict[int, dict[str, Any]] = {}
+
+    def of(asset_id: int) -> dict[str, Any]:
+        return out.setdefault(asset_id, {"seq": data["seq"], "lots": [], "parked": {}, "pending": [],
+                                         "disposals": {}})
+
+    for lot in data["lots"]:
+        of(lot["asset_id"])["lots"].append(lot)
+    for key, pieces in sorted(data["parked"].items()):
+        if pieces:
+            of(pieces[0]["asset_id"])["parked"][key] = pieces
+    for pending in data["pending"]:
+        state = of(pending["asset_id"])
+        state["pending"].append(pending)
+        state["disposals"][pending["disposal_key"]] = data["disposals"][pending["disposal_key"]]
+    return out
