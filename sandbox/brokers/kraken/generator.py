@@ -29,9 +29,11 @@ EVENTS = {"buy": 30, "sell": 20, "cross": 6, "eur": 3, "fiat_deposit": 5, "fiat_
 
 
 class Timeline:
-    """Event times: random steps of about `gap`, never past `end` (when given). A generated
-    history that ran past its end could lie in the future, after records that time passes
-    later, and a cursor would then see them in the wrong order."""
+    """Event times: random steps of about `gap`. With an `end`, steps that would pass it shrink
+    to under a second each, so a history with more events than its span planned for ends
+    minutes after `end`, not months later (it could otherwise lie in the future, after the
+    records that time passing adds), and never more than a couple of rows share a second
+    (Kraken pages by whole seconds)."""
 
     def __init__(self, rng: random.Random, start: int, gap: int, end: int | None = None):
         self.rng, self.t4, self.gap, self.end = rng, start, max(2, gap), end
@@ -39,7 +41,7 @@ class Timeline:
     def next(self) -> int:
         step = self.rng.randint(1, 2 * self.gap)
         if self.end is not None and self.t4 + step >= self.end:
-            step = max(1, (self.end - self.t4) // 2)       # close in on the end, never reach it
+            step = 1 + step % T4
         self.t4 += step
         return self.t4
 
