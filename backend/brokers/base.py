@@ -78,6 +78,12 @@ class BrokerAdapter(ABC):
 
     # -- helpers shared by every adapter ------------------------------------------------
     @classmethod
+    def adapter_options(cls, options: dict[str, Any]) -> dict[str, Any]:
+        """Constructor arguments from a connection's switches (BrokerConnection.options).
+        Default: the adapter reads none."""
+        return {}
+
+    @classmethod
     def rate_scope(cls, credentials: Credentials, environment: str) -> str:
         """The key our shared limiter counts under. Default: per API key, which is
         what Alpaca (per account = per key), Kraken and Coinbase count. Binance

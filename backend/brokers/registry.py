@@ -64,8 +64,10 @@ def session_policy() -> SessionPolicy:
 
 
 def build_adapter(key: str, *, environment: str, credentials: Credentials,
-                  limiter: RateLimiter | None = None, base_url: str | None = None) -> BrokerAdapter:
-    """An adapter wired to its configured base URL and the shared limiter."""
+                  limiter: RateLimiter | None = None, base_url: str | None = None,
+                  options: dict | None = None) -> BrokerAdapter:
+    """An adapter wired to its configured base URL and the shared limiter. `options`: the
+    connection's switches (BrokerConnection.options), read by the adapter class."""
     from django.conf import settings
 
     cls = get_adapter_class(key)
@@ -78,4 +80,5 @@ def build_adapter(key: str, *, environment: str, credentials: Credentials,
         vendor_errors=getattr(cls, "vendor_errors", None),
         secrets=credentials.secrets(),
     )
-    return cls(credentials=credentials, environment=environment, session=session)
+    return cls(credentials=credentials, environment=environment, session=session,
+               **cls.adapter_options(options or {}))

@@ -12,6 +12,8 @@ from decimal import Decimal
 from types import SimpleNamespace
 
 import pytest
+import requests
+from urllib.parse import urlparse
 
 from backend.brokers.adapters.binance import BinanceAdapter
 from backend.brokers.adapters.binance import parse, transactions
@@ -44,12 +46,13 @@ def account(sim):
     return sim.create_account("live", seed=31, positions=6, activities=300)
 
 
-def build(sandbox, account, policy=SessionPolicy(), limiter=None, credentials=None, **options) -> BinanceAdapter:
+def build(sandbox, account, policy=SessionPolicy(), limiter=None, credentials=None, http=None,
+          **options) -> BinanceAdapter:
     credentials = credentials or Credentials(**account["credentials"])
     session = BrokerSession(broker="binance", base_url=sandbox.urls["binance"],
                             scope=BinanceAdapter.rate_scope(credentials, "live"), limiter=limiter, policy=policy,
                             vendor_errors=BinanceAdapter.vendor_errors, secrets=credentials.secrets(),
-                            sleep=lambda s: None)
+                            sleep=lambda s: None, http=http)
     return BinanceAdapter(credentials=credentials, environment="live", session=session, **options)
 
 
@@ -82,7 +85,8 @@ def test_full_history_matches_the_truth(sandbox, sim, account):
     assert marks == sorted(marks)
     final = pages[-1].coverage
     assert final["complete"] and final["mode"] == "full"
-    assert set(truth["unreachable"]["symbols"]) <= set(final["symbols_failed"])   # delisted: -1121
+    # Delisted: answers -1121, or is not asked at all when its assets reconcile without it.
+    assert set(truth["unreachable"]["symbols"]) <= set(final["symbols_failed"]) | set(final["symbols_skipped"])
     assert not set(final["symbols_failed"]) & set(final["symbols_known"])
 
     orders, _ = drain(build(sandbox, account).fetch_orders(None, ()))     # a fresh adapter, as the pipeline does
@@ -172,6 +176,89 @@ def test_candidate_symbols():
     assert balance_totals({"balances": [{"asset": "BTC", "free": "0.5", "locked": "0.25"},
                                         {"asset": "ETH", "free": "0", "locked": "0"}]}) == ({"BTC": "0.75"}, {"BTC"})
     assert changed_assets({"BTC": "0.75", "ETH": "1"}, {"BTC": "0.750", "SOL": "2"}) == {"ETH", "SOL"}
+
+
+# -- reconcile-guided discovery ------------------------------------------------------------------------
+def traded_pairs(truth) -> set[str]:
+    return {t["broker_id"].split(":")[1] for t in truth["transactions"] if t["broker_id"].startswith("trade:")}
+
+
+@pytest.fixture
+def small(sim):
+    """Holds USDT, BTC, BNB; ETH and SOL were deposited, traded and closed; the BUSD episode
+    (ETHBUSD, delisted now) nets to zero on ETH and BUSD."""
+    return sim.create_account("live", seed=40, positions=3, activities=30)
+
+
+def test_a_first_sync_walks_only_the_pairs_reconcile_needs(sandbox, sim, small):
+    truth = truth_of(sim, small)
+    items, pages = drain(build(sandbox, small).fetch_transactions(None))
+    final = pages[-1].coverage
+    walked = set(final["symbols_covered"]) | set(final["symbols_failed"])
+    # Each of these moved an asset that did not reconcile until it was walked: USDT (funded,
+    # then spent), BTC, BNB, ETH and SOL (bought or deposited, sold) ...
+    assert walked == traded_pairs(truth) == {"BNBUSDT", "BTCUSDT", "ETHBTC", "ETHUSDT", "SOLUSDT"}
+    # ... and once they had, every asset reconciled: the other 14 candidates were not asked,
+    # among them the delisted ETHBUSD (its round trip nets to zero) and pairs such as SOLBTC
+    # whose two coins were both explained already.
+    assert final["symbols_skipped"] == {s: "both assets reconcile" for s in [
+        "BNBBTC", "BNBBUSD", "BNBETH", "BTCBUSD", "BTCFDUSD", "BUSDUSDT", "ETHBNB", "ETHBUSD", "EURUSDT",
+        "FDUSDUSDT", "SOLBTC", "SOLBUSD", "SOLETH", "USDCUSDT"]}
+    assert final["candidates"] == len(walked) + len(final["symbols_skipped"]) == 19
+    assert final["assets_unreconciled"] == {}
+    assert pages[-1].cursor["skipped"] == final["symbols_skipped"]          # kept for the next syncs
+    assert {t.broker_id for t in items} == {t["broker_id"] for t in truth["transactions"]}
+
+
+def test_skipped_pairs_cost_no_request(sandbox, sim, small):
+    asked = []
+    http = requests.Session()
+    http.hooks["response"].append(lambda r, *a, **k: asked.append(urlparse(r.url).path))
+    drain(build(sandbox, small, http=http).fetch_transactions(None))
+    assert asked.count("/api/v3/myTrades") == 5 == truth_of(sim, small)["minimum"]["detail"]["my_trades"]
+
+
+def test_an_unreconciled_asset_is_walked_on_every_candidate_pair(sandbox, sim, small):
+    from tests.reconcile.helpers import inject
+
+    deposit = next(d for d in sim.accounts[small["account_id"]].deposits.items if d.coin == "SOL")
+    inject(sandbox, small["account_id"], kind="drop", record=deposit.id)     # the feed leaves it out
+    items, pages = drain(build(sandbox, small).fetch_transactions(None))
+    final = pages[-1].coverage
+    walked = set(final["symbols_covered"]) | set(final["symbols_failed"])
+    # SOL's balance (0) no longer adds up: every candidate pair of SOL is asked, even those
+    # of coins that reconcile (SOLBTC, SOLETH) and the delisted SOLBUSD (-1121).
+    sol_pairs = {"SOLUSDT", "SOLBTC", "SOLETH", "SOLBUSD"}
+    assert walked == traded_pairs(truth_of(sim, small)) | sol_pairs
+    assert "SOLBUSD" in final["symbols_failed"] and not sol_pairs & set(final["symbols_skipped"])
+    # The coverage map names the asset and by how much it is off: the dropped deposit.
+    assert Decimal(final["assets_unreconciled"]["SOL"]) == Decimal(deposit.amount) / 10 ** 8
+    assert set(final["assets_unreconciled"]) == {"SOL"}
+
+
+def test_deep_walks_every_candidate_pair(sandbox, sim, small):
+    sim.weights.limit = 10 ** 9                 # every pair quoted in USDT, BTC or BNB: past a minute's weight
+    adapter = build(sandbox, small, **BinanceAdapter.adapter_options({"deep": True}))
+    assert adapter.deep_scan
+    items, pages = drain(adapter.fetch_transactions(None))
+    final = pages[-1].coverage
+    assert final["deep"] is True and "symbols_skipped" not in final
+    assert len(final["symbols_covered"]) + len(final["symbols_failed"]) == final["candidates"] > 19
+    assert {t.broker_id for t in items} == {t["broker_id"] for t in truth_of(sim, small)["transactions"]}
+    assert BinanceAdapter.adapter_options({}) == BinanceAdapter.adapter_options({"deep": "yes"}) == \
+        {"deep_scan": False}
+
+
+def test_orders_follow_the_pairs_walked_plus_every_open_order(sandbox, sim, small):
+    _, pages = drain(build(sandbox, small).fetch_transactions(None))
+    adapter = build(sandbox, small)
+    adapter.prime({"transactions": pages[-1].cursor})              # what the pipeline hands the orders step
+    orders, order_pages = drain(adapter.fetch_orders(None, ()))
+    truth = truth_of(sim, small)
+    final = order_pages[-1].coverage
+    assert set(final["symbols_covered"]) == traded_pairs(truth)   # allOrders only where trades are
+    assert {o.broker_id: o.status for o in orders} == {o["broker_id"]: o["status"] for o in truth["orders"]}
+    assert final["open_orders"] == sum(1 for o in truth["orders"] if o["status"] in ("open", "partially_filled"))
 
 
 # -- credentials ------------------------------------------------------------------------------------

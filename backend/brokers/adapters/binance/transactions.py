@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from ...dtos import Page, SkippedRecord, Transaction
 from ...errors import BadRecord, PermanentError, RateLimited, TransientError
 from . import parse, weights
+from .discovery import Walk
 from .markets import Markets, balance_totals, changed_assets
 
 if TYPE_CHECKING:
@@ -75,6 +76,7 @@ class TransactionSync:
         self.items: list[Transaction] = []
         self.skipped: list[SkippedRecord] = []
         self.mark = adapter.requests_made
+        self.walk: Walk | None = None            # a first pass's reconcile state (discovery.py)
 
     # -- the pass ---------------------------------------------------------------------------
     def run(self) -> Iterator[Page[Transaction]]:
@@ -84,6 +86,8 @@ class TransactionSync:
             yield self._page({"mode": "unchanged", "symbols_covered": [],
                               "reason": "no balance changed and nothing is pending since the last sync"})
             return
+        if state["mode"] == "full" and not self.a.deep_scan:
+            self.walk = Walk(state)
         for stage in STAGES[STAGES.index(state["stage"]):]:
             state["stage"] = stage
             yield from (self._symbols(state) if stage == "symbols" else self._stream(stage))
@@ -93,7 +97,8 @@ class TransactionSync:
         # The pipeline keeps the last value of each coverage key: the pass's totals go last.
         yield self._page({"mode": state["mode"], "complete": True, "candidates": state.get("candidates", 0),
                           "symbols_covered": sorted(state.get("covered", [])),
-                          "symbols_known": sorted(self.cur["trades"]), "symbols_failed": sorted(self.cur["failed"])})
+                          "symbols_known": sorted(self.cur["trades"]), "symbols_failed": sorted(self.cur["failed"]),
+                          **self._skips(state)})
 
     def wallet_assets(self) -> tuple[set[str], bool]:
         """Every asset the wallet history moved (fetch_orders' first sync needs them and
@@ -210,13 +215,16 @@ class TransactionSync:
         covered: list[str] = []
         failed: list[str] = []
         while state["todo"]:
-            symbol = state["todo"][0]
+            symbol = self._next_symbol(state["todo"], markets)
+            if symbol is None:
+                self.walk.skip_rest(state["todo"])
+                break
             outcome = None
             for outcome in self._symbol_trades(symbol, markets):
                 if len(self.items) >= FLUSH_ITEMS:
                     yield self._page({"symbols_covered": covered, "symbols_failed": failed, "symbol_partial": symbol})
                     covered, failed = [], []
-            state["todo"].pop(0)
+            state["todo"].remove(symbol)
             (failed if outcome == "failed" else covered).append(symbol)
             if outcome != "failed":
                 state.setdefault("covered", []).append(symbol)
@@ -225,6 +233,18 @@ class TransactionSync:
                 covered, failed = [], []
         if covered or failed:
             yield self._page({"symbols_covered": covered, "symbols_failed": failed})
+
+    def _next_symbol(self, todo: list[str], markets: Markets) -> str | None:
+        """In order, or reconcile-guided on a first pass (None: every asset reconciles)."""
+        return todo[0] if self.walk is None else self.walk.next_symbol(todo, markets)
+
+    def _skips(self, state: dict) -> dict[str, Any]:
+        """The coverage map's account of what a first pass did not walk, and why."""
+        if self.walk is None:
+            return {"deep": True} if self.a.deep_scan and state["mode"] == "full" else {}
+        self.cur["skipped"] = {**self.cur.get("skipped", {}), **state["skipped"]}
+        return {"symbols_skipped": dict(sorted(state["skipped"].items())),
+                "assets_unreconciled": self.walk.unreconciled()}
 
     def _candidates(self, state: dict, markets: Markets) -> list[str]:
         if state["mode"] == "full":
@@ -256,6 +276,7 @@ class TransactionSync:
             next_id = self._take_trades(rows, market, from_id)
             self.cur["trades"][symbol] = next_id
             self.cur["failed"].pop(symbol, None)
+            self.cur.get("skipped", {}).pop(symbol, None)
             if next_id > from_id:
                 self.a.trade_symbols.add(symbol)
                 self.a.new_trade_symbols.add(symbol)
@@ -282,6 +303,8 @@ class TransactionSync:
     # -- pages ----------------------------------------------------------------------------------
     def _emit(self, legs: list[Transaction], when: int, *assets: str | None) -> None:
         self.items.extend(legs)
+        if self.walk is not None:
+            self.walk.add(legs, assets)
         self.newest = max(self.newest, when)
         self.assets.update(a for a in assets if a)
 
