@@ -108,15 +108,9 @@ class BrokerAdapter(ABC):
 
 
 def egress_ip() -> str:
-    """The IP our requests leave from, as the operator names it (BINANCE_EGRESS_IP): the
-    scope of budgets a broker counts per IP. Settings are read when asked, so adapters
-    import without Django."""
-    try:
-        from django.conf import settings
-        from django.core.exceptions import ImproperlyConfigured
-    except ImportError:
-        return "default"
-    try:
-        return str(getattr(settings, "BINANCE_EGRESS_IP", "") or "default")
-    except ImproperlyConfigured:
-        return "default"
+    """The IP our requests leave from, as this worker names it (BROKER_EGRESS_IP, bound as
+    the source address; else BINANCE_EGRESS_IP): the scope of budgets a broker counts per
+    IP (egress.py)."""
+    from .egress import egress_ip as current
+
+    return current()

@@ -7,6 +7,7 @@ from importlib import import_module
 
 from .base import BrokerAdapter
 from .dtos import Credentials
+from .egress import broker_http
 from .http import BrokerSession, SessionPolicy
 from .ratelimit import RateLimiter, RateRule
 
@@ -79,6 +80,7 @@ def build_adapter(key: str, *, environment: str, credentials: Credentials,
         policy=session_policy(),
         vendor_errors=getattr(cls, "vendor_errors", None),
         secrets=credentials.secrets(),
+        http=broker_http(),
     )
     return cls(credentials=credentials, environment=environment, session=session,
                **cls.adapter_options(options or {}))

@@ -375,6 +375,32 @@ def test_the_egress_ip_setting_names_the_scope(settings):
     assert BinanceAdapter.rate_scope(Credentials(api_key="a"), "live") == "binance:ip:203.0.113.7"
 
 
+def test_each_egress_address_has_its_own_budget(sandbox, sim, account, redis_client, settings, one_minute):
+    """Two workers bound to 127.0.0.1 and 127.0.0.2 (BROKER_EGRESS_IP): the sandbox counts
+    weight per client address and so does our limiter, so each address has its own 6,000."""
+    from backend.brokers.marketdata.binance import BinanceSource
+    from backend.brokers.registry import build_adapter
+
+    sim.weights.limit = 50                                        # two account reads (20 each) a minute
+    limiter = RateLimiter(redis_client, {"binance": RateRule("window", 45, 61)})
+    adapters = {}
+    for ip in ("127.0.0.1", "127.0.0.2"):
+        settings.BROKER_EGRESS_IP = ip
+        adapters[ip] = build_adapter("binance", environment="live", credentials=Credentials(**account["credentials"]),
+                                     limiter=limiter, base_url=sandbox.urls["binance"])
+        assert adapters[ip].session.scope == f"binance:ip:{ip}" == BinanceSource.rate_scope()
+    for adapter in adapters.values():
+        adapter.account_body()
+        adapter.account_body()
+    # 40 on each address: one address alone would have been told to wait (429 at Binance).
+    assert [sim.weights.used(ip, one_minute) for ip in adapters] == [40, 40]
+    assert [limiter.used("binance", f"binance:ip:{ip}") for ip in adapters] == [40, 40]
+    assert limiter.acquire("binance", "binance:ip:127.0.0.2", 20) > 0          # that address's budget is spent
+    settings.BROKER_EGRESS_IP = ""
+    settings.BINANCE_EGRESS_IP = "203.0.113.7"                  # names the scope, binds nothing
+    assert BinanceAdapter.rate_scope(Credentials(api_key="a"), "live") == "binance:ip:203.0.113.7"
+
+
 def _response(status, headers=None):
     return SimpleNamespace(status_code=status, headers=headers or {})
 
