@@ -162,6 +162,25 @@ def test_an_interrupted_sync_resumes_without_repeating(sandbox, sim, account, mo
     assert tail[-1].coverage["complete"] and tail[0].requests == 4     # exchangeInfo + 3 symbols: no wallet walk again
 
 
+def test_a_pair_interrupted_mid_walk_is_finished_first(sandbox, sim, account, monkeypatch):
+    monkeypatch.setattr(transactions, "FLUSH_ITEMS", 40)          # a checkpoint inside a pair's pages
+    monkeypatch.setattr(transactions, "TRADES_PAGE", 20)
+    head = []
+    for page in build(sandbox, account).fetch_transactions(None):
+        head.append(page)
+        if page.coverage.get("symbol_partial"):
+            break                                                  # the worker dies inside a pair
+    partial = head[-1].coverage["symbol_partial"]
+    assert head[-1].cursor["pass"]["current"] == partial and partial in head[-1].cursor["pass"]["todo"]
+    rest, tail = drain(build(sandbox, account).fetch_transactions(head[-1].cursor))
+    first_covered = next(p.coverage["symbols_covered"] for p in tail if p.coverage.get("symbols_covered"))
+    assert first_covered[0] == partial
+    done = [t.broker_id for p in head for t in p.items]
+    assert not set(done) & {t.broker_id for t in rest}
+    assert set(done) | {t.broker_id for t in rest} == {t["broker_id"] for t in truth_of(sim, account)["transactions"]}
+    assert tail[-1].coverage["assets_unreconciled"] == {}
+
+
 def test_candidate_symbols():
     markets = Markets([Market("ETHUSDT", "ETH", "USDT", "TRADING"), Market("ETHBTC", "ETH", "BTC", "TRADING"),
                        Market("SOLBTC", "SOL", "BTC", "TRADING"), Market("DOGEUSDT", "DOGE", "USDT", "TRADING"),

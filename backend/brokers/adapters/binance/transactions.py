@@ -215,10 +215,11 @@ class TransactionSync:
         covered: list[str] = []
         failed: list[str] = []
         while state["todo"]:
-            symbol = self._next_symbol(state["todo"], markets)
+            symbol = self._next_symbol(state, markets)
             if symbol is None:
                 self.walk.skip_rest(state["todo"])
                 break
+            state["current"] = symbol
             outcome = None
             for outcome in self._symbol_trades(symbol, markets):
                 if len(self.items) >= FLUSH_ITEMS:
@@ -234,9 +235,13 @@ class TransactionSync:
         if covered or failed:
             yield self._page({"symbols_covered": covered, "symbols_failed": failed})
 
-    def _next_symbol(self, todo: list[str], markets: Markets) -> str | None:
-        """In order, or reconcile-guided on a first pass (None: every asset reconciles)."""
-        return todo[0] if self.walk is None else self.walk.next_symbol(todo, markets)
+    def _next_symbol(self, state: dict, markets: Markets) -> str | None:
+        """In order, or reconcile-guided on a first pass (None: every asset reconciles). A
+        pair a checkpoint interrupted is finished first, whatever reconcile says now."""
+        todo = state["todo"]
+        if self.walk is None or state.get("current") in todo:
+            return state["current"] if state.get("current") in todo else todo[0]
+        return self.walk.next_symbol(todo, markets)
 
     def _skips(self, state: dict) -> dict[str, Any]:
         """The coverage map's account of what a first pass did not walk, and why."""
