@@ -12,11 +12,14 @@ from decimal import Decimal
 from types import SimpleNamespace
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 import requests
 from urllib.parse import urlparse
 
 from backend.brokers.adapters.binance import BinanceAdapter
 from backend.brokers.adapters.binance import parse, transactions
+from backend.brokers.adapters.binance.discovery import Walk
 from backend.brokers.adapters.binance.markets import Market, Markets, balance_totals, changed_assets
 from backend.brokers.dtos import Credentials, TransactionType
 from backend.brokers.errors import AuthError, BadRecord, PermanentError, RateLimited, TransientError
@@ -266,6 +269,50 @@ def test_deep_walks_every_candidate_pair(sandbox, sim, small):
     assert {t.broker_id for t in items} == {t["broker_id"] for t in truth_of(sim, small)["transactions"]}
     assert BinanceAdapter.adapter_options({}) == BinanceAdapter.adapter_options({"deep": "yes"}) == \
         {"deep_scan": False}
+
+
+def _leg(asset, change, status="executed", **extra):
+    from datetime import datetime, timezone
+
+    from backend.brokers.symbols import coin_asset
+
+    when = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    if asset in ("EUR", "USD"):
+        return parse.Transaction(broker_id="x", type=TransactionType.DEPOSIT, broker_type="DEPOSIT", occurred_at=when,
+                                 amount=change, currency=asset, status=status, **extra)
+    return parse.Transaction(broker_id="x", type=TransactionType.TRADE, broker_type=extra.pop("broker_type", "TRADE"),
+                             occurred_at=when, asset=coin_asset(asset), quantity=change, status=status, **extra)
+
+
+def test_the_walk_adds_executed_legs_only_and_tells_third_asset_commissions():
+    walk = Walk({"baseline": {"BTC": "0.5", "EUR": "100", "BNB": "0.99"}})
+    walk.add([_leg("BTC", Decimal("0.7")), _leg("BTC", Decimal("-0.2")),      # 0.7 - 0.2 = 0.5: adds up
+              _leg("EUR", Decimal("150")), _leg("EUR", Decimal("50"), status="pending")])   # 150 of 100
+    walk.add([_leg("BNB", Decimal("-0.01"), broker_type="COMMISSION", fee=Decimal("0.01"))], ("BTC", "USDT"))
+    # EUR: 100 - 150 = -50; BNB: 0.99 - (-0.01) = 1 (its deposit not seen yet); BTC adds up.
+    assert walk.unreconciled() == {"BNB": "1", "EUR": "-50"}
+    assert walk.state["fee_assets"] == ["BNB"]                  # paid on BTCUSDT: any pair can move it
+    walk.add([_leg("BTC", Decimal("-0.001"), broker_type="COMMISSION", fee=Decimal("0.001"))], ("BTC", "USDT"))
+    assert walk.state["fee_assets"] == ["BNB"]                  # BTC's own pair: not a third asset
+
+
+@given(st.lists(st.tuples(st.sampled_from(["BTC", "ETH", "EUR"]),
+                          st.decimals(min_value=-1000, max_value=1000, places=8, allow_nan=False),
+                          st.sampled_from(["executed", "executed", "pending", "canceled"])), max_size=30),
+       st.integers(min_value=0, max_value=30))
+@settings(max_examples=60, deadline=None)
+def test_a_resumed_walk_has_the_residuals_of_an_unbroken_one(legs, cut):
+    """The walk's state survives the cursor (JSON) between two executions of a pass."""
+    baseline = {"BTC": "1.5", "ETH": "0", "EUR": "20"}
+    whole = Walk({"baseline": dict(baseline)})
+    whole.add([_leg(a, c, s) for a, c, s in legs])
+    first = Walk({"baseline": dict(baseline)})
+    first.add([_leg(a, c, s) for a, c, s in legs[:cut]])
+    resumed = Walk(json.loads(json.dumps(first.state)))
+    resumed.add([_leg(a, c, s) for a, c, s in legs[cut:]])
+    expected = {a: Decimal(baseline.get(a, "0")) - sum((c for b, c, s in legs if b == a and s == "executed"),
+                                                       Decimal(0)) for a in ("BTC", "ETH", "EUR")}
+    assert resumed.residuals() == whole.residuals() == {a: r for a, r in expected.items() if r}
 
 
 def test_orders_follow_the_pairs_walked_plus_every_open_order(sandbox, sim, small):
