@@ -10,7 +10,9 @@ limiter) resumes where it stopped instead of starting over:
      cursor time to now. Deposits not credited yet (status "pending") and unfinished
      withdrawals are read again by later syncs until they settle.
   3. myTrades from each symbol's `fromId` (last id + 1), for the candidate symbols of
-     markets.py. A delisted symbol answers -1121: recorded in `failed`, never claimed.
+     markets.py; a first pass walks only those that can explain a balance that does not
+     add up yet (discovery.py), the rest are `skipped` with their reason. A delisted
+     symbol answers -1121: recorded in `failed`, never claimed.
   4. The pass's starting balances become the baseline for the next comparison.
 
 Every page carries `coverage` saying which windows and symbols it covered.
@@ -238,10 +240,10 @@ class TransactionSync:
     def _next_symbol(self, state: dict, markets: Markets) -> str | None:
         """In order, or reconcile-guided on a first pass (None: every asset reconciles). A
         pair a checkpoint interrupted is finished first, whatever reconcile says now."""
-        todo = state["todo"]
-        if self.walk is None or state.get("current") in todo:
-            return state["current"] if state.get("current") in todo else todo[0]
-        return self.walk.next_symbol(todo, markets)
+        todo, current = state["todo"], state.get("current")
+        if current in todo:
+            return current
+        return todo[0] if self.walk is None else self.walk.next_symbol(todo, markets)
 
     def _skips(self, state: dict) -> dict[str, Any]:
         """The coverage map's account of what a first pass did not walk, and why."""
