@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 import requests
-from urllib.parse import urlparse
+from urllib.parse import parse_qs, urlparse
 
 from backend.brokers.adapters.binance import BinanceAdapter
 from backend.brokers.adapters.binance import parse, transactions
@@ -182,6 +182,27 @@ def test_a_pair_interrupted_mid_walk_is_finished_first(sandbox, sim, account, mo
     assert not set(done) & {t.broker_id for t in rest}
     assert set(done) | {t.broker_id for t in rest} == {t["broker_id"] for t in truth_of(sim, account)["transactions"]}
     assert tail[-1].coverage["assets_unreconciled"] == {}
+
+
+def test_pairs_walked_before_a_wait_are_handed_over_not_asked_again(sandbox, sim, account, redis_client):
+    """The IP's weight is spent mid-walk: the pairs walked since the last page come out in
+    a page before the wait is raised (the pipeline saves it), so the retry asks none again."""
+    asked = []
+    http = requests.Session()
+    http.hooks["response"].append(lambda r, *a, **k: asked.append(parse_qs(urlparse(r.url).query).get("symbol")))
+    # account 20 + exchangeInfo 20 + 4 myTrades (80): the fifth pair has to wait.
+    limiter = RateLimiter(redis_client, {"binance": RateRule("window", 120, 61)})
+    pages = []
+    with pytest.raises(RateLimited):
+        for page in build(sandbox, account, STRICT, limiter=limiter, http=http).fetch_transactions(None):
+            pages.append(page)
+    first = [s[0] for s in asked if s]
+    assert len(first) == 4 and pages[-1].coverage["symbols_covered"] == first       # fewer than FLUSH_SYMBOLS
+    rest, _ = drain(build(sandbox, account, http=http).fetch_transactions(pages[-1].cursor))
+    walked = [s[0] for s in asked if s]
+    assert len(walked) == len(set(walked)), "no pair asked twice"
+    done = {t.broker_id for p in pages for t in p.items}
+    assert done | {t.broker_id for t in rest} == {t["broker_id"] for t in truth_of(sim, account)["transactions"]}
 
 
 def test_candidate_symbols():

@@ -223,10 +223,18 @@ class TransactionSync:
                 break
             state["current"] = symbol
             outcome = None
-            for outcome in self._symbol_trades(symbol, markets):
-                if len(self.items) >= FLUSH_ITEMS:
+            try:
+                for outcome in self._symbol_trades(symbol, markets):
+                    if len(self.items) >= FLUSH_ITEMS:
+                        yield self._page({"symbols_covered": covered, "symbols_failed": failed,
+                                          "symbol_partial": symbol})
+                        covered, failed = [], []
+            except (RateLimited, TransientError):
+                # Told to wait (the IP's weight is shared): hand over what was walked since
+                # the last page, so the retry does not spend the same weight again.
+                if covered or failed or self.items:
                     yield self._page({"symbols_covered": covered, "symbols_failed": failed, "symbol_partial": symbol})
-                    covered, failed = [], []
+                raise
             state["todo"].remove(symbol)
             (failed if outcome == "failed" else covered).append(symbol)
             if outcome != "failed":
