@@ -40,7 +40,7 @@ SLOT_RETRY_SECONDS = (3.0, 10.0)     # a step without a budget slot asks again a
 
 def adapter_for(connection: BrokerConnection) -> BrokerAdapter:
     return build_adapter(connection.broker, environment=connection.environment,
-                         credentials=connection.credentials())
+                         credentials=connection.credentials(), options=connection.options)
 
 
 def run_step(run: SyncRun, step: str, adapter_factory: Callable[[BrokerConnection], BrokerAdapter] = adapter_for) -> None:

@@ -70,3 +70,26 @@ def test_a_step_without_a_budget_slot_waits_without_spending_weight(sandbox, bin
     assert limiter.take_slot("binance", scope, "run:next", ttl=60)   # the step gave its slot back
     for holder in others[1:] + ["run:next"]:
         limiter.release_slot("binance", scope, holder)
+
+
+def test_a_first_sync_skips_pairs_that_reconcile_and_deep_walks_them(sandbox, binance):
+    """Through the pipeline: the coverage map says which pairs were not asked and why, the
+    rows still equal the truth, and the connection's {"deep": true} walks every candidate."""
+    from backend.sync import pipeline
+
+    account, connection = binance
+    run = sync_in_process(connection)
+    assert run.state == "succeeded" and run.reconcile_differences == []
+    truth = sandbox_truth(sandbox, account["account_id"])
+    assert_matches_truth(connection, truth)
+    coverage = SyncCursor.objects.get(connection=connection, stream="transactions").coverage
+    skipped = coverage["symbols_skipped"]
+    assert skipped and set(skipped.values()) == {"both assets reconcile"} and coverage["assets_unreconciled"] == {}
+    traded = {t["broker_id"].split(":")[1] for t in truth["transactions"] if t["broker_id"].startswith("trade:")}
+    assert not traded & set(skipped)
+
+    connection.options = {"deep": True}
+    connection.save(update_fields=["options"])
+    assert pipeline.adapter_for(connection).deep_scan
+    connection.options = {}
+    assert not pipeline.adapter_for(connection).deep_scan
