@@ -127,11 +127,16 @@ def _consume(run: SyncRun, stream: str, pages: Iterator[Page], upsert) -> None:
 def _checkpoint(run: SyncRun, stream: str, batch: list[Page], upsert) -> None:
     items = [item for page in batch for item in page.items]
     skipped = [s for page in batch for s in page.skipped]
-    if not items and not skipped and _unmoved(run, stream, batch):
+    unmoved = not skipped and _unmoved(run, stream, batch)
+    if unmoved and not items:
         return                  # nothing new, and the cursor already says so: nothing to write
     with _committed_or_restored(run), transaction.atomic():
         counts = upsert(run.connection, items, timezone.now()) if items else {"fetched": 0, "created": 0, "updated": 0}
         counts["skipped"] = len(skipped)
+        if unmoved and not counts["created"] and not counts["updated"]:
+            # records asked for again (open orders) came back as stored: the step's end says so
+            services.sync_step_counted(run=run, step=stream, counts=counts)
+            return
         _keep_skipped(run, stream, skipped)
         _advance_cursor(run.connection, stream, batch[-1].cursor, _merge_coverage(batch))
         services.sync_step_progress(run=run, step=stream, counts=counts)

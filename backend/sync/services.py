@@ -86,10 +86,7 @@ def sync_step_started(*, run: SyncRun, step: str) -> None:
 def sync_step_progress(*, run: SyncRun, step: str, counts: dict) -> None:
     """Add a checkpoint's counts to the step and renew the run's lease. Called inside the
     checkpoint's transaction, so counts and rows commit together."""
-    info = run.steps.setdefault(step, {})
-    for key, value in counts.items():
-        if isinstance(value, (int, float)):
-            info[key] = info.get(key, 0) + value
+    sync_step_counted(run=run, step=step, counts=counts)
     earliest = counts.get("earliest_changed")
     if earliest is not None and (run.changed_since is None or earliest < run.changed_since):
         run.changed_since = earliest
@@ -98,6 +95,15 @@ def sync_step_progress(*, run: SyncRun, step: str, counts: dict) -> None:
     run.heartbeat_at = timezone.now()
     SyncRun.objects.filter(pk=run.pk).update(steps=run.steps, attempts=0, heartbeat_at=run.heartbeat_at,
                                              changed_since=run.changed_since, current_step=step)
+
+
+def sync_step_counted(*, run: SyncRun, step: str, counts: dict) -> None:
+    """Add counts to the step in memory only (a checkpoint that wrote nothing: they are
+    written with the step's end)."""
+    info = run.steps.setdefault(step, {})
+    for key, value in counts.items():
+        if isinstance(value, (int, float)):
+            info[key] = info.get(key, 0) + value
 
 
 def sync_step_finished(*, run: SyncRun, step: str, started: datetime, extra: dict | None = None) -> None:

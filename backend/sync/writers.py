@@ -35,12 +35,6 @@ HISTORY_FIELDS = ("asset_id", "type", "status", "occurred_at", "quantity", "pric
 CASH_PREFIX = "cash:"
 
 
-def _split_new(model, connection: BrokerConnection, broker_ids: Sequence[str], field="broker_id") -> int:
-    existing = set(model.objects.filter(connection=connection, **{f"{field}__in": broker_ids})
-                   .values_list(field, flat=True))
-    return len(set(broker_ids) - existing)
-
-
 def cash_positions(cash: dict) -> list[Position]:
     """Cash balances as holdings of fiat assets: `cash:USD` beside the securities, so cash is
     stored, listed, valued and reconciled like any other holding (a ticker may be `USD`)."""
@@ -100,7 +94,7 @@ def _quantity_moved(values: tuple | None, p: Position) -> bool:
 def _position_values(connection: BrokerConnection, p: Position) -> tuple:
     return (str(p.asset.asset_class), p.asset.symbol, connection.portfolio_id,
             *(_places(v) for v in (p.quantity, p.avg_entry_price, p.cost_basis, p.market_value, p.current_price)),
-            json.loads(json.dumps(p.raw, cls=DjangoJSONEncoder)), True)
+            _as_stored(p.raw), True)
 
 
 def transactions_upsert(connection: BrokerConnection, items: Sequence[Transaction], now: datetime) -> dict:
@@ -143,8 +137,14 @@ def _transaction_changes(connection: BrokerConnection, rows: Sequence[BrokerTran
 
 
 def orders_upsert(connection: BrokerConnection, items: Sequence[Order], now: datetime) -> dict:
+    """Upsert orders whose broker record is new or changed (an open order is asked for again
+    at every sync; while the broker's record stays the same, its row is left as it is)."""
     by_id = {o.broker_id: o for o in items}
-    assets = assets_resolve(o.asset for o in by_id.values() if o.asset)
+    stored = dict(BrokerOrder.objects.filter(connection=connection, broker_id__in=list(by_id))
+                  .values_list("broker_id", "raw"))
+    changed = [o for o in by_id.values() if stored.get(o.broker_id) != _as_stored(o.raw)]
+    created = sum(1 for o in changed if o.broker_id not in stored)
+    assets = assets_resolve(o.asset for o in changed if o.asset)
     rows = [BrokerOrder(
         connection=connection, portfolio_id=connection.portfolio_id,
         asset=assets[(str(o.asset.asset_class), o.asset.symbol)] if o.asset else None,
@@ -153,11 +153,16 @@ def orders_upsert(connection: BrokerConnection, items: Sequence[Order], now: dat
         quantity=o.quantity, notional=o.notional, filled_quantity=o.filled_quantity,
         filled_avg_price=o.filled_avg_price, limit_price=o.limit_price, stop_price=o.stop_price,
         submitted_at=o.submitted_at, updated_at_broker=o.updated_at, filled_at=o.filled_at,
-        canceled_at=o.canceled_at, raw=o.raw, updated_at=now) for o in by_id.values()]
-    created = _split_new(BrokerOrder, connection, list(by_id))
-    BrokerOrder.objects.bulk_create(rows, update_conflicts=True, batch_size=1000,
-                                    unique_fields=["connection", "broker_id"], update_fields=ORDER_FIELDS)
+        canceled_at=o.canceled_at, raw=o.raw, updated_at=now) for o in changed]
+    if rows:
+        BrokerOrder.objects.bulk_create(rows, update_conflicts=True, batch_size=1000,
+                                        unique_fields=["connection", "broker_id"], update_fields=ORDER_FIELDS)
     return {"fetched": len(items), "created": created, "updated": len(rows) - created}
+
+
+def _as_stored(raw: dict) -> dict:
+    """A raw record as its JSON column gives it back (Decimals stored as strings)."""
+    return json.loads(json.dumps(raw, cls=DjangoJSONEncoder))
 
 
 def open_order_ids(connection: BrokerConnection) -> list[str]:

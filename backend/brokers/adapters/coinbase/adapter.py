@@ -7,6 +7,7 @@ orders/historical/batch. Facts and their sources: docs docs/brokers.md §2.
 """
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from decimal import Decimal
@@ -84,7 +85,21 @@ class CoinbaseAdapter(BrokerAdapter):
                            can_withdraw=bool(permissions.get("can_transfer")))
 
     # -- positions --------------------------------------------------------------------------------
-    def _v3_accounts(self) -> list[dict]:
+    def _v3_accounts(self, *, newer_than: float | None = None) -> tuple[float, list[dict]]:
+        """(when listed, every v3 account). `newer_than`: a listing this process read for the
+        same key in the last RECENT_ACCOUNTS_SECONDS will do if it was read after that time
+        (the positions step's, for the transactions step of the same sync; a wallet that
+        moved since is found moved at the next sync)."""
+        if newer_than is not None:
+            listed_at, listing = _RECENT_ACCOUNTS.get(self.session.scope)
+            if listing is not None and listed_at > newer_than:
+                return listed_at, listing
+        listed_at = time.time()
+        listing = self._list_v3_accounts()
+        _RECENT_ACCOUNTS.put(self.session.scope, listed_at, listing)
+        return listed_at, listing
+
+    def _list_v3_accounts(self) -> list[dict]:
         found, cursor = [], None
         while True:
             params = [("limit", ACCOUNTS_LIMIT)] + ([("cursor", cursor)] if cursor else [])
@@ -118,7 +133,7 @@ class CoinbaseAdapter(BrokerAdapter):
         held: dict[str, tuple[Decimal, list[dict]]] = {}
         cash: dict[str, Decimal] = {}
         skipped = []
-        for raw in self._v3_accounts():
+        for raw in self._v3_accounts()[1]:
             try:
                 currency, total = parse.account_balance(raw)
             except PARSE_ERRORS as exc:
@@ -147,7 +162,7 @@ class CoinbaseAdapter(BrokerAdapter):
     def fetch_transactions(self, cursor: dict[str, Any] | None) -> Iterator[Page[Transaction]]:
         cursor = cursor or {}
         fills = NewestFirstWalk(cursor.get("fills"), time_key="sequence_timestamp", id_key="entry_id")
-        wallets = WalletPass(cursor.get("v2"), self._get)
+        wallets = WalletPass(cursor.get("v2"), self._get, full_pass_seconds=_full_pass_seconds())
         watermark = cursor.get("watermark")
         mark = self.session.requests_made
 
@@ -177,8 +192,11 @@ class CoinbaseAdapter(BrokerAdapter):
         return records, str(body.get("cursor") or "") if records else ""
 
     def _wallet_pages(self, wallets: WalletPass, page) -> Iterator[Page[Transaction]]:
-        listed = wallets.wallets()
-        due, sweep = wallets.due(listed)
+        listed_at, accounts = self._v3_accounts(newer_than=wallets.balances_at or 0.0)
+        balances = _balance_marks(accounts)
+        moved = wallets.moved_wallets(balances)
+        listed = wallets.wallets() if moved is None else None
+        due, sweep = wallets.due(listed) if listed is not None else (moved, False)
         items: list[Transaction] = []
         skipped: list[SkippedRecord] = []
         for wallet in due:
@@ -189,7 +207,9 @@ class CoinbaseAdapter(BrokerAdapter):
                 if len(items) + len(skipped) >= CHECKPOINT_ITEMS:
                     yield page(items, skipped)
                     items, skipped = [], []
-        wallets.finish(listed, sweep)
+        if listed is not None:
+            wallets.finish(listed, sweep)
+        wallets.remember(balances, listed_at, listed)
         yield page(items, skipped)          # always: the final cursor covers everything seen
 
     def repull_transactions(self, windows, cursor) -> Iterator[Page[Transaction]]:
@@ -276,6 +296,65 @@ class CoinbaseAdapter(BrokerAdapter):
         if status >= 500:
             return TransientError(f"coinbase: HTTP {status} {code or ''}".strip(), status=status, code=code)
         return PermanentError(f"coinbase: HTTP {status} {code}: {message}"[:300], status=status, code=code)
+
+
+class _Recent:
+    """v3 account listings by key scope (with when they were read), for a couple of minutes,
+    at most `most` of them."""
+
+    def __init__(self, seconds: float, most: int = 256):
+        self.seconds, self.most = seconds, most
+        self._lock = threading.Lock()
+        self._listings: dict[str, tuple[float, list[dict]]] = {}
+
+    def put(self, scope: str, listed_at: float, listing: list[dict]) -> None:
+        with self._lock:
+            self._listings.pop(scope, None)
+            self._listings[scope] = (time.monotonic() + self.seconds, listed_at, listing)
+            while len(self._listings) > self.most:
+                self._listings.pop(next(iter(self._listings)))
+
+    def clear(self) -> None:
+        with self._lock:
+            self._listings.clear()
+
+    def get(self, scope: str) -> tuple[float, list[dict] | None]:
+        with self._lock:
+            until, listed_at, listing = self._listings.get(scope, (0.0, 0.0, None))
+        return (listed_at, listing) if until >= time.monotonic() else (0.0, None)
+
+
+RECENT_ACCOUNTS_SECONDS = 120.0
+_RECENT_ACCOUNTS = _Recent(RECENT_ACCOUNTS_SECONDS)
+
+
+def _balance_marks(accounts: list[dict]) -> dict[str, str]:
+    """{currency: "total balance@newest updated_at"} from v3 accounts: what moves when a
+    wallet books anything. An account that does not parse marks its currency as unknown,
+    so it always reads as moved."""
+    totals: dict[str, Decimal] = {}
+    times: dict[str, str] = {}
+    for raw in accounts:
+        try:
+            currency, total = parse.account_balance(raw)
+        except PARSE_ERRORS:
+            currency, total = str(raw.get("currency") or "?"), None
+        if total is None or currency in times and times[currency] == "?":
+            times[currency] = "?"
+            continue
+        totals[currency] = totals.get(currency, Decimal(0)) + total
+        times[currency] = max(times.get(currency, ""), str(raw.get("updated_at") or ""))
+    return {c: "?" if t == "?" else f"{totals[c].normalize()}@{t}" for c, t in times.items()}
+
+
+def _full_pass_seconds() -> float:
+    """COINBASE_WALLET_FULL_PASS_HOURS: every v2 wallet is read at least this often."""
+    try:
+        from django.conf import settings
+
+        return float(getattr(settings, "COINBASE_WALLET_FULL_PASS_HOURS", 24)) * 3600
+    except Exception:  # noqa: BLE001 - used without Django settings: the default
+        return 24 * 3600.0
 
 
 def _error_code(body: Any) -> tuple[str, str]:
