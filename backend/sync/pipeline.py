@@ -60,6 +60,7 @@ def run_step(run: SyncRun, step: str, adapter_factory: Callable[[BrokerConnectio
         return
     else:
         adapter = adapter_factory(connection)
+        adapter.handoff = run.__dict__.setdefault("handoff", {})     # shared by this execution's steps
         run.cursors = {c.stream: c for c in SyncCursor.objects.filter(connection=connection)}
         adapter.prime({stream: c.cursor for stream, c in run.cursors.items()})
         try:

@@ -88,14 +88,9 @@ def test_positions_match_truth(synced):
     assert snapshot.requests == 2
 
 
-@pytest.fixture
-def no_recent_listing():
-    """The v3 listing a positions fetch leaves for the transactions fetch is not there."""
-    adapter_module._RECENT_ACCOUNTS.clear()
-
-
-def test_unchanged_account_costs_few_requests(synced, no_recent_listing):
+def test_unchanged_account_costs_few_requests(synced):
     adapter = synced["adapter"]
+    adapter.handoff.clear()                   # no positions fetch just before
     open_ids = [o.broker_id for p in synced["order_pages"] for o in p.items if o.is_open]
     assert open_ids
     tx = list(adapter.fetch_transactions(synced["tx_pages"][-1].cursor))
@@ -127,9 +122,10 @@ def test_incremental_fetch_gets_only_new_records(sandbox):
     assert positions == {p["symbol"] for p in truth["positions"]}
 
 
-def test_every_wallet_is_read_again_after_a_day(synced, no_recent_listing):
+def test_every_wallet_is_read_again_after_a_day(synced):
     cursor = json.loads(json.dumps(synced["tx_pages"][-1].cursor))
     cursor["v2"]["swept"] = "2020-01-01T00:00:00.000000Z"
+    synced["adapter"].handoff.clear()         # no positions fetch just before
     pages = list(synced["adapter"].fetch_transactions(cursor))
     wallets = len(cursor["v2"]["after"])
     assert [len(p.items) for p in pages] == [0]
@@ -163,7 +159,7 @@ def test_only_wallets_whose_balance_moved_are_read_between_full_passes(sandbox):
     assert sum(p.requests for p in swept) == 3 + wallets            # fills, v3 and v2 listings, every wallet
 
 
-def test_the_transactions_fetch_reads_balances_from_the_positions_fetch_just_before(sandbox, no_recent_listing):
+def test_the_transactions_fetch_reads_balances_from_the_positions_fetch_of_its_execution(sandbox):
     sim = sandbox.sims["coinbase"]
     account = sim.create_account("live", seed=46, positions=5, activities=100)
     adapter = build(sandbox, account["credentials"])
@@ -174,6 +170,7 @@ def test_the_transactions_fetch_reads_balances_from_the_positions_fetch_just_bef
     pages = list(adapter.fetch_transactions(cursor))
     assert [t.broker_id for p in pages for t in p.items] == [f"v2:{received['record']}"]
     assert sum(p.requests for p in pages) == 2                      # fills, the moved wallet
+    assert "coinbase_v3_accounts" not in adapter.handoff             # used once: a later fetch lists again
 
 
 def test_a_sync_resumes_from_any_checkpoint(sandbox, monkeypatch):

@@ -7,7 +7,6 @@ orders/historical/batch. Facts and their sources: docs docs/brokers.md §2.
 """
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator, Sequence
 from decimal import Decimal
@@ -85,19 +84,12 @@ class CoinbaseAdapter(BrokerAdapter):
                            can_withdraw=bool(permissions.get("can_transfer")))
 
     # -- positions --------------------------------------------------------------------------------
-    def _v3_accounts(self, *, newer_than: float | None = None) -> tuple[float, list[dict]]:
-        """(when listed, every v3 account). `newer_than`: a listing this process read for the
-        same key in the last RECENT_ACCOUNTS_SECONDS will do if it was read after that time
-        (the positions step's, for the transactions step of the same sync; a wallet that
-        moved since is found moved at the next sync)."""
-        if newer_than is not None:
-            listed_at, listing = _RECENT_ACCOUNTS.get(self.session.scope)
-            if listing is not None and listed_at > newer_than:
-                return listed_at, listing
-        listed_at = time.time()
+    def _v3_accounts(self) -> list[dict]:
+        """Every v3 account, left in `handoff` for the transactions step of the same execution
+        (its wallets' balances tell which v2 wallets moved)."""
         listing = self._list_v3_accounts()
-        _RECENT_ACCOUNTS.put(self.session.scope, listed_at, listing)
-        return listed_at, listing
+        self.handoff["coinbase_v3_accounts"] = listing
+        return listing
 
     def _list_v3_accounts(self) -> list[dict]:
         found, cursor = [], None
@@ -133,7 +125,7 @@ class CoinbaseAdapter(BrokerAdapter):
         held: dict[str, tuple[Decimal, list[dict]]] = {}
         cash: dict[str, Decimal] = {}
         skipped = []
-        for raw in self._v3_accounts()[1]:
+        for raw in self._v3_accounts():
             try:
                 currency, total = parse.account_balance(raw)
             except PARSE_ERRORS as exc:
@@ -192,8 +184,9 @@ class CoinbaseAdapter(BrokerAdapter):
         return records, str(body.get("cursor") or "") if records else ""
 
     def _wallet_pages(self, wallets: WalletPass, page) -> Iterator[Page[Transaction]]:
-        listed_at, accounts = self._v3_accounts(newer_than=wallets.balances_at or 0.0)
-        balances = _balance_marks(accounts)
+        # the positions step's listing when it ran just before in this execution, else our own
+        accounts = self.handoff.pop("coinbase_v3_accounts", None)
+        balances = _balance_marks(accounts if accounts is not None else self._list_v3_accounts())
         moved = wallets.moved_wallets(balances)
         listed = wallets.wallets() if moved is None else None
         due, sweep = wallets.due(listed) if listed is not None else (moved, False)
@@ -209,7 +202,7 @@ class CoinbaseAdapter(BrokerAdapter):
                     items, skipped = [], []
         if listed is not None:
             wallets.finish(listed, sweep)
-        wallets.remember(balances, listed_at, listed)
+        wallets.remember(balances, listed)
         yield page(items, skipped)          # always: the final cursor covers everything seen
 
     def repull_transactions(self, windows, cursor) -> Iterator[Page[Transaction]]:
@@ -296,36 +289,6 @@ class CoinbaseAdapter(BrokerAdapter):
         if status >= 500:
             return TransientError(f"coinbase: HTTP {status} {code or ''}".strip(), status=status, code=code)
         return PermanentError(f"coinbase: HTTP {status} {code}: {message}"[:300], status=status, code=code)
-
-
-class _Recent:
-    """v3 account listings by key scope (with when they were read), for a couple of minutes,
-    at most `most` of them."""
-
-    def __init__(self, seconds: float, most: int = 256):
-        self.seconds, self.most = seconds, most
-        self._lock = threading.Lock()
-        self._listings: dict[str, tuple[float, list[dict]]] = {}
-
-    def put(self, scope: str, listed_at: float, listing: list[dict]) -> None:
-        with self._lock:
-            self._listings.pop(scope, None)
-            self._listings[scope] = (time.monotonic() + self.seconds, listed_at, listing)
-            while len(self._listings) > self.most:
-                self._listings.pop(next(iter(self._listings)))
-
-    def clear(self) -> None:
-        with self._lock:
-            self._listings.clear()
-
-    def get(self, scope: str) -> tuple[float, list[dict] | None]:
-        with self._lock:
-            until, listed_at, listing = self._listings.get(scope, (0.0, 0.0, None))
-        return (listed_at, listing) if until >= time.monotonic() else (0.0, None)
-
-
-RECENT_ACCOUNTS_SECONDS = 120.0
-_RECENT_ACCOUNTS = _Recent(RECENT_ACCOUNTS_SECONDS)
 
 
 def _balance_marks(accounts: list[dict]) -> dict[str, str]:

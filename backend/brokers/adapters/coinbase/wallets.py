@@ -17,7 +17,7 @@ id (a new wallet) lists v2 again. Every wallet is read at each full pass
 (COINBASE_WALLET_FULL_PASS_HOURS, default 24).
 
 State: {"after": {wallet id: last tx id or ""}, "updated": iso, "edge": [wallet ids], "swept": iso,
-        "v3": {currency: "balance@updated_at"}, "v3_at": epoch listed, "ids": {currency: [v2 wallet ids]}}.
+        "v3": {currency: "balance@updated_at"}, "ids": {currency: [v2 wallet ids]}}.
 """
 from __future__ import annotations
 
@@ -48,7 +48,6 @@ class WalletPass:
         self.swept: str | None = state.get("swept")
         self.edge: list[str] = list(state.get("edge") or [])
         self.balances: dict[str, str] | None = state.get("v3")
-        self.balances_at: float | None = state.get("v3_at")
         self.ids: dict[str, list[str]] = dict(state.get("ids") or {})
         self.get_json = get_json
         self.clock = clock
@@ -59,7 +58,7 @@ class WalletPass:
     def state(self) -> dict[str, Any]:
         """A snapshot: a Page's cursor must not change after it was handed out."""
         return {"after": dict(self.after), "updated": self.updated, "edge": list(self.edge), "swept": self.swept,
-                "v3": dict(self.balances) if self.balances is not None else None, "v3_at": self.balances_at,
+                "v3": dict(self.balances) if self.balances is not None else None,
                 "ids": {k: list(v) for k, v in self.ids.items()}}
 
     # -- which wallets moved, from the v3 balances ----------------------------------------------
@@ -74,10 +73,10 @@ class WalletPass:
             return None
         return [{"id": wallet_id} for code in moved for wallet_id in self.ids[code]]
 
-    def remember(self, balances: dict[str, str], listed_at: float, listed: list[dict] | None) -> None:
-        """The balances this pass read up to (and when they were listed), and the v2 wallet
-        ids of each currency (when v2 was listed)."""
-        self.balances, self.balances_at = dict(balances), listed_at
+    def remember(self, balances: dict[str, str], listed: list[dict] | None) -> None:
+        """The balances this pass read up to, and the v2 wallet ids of each currency (when v2
+        was listed)."""
+        self.balances = dict(balances)
         if listed is not None:
             ids: dict[str, list[str]] = {}
             for w in listed:
