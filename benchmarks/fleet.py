@@ -8,7 +8,9 @@ Prints: wall time of the initial round against the lower bound that the rate bud
 page sizes and latency allow (the headline ratio), requests per broker, 429s and 418s
 received (target zero), rows per second, peak worker memory, CPU seconds per 1,000 rows,
 and the same for an incremental round after a fifth of the accounts changed. Every
-account's rows are checked against the sandbox's truth.
+account's rows are checked against the sandbox's truth. The workers meter every sync task
+execution (SYNC_TASK_METERING): executions, those without a request, CPU per execution,
+per request and per row.
 """
 from __future__ import annotations
 
@@ -162,9 +164,33 @@ def print_round(name: str, r: dict, bound: dict | None, usage: dict, minimum: di
           f"({1000 * usage['cpu_s'] / max(1, r['rows']):.2f}s per 1,000 rows); peak worker RSS {usage['peak_rss_mb']:.0f} MB")
 
 
+def metering_count() -> int:
+    from backend.sync import metering
+
+    return metering.count()
+
+
+def print_metering(since: int) -> dict:
+    """Where the workers' CPU went in the round, from the task metering (SYNC_TASK_METERING):
+    task executions, those that made no broker request (waits, retries, chain tasks whose step
+    was done), and the CPU per execution, per request and per row, with a fit of the three."""
+    from backend.sync import metering
+
+    figures = metering.summary(metering.executions(since))
+    print(f"   task executions {figures['executions']:,} ({figures['without_request']:,} without a request, "
+          f"{100 * figures['cpu_without_request_s'] / max(figures['cpu_s'], 1e-9):.1f}% of their CPU); "
+          f"CPU {figures['cpu_s']:.1f}s: {figures['cpu_per_execution_ms']:.1f} ms per execution, "
+          f"{figures['cpu_per_request_ms']:.1f} ms per request, {figures['cpu_per_1000_rows_s']:.2f} s per 1,000 rows")
+    if figures["fit"]:
+        print("   fit: {per_execution_ms:.1f} ms per execution + {per_request_ms:.2f} ms per request + "
+              "{per_row_ms:.3f} ms per row".format(**figures["fit"]))
+    return figures
+
+
 def main() -> int:
     args = parse_args()
-    env = common.BenchEnv(limits="real", concurrency=args.concurrency, workers=args.workers)
+    env = common.BenchEnv(limits="real", concurrency=args.concurrency, workers=args.workers,
+                          extra_env={"SYNC_TASK_METERING": "true"})
     try:
         env.start()
         env.control("POST", "/faults", {"target": "*", "latency_ms": args.latency_ms})
@@ -176,24 +202,26 @@ def main() -> int:
                                                                env.control("GET", f"/accounts/{a['account_id']}/truth")))
                     for a in accounts]
         bound = lower_bound(minimums, args.latency_ms / 1000, args.workers * args.concurrency)
-        cpu0 = env.worker_usage()["cpu_s"]
+        cpu0, metered0 = env.worker_usage()["cpu_s"], metering_count()
         initial = run_round(env, [c for _, c in pairs], args.timeout)
         usage = env.worker_usage()
         minimum = defaultdict(int)
         for broker, m in minimums:
             minimum[broker] += m["requests"]
         print_round("initial sync", initial, bound, {**usage, "cpu_s": usage["cpu_s"] - cpu0}, minimum)
+        initial["metering"] = print_metering(metered0)
         initial["truth_differences"] = check_truth(env, pairs)
         print_truth_check(initial["truth_differences"])
 
         rng = random.Random(args.seed + 1)
         for account, _ in rng.sample(pairs, k=max(1, len(pairs) // 5)):
             env.control("POST", f"/accounts/{account['account_id']}/advance", {})
-        cpu1 = env.worker_usage()["cpu_s"]
+        cpu1, metered1 = env.worker_usage()["cpu_s"], metering_count()
         incremental = run_round(env, [c for _, c in pairs], args.timeout)
         usage2 = env.worker_usage()
         print_round("incremental round (a fifth of the accounts changed)", incremental, None,
                     {**usage2, "cpu_s": usage2["cpu_s"] - cpu1})
+        incremental["metering"] = print_metering(metered1)
         incremental["truth_differences"] = check_truth(env, pairs)
         print_truth_check(incremental["truth_differences"])
         out = ROOT / "var" / "bench-fleet.json"

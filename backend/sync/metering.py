@@ -103,4 +103,29 @@ def summary(records: list[dict]) -> dict:
     return {"executions": len(records), "without_request": len(idle), "cpu_s": cpu,
             "cpu_without_request_s": sum(r["cpu_s"] for r in idle), "requests": requests, "rows": rows,
             "cpu_per_execution_ms": 1000 * cpu / max(1, len(records)),
-            "cpu_per_request_ms": 1000 * cpu / max(1, requests), "cpu_per_1000_rows_s": 1000 * cpu / max(1, rows)}
+            "cpu_per_request_ms": 1000 * cpu / max(1, requests), "cpu_per_1000_rows_s": 1000 * cpu / max(1, rows),
+            "fit": fit(records)}
+
+
+def fit(records: list[dict]) -> dict | None:
+    """Least squares of each execution's CPU as  a + b * requests + c * rows:  the fixed cost
+    of an execution (a), of a request (b) and of a row (c), in ms. None: too few records, or
+    requests and rows move together so the three cannot be told apart."""
+    if len(records) < 3:
+        return None
+    xs = [(1.0, float(r["requests"]), float(r["rows"])) for r in records]
+    ys = [1000 * r["cpu_s"] for r in records]
+    # normal equations (X'X) beta = X'y, solved by Gaussian elimination with partial pivoting
+    m = [[sum(x[i] * x[j] for x in xs) for j in range(3)] + [sum(x[i] * y for x, y in zip(xs, ys))]
+         for i in range(3)]
+    for col in range(3):
+        pivot = max(range(col, 3), key=lambda r: abs(m[r][col]))
+        if abs(m[pivot][col]) < 1e-9:
+            return None
+        m[col], m[pivot] = m[pivot], m[col]
+        for r in range(3):
+            if r != col:
+                factor = m[r][col] / m[col][col]
+                m[r] = [a - factor * b for a, b in zip(m[r], m[col])]
+    a, b, c = (m[i][3] / m[i][i] for i in range(3))
+    return {"per_execution_ms": a, "per_request_ms": b, "per_row_ms": c}

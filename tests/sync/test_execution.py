@@ -182,3 +182,24 @@ def test_metering_records_each_execution_cost(settings, sandbox, alpaca, redis_c
     assert figures["executions"] == 2 and figures["without_request"] == 1
     assert figures["cpu_per_request_ms"] == pytest.approx(1000 * (full["cpu_s"] + idle["cpu_s"]) / full["requests"])
     assert metering.executions_for_run(run.pk) == [full, idle]
+
+
+def test_the_metering_fit_recovers_the_fixed_costs():
+    """Hand-worked: executions costing 45 ms + 7 ms per request + 0.5 ms per row exactly.
+       (0 requests, 0 rows)      45 ms
+       (10 requests, 0 rows)     45 + 70       = 115 ms
+       (0 requests, 1000 rows)   45 + 500      = 545 ms
+       (5 requests, 200 rows)    45 + 35 + 100 = 180 ms"""
+    records = [{"cpu_s": ms / 1000, "requests": req, "rows": rows}
+               for req, rows, ms in [(0, 0, 45), (10, 0, 115), (0, 1000, 545), (5, 200, 180)]]
+    fitted = metering.fit(records)
+    assert fitted["per_execution_ms"] == pytest.approx(45)
+    assert fitted["per_request_ms"] == pytest.approx(7)
+    assert fitted["per_row_ms"] == pytest.approx(0.5)
+    figures = metering.summary(records)
+    # 885 ms over 4 executions, 15 requests, 1,200 rows
+    assert figures["cpu_per_execution_ms"] == pytest.approx(885 / 4)
+    assert figures["cpu_per_request_ms"] == pytest.approx(885 / 15)
+    assert figures["cpu_per_1000_rows_s"] == pytest.approx(0.885 / 1.2)
+    assert figures["without_request"] == 2
+    assert metering.fit(records[:2]) is None                     # too few to tell three costs apart
