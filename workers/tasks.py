@@ -1,7 +1,8 @@
 """Thin tasks. Each takes ids (never a secret), takes the connection's lock, calls one
 service function, and lets workers/retry.py decide what an error means. A sync step's task
-may run the steps after its own too (backend/sync/execution.py); the later tasks then find
-theirs done and return at once.
+may run the steps after its own too (backend/sync/execution.py); the chain's tasks for
+steps it ran are then not sent (one that arrives anyway, re-delivered, finds its step done
+and returns at once).
 
     sync chain:  fetch_positions -> fetch_transactions -> fetch_orders -> reconcile -> write_log
     beat:        dispatch_due_syncs (every minute), reap_stale_runs (every minute)
@@ -66,6 +67,7 @@ def _execute(task, run_id: int, step: str, slot_wait: str, meter) -> int:
     # returns at once, and the chain goes on; our own retry (or a wait) goes on from where
     # the run is.
     if execution.is_finished(run, step) and not (task.request.retries or slot_wait):
+        _skip_done_steps(task, run)
         return run_id
     if not run.is_active:
         raise Ignore()                           # ended (failed, canceled) before this step
@@ -77,6 +79,7 @@ def _execute(task, run_id: int, step: str, slot_wait: str, meter) -> int:
         runner.run_from(step)
         if meter is not None:
             meter.record["steps"] = runner.steps_run
+        _skip_done_steps(task, run)
     except Exception as exc:
         failed = runner.step or step
         if meter is not None:
@@ -95,6 +98,17 @@ def _execute(task, run_id: int, step: str, slot_wait: str, meter) -> int:
     finally:
         lock.release()
     return run_id
+
+
+def _skip_done_steps(task, run) -> None:
+    """The chain's next tasks whose steps this execution already ran would only load the run
+    and return: they are not sent (a sync done in one execution is one task). Each step's
+    start, end and counts stay in run.steps."""
+    from backend.sync.execution import is_finished
+
+    chain = task.request.chain
+    while chain and is_finished(run, TASK_STEPS.get(chain[-1].get("task"), "")):
+        chain.pop()
 
 
 def _note_retry(run, exc: Exception, countdown: float) -> None:
@@ -147,6 +161,8 @@ def write_log(self, run_id: int, slot_wait: str = "") -> int:
     return run_sync_step(self, run_id, "write_log", slot_wait)
 
 
+TASK_STEPS = {"sync.fetch_positions": "positions", "sync.fetch_transactions": "transactions",
+              "sync.fetch_orders": "orders", "sync.reconcile": "reconcile", "sync.write_log": "write_log"}
 STEP_TASKS = {"positions": fetch_positions, "transactions": fetch_transactions, "orders": fetch_orders,
               "reconcile": reconcile, "write_log": write_log}
 
