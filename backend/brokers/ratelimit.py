@@ -129,7 +129,7 @@ end
 _SLOT_CLAIM = _GRANT + """
 local slots, waiters, leases = KEYS[1], KEYS[2], KEYS[3]
 local now, expires, holder, most = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
-local member, lease, reserve, wake = ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8]
+local member, lease, reserve, wake, arrival = ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8], tonumber(ARGV[9])
 redis.call('ZREMRANGEBYSCORE', slots, '-inf', now)
 if redis.call('ZSCORE', slots, holder) then
   redis.call('ZADD', slots, expires, holder)
@@ -138,7 +138,7 @@ if redis.call('ZSCORE', slots, holder) then
   keep(slots, now)
   return {1}
 end
-if not redis.call('ZSCORE', waiters, member) then redis.call('ZADD', waiters, now, member) end
+if not redis.call('ZSCORE', waiters, member) then redis.call('ZADD', waiters, arrival, member) end
 redis.call('HSET', leases, member, lease)
 local ttl = math.ceil((lease - now) * 1000) + 60000
 redis.call('PEXPIRE', waiters, ttl)
@@ -240,10 +240,13 @@ class RateLimiter:
         return [f"{self.prefix}:slots:{scope}", f"{self.prefix}:slotwait:{scope}",
                 f"{self.prefix}:slotwait-lease:{scope}"]
 
-    def claim_slot(self, broker: str, scope: str, member: str, ttl: float, lease: float) -> SlotClaim:
+    def claim_slot(self, broker: str, scope: str, member: str, ttl: float, lease: float,
+                   arrival: float | None = None) -> SlotClaim:
         """A slot for `member`'s holder (the part before "|") for `ttl` seconds, or a place in
-        the scope's wait queue, kept for `lease` seconds, behind those who came first. The
-        claim may also hand freed slots to waiters ahead: the caller wakes `woken`."""
+        the scope's wait queue, kept for `lease` seconds, behind those who came first
+        (`arrival`, default now: a run passes when it started, so its later steps are not sent
+        behind runs that started after it). The claim may also hand freed slots to waiters
+        ahead: the caller wakes `woken`."""
         rule = self.rules.get(broker)
         if rule is None or rule.max_active_steps <= 0:
             return SlotClaim(True)
@@ -251,7 +254,8 @@ class RateLimiter:
         holder = member.split("|", 1)[0]
         answer = self._slot_claim(keys=self._slot_keys(scope),
                                   args=[now, now + ttl, holder, rule.max_active_steps, member, now + lease,
-                                        now + SLOT_RESERVE_SECONDS, f"{self.prefix}:slotwake:"])
+                                        now + SLOT_RESERVE_SECONDS, f"{self.prefix}:slotwake:",
+                                        now if arrival is None else arrival])
         return SlotClaim(bool(int(answer[0])), tuple(_text(w) for w in answer[1:]))
 
     def release_slot_and_wake(self, broker: str, scope: str, holder: str) -> tuple[str, ...]:

@@ -109,17 +109,21 @@ class Execution:
         self.steps_run: list[str] = []
         self.step = ""                 # the step running now (what a failure is recorded against)
         run.renew_lock = lock.renew    # the pipeline calls it at every checkpoint
+        run.keep_slot = True           # a budget slot is kept from one step to the next ...
 
     def run_from(self, start: str) -> list[str]:
-        step = first_unfinished(self.run, start)
-        while step is not None:
-            self.step = step
-            pipeline.run_step(self.run, step, self.adapter_factory)
-            self.steps_run.append(step)
-            if step == CHAIN_STEPS[-1] or not self.run.is_active:
-                break
-            self.lock.renew()
-            if self.clock() - self.started >= self.continue_seconds:
-                break
-            step = first_unfinished(self.run, step)
+        try:
+            step = first_unfinished(self.run, start)
+            while step is not None:
+                self.step = step
+                pipeline.run_step(self.run, step, self.adapter_factory)
+                self.steps_run.append(step)
+                if step == CHAIN_STEPS[-1] or not self.run.is_active:
+                    break
+                self.lock.renew()
+                if self.clock() - self.started >= self.continue_seconds:
+                    break
+                step = first_unfinished(self.run, step)
+        finally:
+            pipeline.release_slot(self.run)     # ... and given back when the execution ends
         return self.steps_run

@@ -176,29 +176,44 @@ class SlotWait(RateLimited):
 def _step_slot(run: SyncRun, adapter: BrokerAdapter, step: str):
     """A slot of the broker's budget scope, where its rule caps how many steps spend it at
     once (Binance: one weight budget per IP for every user). Without one, the step joins
-    the scope's wait queue (by arrival) and gives its thread back, spending no weight; the
-    step that releases a slot wakes the next waiter at once. The slot lasts a lease and is
-    renewed at every checkpoint; a dead worker's slot expires, a dead waiter is dropped."""
+    the scope's wait queue (ordered by when its run started) and gives its thread back,
+    spending no weight; the step that releases a slot wakes the next waiter at once. The
+    slot lasts a lease and is renewed at every checkpoint; a dead worker's slot expires, a
+    dead waiter is dropped. A task execution that runs several steps keeps its slot from
+    one step to the next (`run.keep_slot`) and gives it back when it ends."""
     session = adapter.session
     limiter, holder, ttl = session.limiter, f"run:{run.pk}", settings.SYNC_RUN_LEASE_SECONDS
     if limiter is None:
         yield
         return
-    member, fallback = f"{holder}|{step}", settings.SYNC_SLOT_WAIT_SECONDS
-    claim = limiter.claim_slot(session.broker, session.scope, member, ttl, lease=fallback + SLOT_WAIT_GRACE)
-    wake_waiters(session.broker, claim.woken)
-    if not claim.taken:
-        raise SlotWait(f"{session.broker}: every step slot of its shared budget is in use; waiting in line",
-                       member=member, retry_after=fallback)
-    run.renew_slot = lambda: limiter.take_slot(session.broker, session.scope, holder, ttl)
+    if getattr(run, "held_slot", None) is None:
+        member, fallback = f"{holder}|{step}", settings.SYNC_SLOT_WAIT_SECONDS
+        arrival = (run.started_at or timezone.now()).timestamp()
+        claim = limiter.claim_slot(session.broker, session.scope, member, ttl, lease=fallback + SLOT_WAIT_GRACE,
+                                   arrival=arrival)
+        wake_waiters(session.broker, claim.woken)
+        if not claim.taken:
+            raise SlotWait(f"{session.broker}: every step slot of its shared budget is in use; waiting in line",
+                           member=member, retry_after=fallback)
+        run.held_slot = (limiter, session.broker, session.scope, holder)
+        run.renew_slot = lambda: limiter.take_slot(session.broker, session.scope, holder, ttl)
     try:
         yield
     finally:
-        run.renew_slot = None
-        try:
-            wake_waiters(session.broker, limiter.release_slot_and_wake(session.broker, session.scope, holder))
-        except Exception:  # noqa: BLE001 - Redis away: the slot expires by itself; keep the step's own error
-            log.warning("sync.slot_not_released run=%s scope=%s", run.pk, session.scope)
+        if not getattr(run, "keep_slot", False):
+            release_slot(run)
+
+
+def release_slot(run: SyncRun) -> None:
+    """Give the run's budget slot back (if it holds one) and wake whoever it goes to."""
+    held, run.held_slot, run.renew_slot = getattr(run, "held_slot", None), None, None
+    if held is None:
+        return
+    limiter, broker, scope, holder = held
+    try:
+        wake_waiters(broker, limiter.release_slot_and_wake(broker, scope, holder))
+    except Exception:  # noqa: BLE001 - Redis away: the slot expires by itself; keep the step's own error
+        log.warning("sync.slot_not_released run=%s scope=%s", run.pk, scope)
 
 
 def wake_waiters(broker: str, members: tuple[str, ...]) -> None:

@@ -203,3 +203,45 @@ def test_the_metering_fit_recovers_the_fixed_costs():
     assert figures["cpu_per_1000_rows_s"] == pytest.approx(0.885 / 1.2)
     assert figures["without_request"] == 2
     assert metering.fit(records[:2]) is None                     # too few to tell three costs apart
+
+
+def test_an_execution_keeps_its_budget_slot_across_steps_and_gives_it_back_at_its_end(sandbox, redis_client,
+                                                                                    monkeypatch):
+    """Binance: with one slot left, the execution takes it at its first step, runs every step
+    on it (a waiter that came meanwhile is not handed it between steps), and its end hands
+    it to that waiter."""
+    from django.conf import settings
+
+    from backend.brokers.registry import default_limiter
+
+    sandbox.sims["binance"].reset_limits()
+    account = sandbox_account(sandbox, broker="binance", environment="live", seed=31, positions=4, activities=80)
+    connection = make_connection(account, broker="binance")
+    limiter = default_limiter()
+    scope = pipeline.adapter_for(connection).session.scope
+    others = [f"run:other-{i}" for i in range(settings.BROKER_RATE_LIMITS["binance"]["max_active_steps"] - 1)]
+    assert all(limiter.take_slot("binance", scope, holder, ttl=120) for holder in others)
+    run = SyncRun.objects.create(connection=connection, trigger="test")
+    lock = execution.ConnectionLock(connection.pk)
+    assert lock.acquire()
+    seen = []
+    runner = execution.Execution(execution.load_run(run.pk), lock)
+
+    real_step = pipeline.run_step
+
+    def step_then_a_newcomer(run, name, factory):       # the real step, then someone asks for a slot
+        real_step(run, name, factory)
+        if name == "positions":
+            seen.append(limiter.claim_slot("binance", scope, "run:late|positions", ttl=60, lease=600).taken)
+
+    monkeypatch.setattr(pipeline, "run_step", step_then_a_newcomer)
+    try:
+        steps = runner.run_from("positions")
+    finally:
+        lock.release()
+    assert steps == ["positions", "transactions", "orders", "reconcile", "write_log"]
+    assert seen == [False]                                    # the slot stayed with the execution
+    assert limiter.waiters(scope) == []                       # its end handed the slot to the waiter
+    assert limiter.claim_slot("binance", scope, "run:late|positions", ttl=60, lease=600).taken
+    for holder in [*others, "run:late"]:
+        limiter.release_slot("binance", scope, holder)
