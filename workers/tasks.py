@@ -14,7 +14,6 @@ from contextlib import contextmanager
 
 from celery import chain
 from celery.exceptions import Ignore
-from django.conf import settings
 from django.db import close_old_connections
 
 from .celery_app import app
