@@ -18,6 +18,8 @@ budgets, and the bound divides Binance's weight among them. `--kill-worker-at F`
 worker once a fraction F of the initial round's runs ended and starts a replacement; the
 run is re-queued by the reaper (called here every few seconds, as beat would each minute,
 with a lease of LEASE_ON_KILL seconds) and the truth check then proves nothing lost or doubled.
+The workers meter every sync task execution (SYNC_TASK_METERING): executions, those
+without a request, CPU per execution, per request and per row.
 """
 from __future__ import annotations
 
@@ -230,10 +232,35 @@ def print_round(name: str, r: dict, bound: dict | None, usage: dict, minimum: di
           f"({1000 * usage['cpu_s'] / max(1, r['rows']):.2f}s per 1,000 rows); peak worker RSS {usage['peak_rss_mb']:.0f} MB")
 
 
+def metering_count() -> int:
+    from backend.sync import metering
+
+    return metering.count()
+
+
+def print_metering(since: int) -> dict:
+    """Where the workers' CPU went in the round, from the task metering (SYNC_TASK_METERING):
+    task executions, those that made no broker request (waits, retries, chain tasks whose step
+    was done), and the CPU per execution, per request and per row, with a fit of the three."""
+    from backend.sync import metering
+
+    figures = metering.summary(metering.executions(since))
+    print(f"   task executions {figures['executions']:,} ({figures['without_request']:,} without a request, "
+          f"{100 * figures['cpu_without_request_s'] / max(figures['cpu_s'], 1e-9):.1f}% of their CPU); "
+          f"CPU {figures['cpu_s']:.1f}s: {figures['cpu_per_execution_ms']:.1f} ms per execution, "
+          f"{figures['cpu_per_request_ms']:.1f} ms per request, {figures['cpu_per_1000_rows_s']:.2f} s per 1,000 rows")
+    if figures["fit"]:
+        print("   fit: {per_execution_ms:.1f} ms per execution + {per_request_ms:.2f} ms per request + "
+              "{per_row_ms:.3f} ms per row".format(**figures["fit"]))
+    return figures
+
+
 def main() -> int:
     args = parse_args()
     # With a worker to kill, a short lease lets the reaper re-queue its runs within the round.
-    extra = {"SYNC_RUN_LEASE_SECONDS": str(LEASE_ON_KILL)} if args.kill_worker_at is not None else None
+    extra = {"SYNC_TASK_METERING": "true"}
+    if args.kill_worker_at is not None:
+        extra["SYNC_RUN_LEASE_SECONDS"] = str(LEASE_ON_KILL)
     env = common.BenchEnv(limits="real", concurrency=args.concurrency, workers=args.workers, egress=args.egress,
                           extra_env=extra)
     try:
@@ -247,24 +274,26 @@ def main() -> int:
                                                                env.control("GET", f"/accounts/{a['account_id']}/truth")))
                     for a in accounts]
         bound = lower_bound(minimums, args.latency_ms / 1000, args.workers * args.concurrency, args.egress)
-        cpu0 = env.worker_usage()["cpu_s"]
+        cpu0, metered0 = env.worker_usage()["cpu_s"], metering_count()
         initial = run_round(env, [c for _, c in pairs], args.timeout, args.kill_worker_at)
         usage = env.worker_usage()
         minimum = defaultdict(int)
         for broker, m in minimums:
             minimum[broker] += m["requests"]
         print_round("initial sync", initial, bound, {**usage, "cpu_s": usage["cpu_s"] - cpu0}, minimum, args.egress)
+        initial["metering"] = print_metering(metered0)
         initial["truth_differences"] = check_truth(env, pairs)
         print_truth_check(initial["truth_differences"])
 
         rng = random.Random(args.seed + 1)
         for account, _ in rng.sample(pairs, k=max(1, len(pairs) // 5)):
             env.control("POST", f"/accounts/{account['account_id']}/advance", {})
-        cpu1 = env.worker_usage()["cpu_s"]
+        cpu1, metered1 = env.worker_usage()["cpu_s"], metering_count()
         incremental = run_round(env, [c for _, c in pairs], args.timeout)
         usage2 = env.worker_usage()
         print_round("incremental round (a fifth of the accounts changed)", incremental, None,
                     {**usage2, "cpu_s": usage2["cpu_s"] - cpu1}, egress=args.egress)
+        incremental["metering"] = print_metering(metered1)
         incremental["truth_differences"] = check_truth(env, pairs)
         print_truth_check(incremental["truth_differences"])
         out = ROOT / "var" / "bench-fleet.json"

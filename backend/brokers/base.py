@@ -34,6 +34,10 @@ class BrokerAdapter(ABC):
         self.credentials = credentials
         self.environment = environment
         self.session = session
+        # What one step leaves for a later step of the same task execution (the pipeline
+        # gives every adapter of one execution the same dict): a listing that both need,
+        # read once. Never relied on: a step run in another execution reads its own.
+        self.handoff: dict[str, Any] = {}
 
     # -- the four questions -------------------------------------------------------------
     @abstractmethod

@@ -75,6 +75,10 @@ BROKER_RATE_LIMITS.update(env.json("BROKER_RATE_LIMITS_JSON", default={}))
 BROKER_EGRESS_IP = env("BROKER_EGRESS_IP", default="")
 BINANCE_EGRESS_IP = env("BINANCE_EGRESS_IP", default="")
 
+# Coinbase: between full passes, a sync reads only the v2 wallets whose v3 balance or
+# updated_at moved; every wallet is read at least this often.
+COINBASE_WALLET_FULL_PASS_HOURS = env.float("COINBASE_WALLET_FULL_PASS_HOURS", default=24.0)
+
 BROKER_SESSION_POLICY = {
     "connect_timeout": env.float("BROKER_CONNECT_TIMEOUT", default=3.05),
     "read_timeout": env.float("BROKER_READ_TIMEOUT", default=20.0),
