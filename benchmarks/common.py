@@ -77,11 +77,16 @@ def bench_django(**env: str) -> None:
 
 class BenchEnv:
     def __init__(self, *, limits: str = "off", concurrency: int = 8, workers: int = 1,
-                 extra_env: dict | None = None):
+                 extra_env: dict | None = None, egress: int = 1):
+        """`egress`: loopback source addresses (127.0.0.1 ...) the workers are spread over
+        (BROKER_EGRESS_IP), each with its own per-IP budgets; 1 leaves the OS to pick."""
         self.limits = limits
         self.concurrency = concurrency
         self.n_workers = workers
+        self.egress = egress
         self.workers: list = []
+        self.retired: list[dict] = []          # the last usage of each worker that was killed
+        self._last_usage: dict[int, tuple[float, float]] = {}
         self.sandbox_port = free_port_block()
         self.env = {**os.environ, "DJANGO_SETTINGS_MODULE": "backend.config.settings", "BROKERSYNC_ENV": "local",
                     "DATABASE_URL": BENCH_DATABASE_URL, "REDIS_URL": BENCH_REDIS_URL, "DEBUG": "false",
@@ -117,15 +122,36 @@ class BenchEnv:
                               logs / "bench-sandbox.log")
         procs.wait_http(self.control_url + "/health", sandbox, "sandbox")
         from workers.celery_app import app
-        from workers.routing import all_queue_names
 
         for i in range(self.n_workers):
-            self.workers.append(procs.start(f"worker{i}", procs.worker_cmd(all_queue_names(), self.concurrency,
-                                                                           f"bench{i}"),
-                                            self.env, logs / f"bench-worker{i}.log"))
+            self.workers.append(self._start_worker(i))
         self.worker = self.workers[0]
         for worker in self.workers:
             procs.wait_worker(app, worker)
+
+    def egress_ip(self, i: int) -> str:
+        return f"127.0.0.{i % self.egress + 1}" if self.egress > 1 else ""
+
+    def _start_worker(self, i: int, suffix: str = ""):
+        from workers.routing import all_queue_names
+
+        env = {**self.env, "BROKER_EGRESS_IP": self.egress_ip(i)} if self.egress > 1 else self.env
+        return procs.start(f"worker{i}{suffix}", procs.worker_cmd(all_queue_names(), self.concurrency,
+                                                                  f"bench{i}{suffix}"),
+                           env, ROOT / "var" / f"bench-worker{i}{suffix}.log")
+
+    def kill_worker(self, i: int) -> None:
+        """kill -9 worker i mid-work (its usage up to now is kept) and start a replacement
+        on the same egress address, so the round completes."""
+        import signal
+
+        victim = self.workers[i]
+        usage = self._usage_of(victim)
+        os.killpg(victim.pid, signal.SIGKILL)
+        victim.wait()
+        self.retired.append({"cpu_s": usage[0], "peak_rss_mb": usage[1]})
+        self.workers[i] = self._start_worker(i, f"r{len(self.retired)}")
+        self.worker = self.workers[0]
 
     def stop(self) -> None:
         procs.stop_all()
@@ -133,15 +159,27 @@ class BenchEnv:
     def worker_usage(self) -> dict:
         """CPU seconds (all workers) and the largest peak resident memory of one worker
         process (threads pool: each worker is one process)."""
-        ticks = os.sysconf("SC_CLK_TCK")
-        cpu, peak = 0.0, 0.0
+        cpu = sum(r["cpu_s"] for r in self.retired)
+        peak = max([r["peak_rss_mb"] for r in self.retired], default=0.0)
         for worker in self.workers:
+            worker_cpu, worker_peak = self._usage_of(worker)
+            cpu += worker_cpu
+            peak = max(peak, worker_peak)
+        return {"cpu_s": cpu, "peak_rss_mb": peak, "workers": len(self.workers), "killed": len(self.retired)}
+
+    def _usage_of(self, worker) -> tuple[float, float]:
+        """(CPU seconds, peak RSS MB) of one worker process; the last ones read while it
+        lived once it is gone (a dead process has no /proc entry, a zombie no VmHWM)."""
+        ticks = os.sysconf("SC_CLK_TCK")
+        try:
             stat = Path(f"/proc/{worker.pid}/stat").read_text().rsplit(")", 1)[1].split()
             status = dict(line.split(":", 1) for line in Path(f"/proc/{worker.pid}/status").read_text().splitlines()
                           if ":" in line)
-            cpu += (int(stat[11]) + int(stat[12])) / ticks
-            peak = max(peak, int(status["VmHWM"].split()[0]) / 1024)
-        return {"cpu_s": cpu, "peak_rss_mb": peak, "workers": len(self.workers)}
+            usage = ((int(stat[11]) + int(stat[12])) / ticks, int(status["VmHWM"].split()[0]) / 1024)
+        except (OSError, KeyError, IndexError, ValueError):
+            return self._last_usage.get(worker.pid, (0.0, 0.0))
+        self._last_usage[worker.pid] = usage
+        return usage
 
     # -- sandbox ------------------------------------------------------------------------
     def control(self, method: str, path: str, body: dict | None = None) -> dict:

@@ -1,5 +1,8 @@
 """Thin tasks. Each takes ids (never a secret), takes the connection's lock, calls one
-service function, and lets workers/retry.py decide what an error means.
+service function, and lets workers/retry.py decide what an error means. A sync step's task
+may run the steps after its own too (backend/sync/execution.py); the chain's tasks for
+steps it ran are then not sent (one that arrives anyway, re-delivered, finds its step done
+and returns at once).
 
     sync chain:  fetch_positions -> fetch_transactions -> fetch_orders -> reconcile -> write_log
     beat:        dispatch_due_syncs (every minute), reap_stale_runs (every minute)
@@ -11,7 +14,6 @@ from contextlib import contextmanager
 
 from celery import chain
 from celery.exceptions import Ignore
-from django.conf import settings
 from django.db import close_old_connections
 
 from .celery_app import app
@@ -27,52 +29,85 @@ DATABASE_RETRY_SECONDS = 5
 @contextmanager
 def connection_lock(connection_id: int):
     """One worker per connection at a time, across all processes. Expires with the lease
-    so a killed worker cannot hold it forever."""
-    from backend.brokers.registry import default_limiter
+    so a killed worker cannot hold it forever (backend/sync/execution.ConnectionLock)."""
+    from backend.sync.execution import ConnectionLock
 
-    lock = default_limiter().redis.lock(f"bs:lock:connection:{connection_id}",
-                                        timeout=settings.SYNC_RUN_LEASE_SECONDS, blocking=False)
-    acquired = lock.acquire(blocking=False)
-    try:
+    with ConnectionLock(connection_id) as acquired:
         yield acquired
-    finally:
-        if acquired:
-            try:
-                lock.release()
-            except Exception:  # expired meanwhile: someone else may hold it now, leave theirs alone
-                log.warning("sync.lock_expired connection=%s", connection_id)
 
 
-def run_sync_step(task, run_id: int, step: str) -> int:
-    from backend.sync import pipeline, services
-    from backend.sync.models import SyncRun
+def run_sync_step(task, run_id: int, step: str, slot_wait: str = "") -> int:
+    """The chain's task for `step`. It loads the run once, takes the connection's lock and
+    runs this step and, while the execution is young, the steps after it (see
+    backend/sync/execution.py). A task whose step an earlier execution already finished
+    returns at once, and the chain goes on."""
+    from backend.sync import metering
 
+    with metering.metered(task.name, run_id) as meter:
+        return _execute(task, run_id, step, slot_wait, meter)
+
+
+def _execute(task, run_id: int, step: str, slot_wait: str, meter) -> int:
+    from backend.brokers.registry import default_limiter
+    from backend.sync import execution, services
+
+    if slot_wait and default_limiter().was_woken(slot_wait):
+        raise Ignore()              # a freed slot woke this run while it waited: its resent chain goes on
     try:
-        run = SyncRun.objects.select_related("connection").filter(pk=run_id).first()
+        run = execution.load_run(run_id)
     except DATABASE_TRANSIENT:
         close_old_connections()
         raise task.retry(countdown=DATABASE_RETRY_SECONDS, max_retries=None)
-    if run is None or not run.is_active:
-        raise Ignore()                           # deleted with its connection, or already ended
-    if run.steps.get(step, {}).get("finished_at"):
-        return run_id                            # re-delivered after it had finished: nothing to redo
-    with connection_lock(run.connection_id) as locked:
-        if not locked:
-            raise task.retry(countdown=LOCK_RETRY_SECONDS, max_retries=None)
-        try:
-            pipeline.run_step(run, step)
-        except Exception as exc:
-            decision = decide(exc, services.sync_retry_count(run=run, error=exc))
-            if decision.action == "retry":
-                _note_retry(run, exc, decision.countdown)
-                log.info("sync.step_retry run=%s step=%s kind=%s countdown=%.1f",
-                         run_id, step, getattr(exc, "kind", "?"), decision.countdown)
-                raise task.retry(countdown=decision.countdown, max_retries=None)
-            if not hasattr(exc, "kind"):
-                log.exception("sync.step_crashed run=%s step=%s", run_id, step)
-            services.sync_fail(run=run, step=step, error=exc)
-            raise Ignore()                       # stops the chain; the run records why
+    if run is None:
+        raise Ignore()                           # deleted with its connection
+    if meter is not None:
+        meter.loaded(run)
+    # A fresh task whose step is done (an earlier execution ran it, or this is a re-delivery)
+    # returns at once, and the chain goes on; our own retry (or a wait) goes on from where
+    # the run is.
+    if execution.is_finished(run, step) and not (task.request.retries or slot_wait):
+        _skip_done_steps(task, run)
+        return run_id
+    if not run.is_active:
+        raise Ignore()                           # ended (failed, canceled) before this step
+    lock = execution.ConnectionLock(run.connection_id)
+    if not lock.acquire():
+        raise task.retry(countdown=LOCK_RETRY_SECONDS, max_retries=None)
+    runner = execution.Execution(run, lock)
+    try:
+        runner.run_from(step)
+        if meter is not None:
+            meter.record["steps"] = runner.steps_run
+        _skip_done_steps(task, run)
+    except Exception as exc:
+        failed = runner.step or step
+        if meter is not None:
+            meter.record["steps"] = runner.steps_run + [failed]
+        decision = decide(exc, services.sync_retry_count(run=run, error=exc))
+        if decision.action == "retry":
+            _note_retry(run, exc, decision.countdown)
+            log.info("sync.step_retry run=%s step=%s kind=%s countdown=%.1f",
+                     run_id, failed, getattr(exc, "kind", "?"), decision.countdown)
+            raise task.retry(countdown=decision.countdown, max_retries=None,
+                             kwargs={"slot_wait": getattr(exc, "member", "")})
+        if not hasattr(exc, "kind"):
+            log.exception("sync.step_crashed run=%s step=%s", run_id, failed)
+        services.sync_fail(run=run, step=failed, error=exc)
+        raise Ignore()                       # stops the chain; the run records why
+    finally:
+        lock.release()
     return run_id
+
+
+def _skip_done_steps(task, run) -> None:
+    """The chain's next tasks whose steps this execution already ran would only load the run
+    and return: they are not sent (a sync done in one execution is one task). Each step's
+    start, end and counts stay in run.steps."""
+    from backend.sync.execution import is_finished
+
+    chain = task.request.chain
+    while chain and is_finished(run, TASK_STEPS.get(chain[-1].get("task"), "")):
+        chain.pop()
 
 
 def _note_retry(run, exc: Exception, countdown: float) -> None:
@@ -101,30 +136,32 @@ STEP_OPTIONS = {"bind": True, "acks_late": True, "max_retries": None, "ignore_re
 
 
 @app.task(name="sync.fetch_positions", **STEP_OPTIONS)
-def fetch_positions(self, run_id: int) -> int:
-    return run_sync_step(self, run_id, "positions")
+def fetch_positions(self, run_id: int, slot_wait: str = "") -> int:
+    return run_sync_step(self, run_id, "positions", slot_wait)
 
 
 @app.task(name="sync.fetch_transactions", **STEP_OPTIONS)
-def fetch_transactions(self, run_id: int) -> int:
-    return run_sync_step(self, run_id, "transactions")
+def fetch_transactions(self, run_id: int, slot_wait: str = "") -> int:
+    return run_sync_step(self, run_id, "transactions", slot_wait)
 
 
 @app.task(name="sync.fetch_orders", **STEP_OPTIONS)
-def fetch_orders(self, run_id: int) -> int:
-    return run_sync_step(self, run_id, "orders")
+def fetch_orders(self, run_id: int, slot_wait: str = "") -> int:
+    return run_sync_step(self, run_id, "orders", slot_wait)
 
 
 @app.task(name="sync.reconcile", **STEP_OPTIONS)
-def reconcile(self, run_id: int) -> int:
-    return run_sync_step(self, run_id, "reconcile")
+def reconcile(self, run_id: int, slot_wait: str = "") -> int:
+    return run_sync_step(self, run_id, "reconcile", slot_wait)
 
 
 @app.task(name="sync.write_log", **STEP_OPTIONS)
-def write_log(self, run_id: int) -> int:
-    return run_sync_step(self, run_id, "write_log")
+def write_log(self, run_id: int, slot_wait: str = "") -> int:
+    return run_sync_step(self, run_id, "write_log", slot_wait)
 
 
+TASK_STEPS = {"sync.fetch_positions": "positions", "sync.fetch_transactions": "transactions",
+              "sync.fetch_orders": "orders", "sync.reconcile": "reconcile", "sync.write_log": "write_log"}
 STEP_TASKS = {"positions": fetch_positions, "transactions": fetch_transactions, "orders": fetch_orders,
               "reconcile": reconcile, "write_log": write_log}
 

@@ -34,6 +34,10 @@ class BrokerAdapter(ABC):
         self.credentials = credentials
         self.environment = environment
         self.session = session
+        # What one step leaves for a later step of the same task execution (the pipeline
+        # gives every adapter of one execution the same dict): a listing that both need,
+        # read once. Never relied on: a step run in another execution reads its own.
+        self.handoff: dict[str, Any] = {}
 
     # -- the four questions -------------------------------------------------------------
     @abstractmethod
@@ -78,6 +82,12 @@ class BrokerAdapter(ABC):
 
     # -- helpers shared by every adapter ------------------------------------------------
     @classmethod
+    def adapter_options(cls, options: dict[str, Any]) -> dict[str, Any]:
+        """Constructor arguments from a connection's switches (BrokerConnection.options).
+        Default: the adapter reads none."""
+        return {}
+
+    @classmethod
     def rate_scope(cls, credentials: Credentials, environment: str) -> str:
         """The key our shared limiter counts under. Default: per API key, which is
         what Alpaca (per account = per key), Kraken and Coinbase count. Binance
@@ -102,15 +112,9 @@ class BrokerAdapter(ABC):
 
 
 def egress_ip() -> str:
-    """The IP our requests leave from, as the operator names it (BINANCE_EGRESS_IP): the
-    scope of budgets a broker counts per IP. Settings are read when asked, so adapters
-    import without Django."""
-    try:
-        from django.conf import settings
-        from django.core.exceptions import ImproperlyConfigured
-    except ImportError:
-        return "default"
-    try:
-        return str(getattr(settings, "BINANCE_EGRESS_IP", "") or "default")
-    except ImproperlyConfigured:
-        return "default"
+    """The IP our requests leave from, as this worker names it (BROKER_EGRESS_IP, bound as
+    the source address; else BINANCE_EGRESS_IP): the scope of budgets a broker counts per
+    IP (egress.py)."""
+    from .egress import egress_ip as current
+
+    return current()

@@ -86,6 +86,86 @@ return 0
 """
 
 
+# Slots with a wait queue. A step that finds every slot of its scope held joins the queue
+# (ordered by arrival; `member` is "<holder>|<what to wake>") with a lease, and gives its
+# thread back. Whenever a slot frees (released, or expired and noticed by the next claim),
+# the script hands it to the live waiters in arrival order: the slot is reserved for the
+# waiter's holder, a wake mark is left for it, and the caller wakes it at once. A waiter
+# whose lease ran out (its run ended, its retry was lost) is dropped when it is reached.
+_GRANT = """
+local function keep(slots, now)
+  local longest = redis.call('ZRANGE', slots, -1, -1, 'WITHSCORES')
+  if longest[2] then redis.call('PEXPIRE', slots, math.ceil((tonumber(longest[2]) - now) * 1000) + 1000) end
+end
+local function grant(slots, waiters, leases, now, most, reserve, wake, caller, caller_expires)
+  local woken, got = {}, 0
+  local free = most - redis.call('ZCARD', slots)
+  if free <= 0 then return got, woken end
+  local queue = redis.call('ZRANGE', waiters, 0, -1)
+  for i = 1, #queue do
+    if free <= 0 then break end
+    local w = queue[i]
+    redis.call('ZREM', waiters, w)
+    local lease = tonumber(redis.call('HGET', leases, w) or '0')
+    redis.call('HDEL', leases, w)
+    if lease >= now then
+      local holder = string.match(w, '^([^|]+)')
+      if w == caller then
+        redis.call('ZADD', slots, caller_expires, holder)
+        got = 1
+      else
+        redis.call('ZADD', slots, reserve, holder)
+        redis.call('SET', wake .. w, '1', 'EX', 86400)
+        table.insert(woken, w)
+      end
+      free = free - 1
+    end
+  end
+  keep(slots, now)
+  return got, woken
+end
+"""
+
+_SLOT_CLAIM = _GRANT + """
+local slots, waiters, leases = KEYS[1], KEYS[2], KEYS[3]
+local now, expires, holder, most = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
+local member, lease, reserve, wake, arrival = ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8], tonumber(ARGV[9])
+redis.call('ZREMRANGEBYSCORE', slots, '-inf', now)
+if redis.call('ZSCORE', slots, holder) then
+  redis.call('ZADD', slots, expires, holder)
+  redis.call('ZREM', waiters, member)
+  redis.call('HDEL', leases, member)
+  keep(slots, now)
+  return {1}
+end
+if not redis.call('ZSCORE', waiters, member) then redis.call('ZADD', waiters, arrival, member) end
+redis.call('HSET', leases, member, lease)
+local ttl = math.ceil((lease - now) * 1000) + 60000
+redis.call('PEXPIRE', waiters, ttl)
+redis.call('PEXPIRE', leases, ttl)
+local got, woken = grant(slots, waiters, leases, now, most, reserve, wake, member, expires)
+table.insert(woken, 1, got)
+return woken
+"""
+
+_SLOT_RELEASE = _GRANT + """
+local slots, waiters, leases = KEYS[1], KEYS[2], KEYS[3]
+local now, holder, most, reserve, wake = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
+redis.call('ZREM', slots, holder)
+redis.call('ZREMRANGEBYSCORE', slots, '-inf', now)
+local _, woken = grant(slots, waiters, leases, now, most, reserve, wake, '', 0)
+return woken
+"""
+
+SLOT_RESERVE_SECONDS = 120.0       # a woken waiter's slot is kept this long for its task to start
+
+
+@dataclass(frozen=True)
+class SlotClaim:
+    taken: bool
+    woken: tuple[str, ...] = ()    # waiters handed a slot by this call: the caller wakes them
+
+
 LEARNED_LIMIT_TTL = 24 * 3600     # re-learned whenever exchangeInfo is read (hourly per worker)
 LIMIT_CACHE_SECONDS = 60.0         # per process, so acquire() stays one Redis round trip
 
@@ -116,6 +196,8 @@ class RateLimiter:
         self._window = client.register_script(_WINDOW_ACQUIRE)
         self._window_used = client.register_script(_WINDOW_USED)
         self._slot_take = client.register_script(_SLOT_TAKE)
+        self._slot_claim = client.register_script(_SLOT_CLAIM)
+        self._slot_release = client.register_script(_SLOT_RELEASE)
         self._leaky = client.register_script(_LEAKY_ACQUIRE)
         self._limits: dict[str, tuple[float, float]] = {}
 
@@ -153,6 +235,45 @@ class RateLimiter:
         rule = self.rules.get(broker)
         if rule is not None and rule.max_active_steps > 0:
             self.redis.zrem(f"{self.prefix}:slots:{scope}", holder)
+
+    def _slot_keys(self, scope: str) -> list[str]:
+        return [f"{self.prefix}:slots:{scope}", f"{self.prefix}:slotwait:{scope}",
+                f"{self.prefix}:slotwait-lease:{scope}"]
+
+    def claim_slot(self, broker: str, scope: str, member: str, ttl: float, lease: float,
+                   arrival: float | None = None) -> SlotClaim:
+        """A slot for `member`'s holder (the part before "|") for `ttl` seconds, or a place in
+        the scope's wait queue, kept for `lease` seconds, behind those who came first
+        (`arrival`, default now: a run passes when it started, so its later steps are not sent
+        behind runs that started after it). The claim may also hand freed slots to waiters
+        ahead: the caller wakes `woken`."""
+        rule = self.rules.get(broker)
+        if rule is None or rule.max_active_steps <= 0:
+            return SlotClaim(True)
+        now = self.clock()
+        holder = member.split("|", 1)[0]
+        answer = self._slot_claim(keys=self._slot_keys(scope),
+                                  args=[now, now + ttl, holder, rule.max_active_steps, member, now + lease,
+                                        now + SLOT_RESERVE_SECONDS, f"{self.prefix}:slotwake:",
+                                        now if arrival is None else arrival])
+        return SlotClaim(bool(int(answer[0])), tuple(_text(w) for w in answer[1:]))
+
+    def release_slot_and_wake(self, broker: str, scope: str, holder: str) -> tuple[str, ...]:
+        """Give the holder's slot back; returns the waiters it (and any expired slot) went to."""
+        rule = self.rules.get(broker)
+        if rule is None or rule.max_active_steps <= 0:
+            return ()
+        answer = self._slot_release(keys=self._slot_keys(scope),
+                                    args=[self.clock(), holder, rule.max_active_steps,
+                                          self.clock() + SLOT_RESERVE_SECONDS, f"{self.prefix}:slotwake:"])
+        return tuple(_text(w) for w in answer)
+
+    def was_woken(self, member: str) -> bool:
+        """Whether `member` was handed a slot (and woken) while it waited; the mark is used up."""
+        return bool(self.redis.delete(f"{self.prefix}:slotwake:{member}"))
+
+    def waiters(self, scope: str) -> list[str]:
+        return [_text(w) for w in self.redis.zrange(f"{self.prefix}:slotwait:{scope}", 0, -1)]
 
     def learn_limit(self, broker: str, limit: float) -> None:
         """The broker told us its real budget (Binance's exchangeInfo): every worker uses it.
@@ -216,3 +337,7 @@ class RateLimiter:
         n = self.redis.incr(key)
         self.redis.expire(key, 600)
         return int(n)
+
+
+def _text(value) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

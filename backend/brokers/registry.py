@@ -7,6 +7,7 @@ from importlib import import_module
 
 from .base import BrokerAdapter
 from .dtos import Credentials
+from .egress import broker_http
 from .http import BrokerSession, SessionPolicy
 from .ratelimit import RateLimiter, RateRule
 
@@ -64,8 +65,10 @@ def session_policy() -> SessionPolicy:
 
 
 def build_adapter(key: str, *, environment: str, credentials: Credentials,
-                  limiter: RateLimiter | None = None, base_url: str | None = None) -> BrokerAdapter:
-    """An adapter wired to its configured base URL and the shared limiter."""
+                  limiter: RateLimiter | None = None, base_url: str | None = None,
+                  options: dict | None = None) -> BrokerAdapter:
+    """An adapter wired to its configured base URL and the shared limiter. `options`: the
+    connection's switches (BrokerConnection.options), read by the adapter class."""
     from django.conf import settings
 
     cls = get_adapter_class(key)
@@ -77,5 +80,7 @@ def build_adapter(key: str, *, environment: str, credentials: Credentials,
         policy=session_policy(),
         vendor_errors=getattr(cls, "vendor_errors", None),
         secrets=credentials.secrets(),
+        http=broker_http(),
     )
-    return cls(credentials=credentials, environment=environment, session=session)
+    return cls(credentials=credentials, environment=environment, session=session,
+               **cls.adapter_options(options or {}))

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import random
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -35,39 +34,45 @@ log = logging.getLogger("brokersync.sync")
 CHECKPOINT_ROWS = 2_000
 CHECKPOINT_SECONDS = 5.0
 MAX_SKIPPED_KEPT = 200
-SLOT_RETRY_SECONDS = (3.0, 10.0)     # a step without a budget slot asks again after this long
+ZERO_COUNTS = ("fetched", "created", "updated", "skipped")
+SLOT_WAIT_GRACE = 60.0               # a waiter's lease outlasts its fallback retry by this much
 
 
 def adapter_for(connection: BrokerConnection) -> BrokerAdapter:
     return build_adapter(connection.broker, environment=connection.environment,
-                         credentials=connection.credentials())
+                         credentials=connection.credentials(), options=connection.options)
 
 
 def run_step(run: SyncRun, step: str, adapter_factory: Callable[[BrokerConnection], BrokerAdapter] = adapter_for) -> None:
-    """Run one step of a run. Broker errors propagate to the caller (the task decides)."""
+    """Run one step of a run. Broker errors propagate to the caller (the task decides).
+    The step's bookkeeping is one write when it ends (plus its checkpoints, if it has rows
+    to save); only a run's first step also marks the run running as it starts."""
     started = timezone.now()
     services.sync_step_started(run=run, step=step)
     connection = run.connection
     if step == SyncRun.Step.RECONCILE:
         _reconcile(run, adapter_factory)
     elif step == SyncRun.Step.WRITE_LOG:
-        services.sync_step_finished(run=run, step=step, started=started)
-        services.sync_finish(run=run)
+        services.sync_finish(run=run, started=started)
         return
     elif step not in connection.enabled_streams():
         services.sync_step_finished(run=run, step=step, started=started, extra={"skipped": "stream disabled"})
         return
     else:
         adapter = adapter_factory(connection)
-        adapter.prime({c.stream: c.cursor for c in SyncCursor.objects.filter(connection=connection)})
+        adapter.handoff = run.__dict__.setdefault("handoff", {})     # shared by this execution's steps
+        run.cursors = {c.stream: c for c in SyncCursor.objects.filter(connection=connection)}
+        adapter.prime({stream: c.cursor for stream, c in run.cursors.items()})
         try:
-            with _step_slot(run, adapter):
+            with _step_slot(run, adapter, step):
                 STREAM_STEPS[step](run, adapter)
         finally:
             # An adapter with more than one session (Binance's per-account /sapi budget) sums them.
             made = getattr(adapter, "requests_made", adapter.session.requests_made)
             run.unrecorded_requests = (step, made)          # what a retry note adds, if the step failed
             run.steps.setdefault(step, {})["requests"] = run.steps.get(step, {}).get("requests", 0) + made
+    for count in ZERO_COUNTS:                # a step that found nothing new saved no checkpoint
+        run.steps[step].setdefault(count, 0)
     services.sync_step_finished(run=run, step=step, started=started)
 
 
@@ -82,12 +87,12 @@ def _positions(run: SyncRun, adapter: BrokerAdapter) -> None:
 
 
 def _transactions(run: SyncRun, adapter: BrokerAdapter) -> None:
-    cursor = _cursor(run.connection, "transactions")
+    cursor = _cursor(run, "transactions")
     _consume(run, "transactions", adapter.fetch_transactions(cursor.cursor or None), writers.transactions_upsert)
 
 
 def _orders(run: SyncRun, adapter: BrokerAdapter) -> None:
-    cursor = _cursor(run.connection, "orders")
+    cursor = _cursor(run, "orders")
     open_ids = writers.open_order_ids(run.connection)
     _consume(run, "orders", adapter.fetch_orders(cursor.cursor or None, open_ids), writers.orders_upsert)
 
@@ -123,39 +128,102 @@ def _consume(run: SyncRun, stream: str, pages: Iterator[Page], upsert) -> None:
 def _checkpoint(run: SyncRun, stream: str, batch: list[Page], upsert) -> None:
     items = [item for page in batch for item in page.items]
     skipped = [s for page in batch for s in page.skipped]
+    unmoved = not skipped and _unmoved(run, stream, batch)
+    if unmoved and not items:
+        return                  # nothing new, and the cursor already says so: nothing to write
     with _committed_or_restored(run), transaction.atomic():
         counts = upsert(run.connection, items, timezone.now()) if items else {"fetched": 0, "created": 0, "updated": 0}
         counts["skipped"] = len(skipped)
+        if unmoved and not counts["created"] and not counts.get("rewritten", counts["updated"]):
+            # records asked for again (open orders) came back as stored (the writers rewrite
+            # none of them and count them under `updated`): the step's end says so
+            services.sync_step_counted(run=run, step=stream, counts=counts)
+            return
         _keep_skipped(run, stream, skipped)
         _advance_cursor(run.connection, stream, batch[-1].cursor, _merge_coverage(batch))
         services.sync_step_progress(run=run, step=stream, counts=counts)
+    getattr(run, "cursors", {}).pop(stream, None)       # moved: later pages compare with nothing
+    _renew_leases(run)
+
+
+def _renew_leases(run: SyncRun) -> None:
+    """At a checkpoint: the step's budget slot and the connection's lock (a long step keeps
+    both past their first lease; the lock's renewal fails if it was lost meanwhile)."""
     if getattr(run, "renew_slot", None):
         run.renew_slot()
+    if getattr(run, "renew_lock", None):
+        run.renew_lock()
+
+
+def _unmoved(run: SyncRun, stream: str, batch: list[Page]) -> bool:
+    """The pages say what the stored cursor already says (an incremental fetch that found
+    nothing new): no checkpoint is needed."""
+    stored = getattr(run, "cursors", {}).get(stream)
+    return (stored is not None and batch[-1].cursor == stored.cursor
+            and all(stored.coverage.get(k) == v for k, v in _merge_coverage(batch).items()))
+
+
+class SlotWait(RateLimited):
+    """Every step slot of the budget is held: the step waits in the scope's queue without a
+    thread. A release wakes it (its chain is sent again from this step); `retry_after` is
+    only the fallback, should nothing wake it (its place in the queue is kept)."""
+
+    def __init__(self, message: str, *, member: str, retry_after: float):
+        super().__init__(message, retry_after=retry_after, local=True)
+        self.member = member
 
 
 @contextmanager
-def _step_slot(run: SyncRun, adapter: BrokerAdapter):
+def _step_slot(run: SyncRun, adapter: BrokerAdapter, step: str):
     """A slot of the broker's budget scope, where its rule caps how many steps spend it at
-    once (Binance: one weight budget per IP for every user). Without one, the step waits
-    for a slot as a retry with a countdown, holding no thread and spending no weight. The
-    slot lasts a lease and is renewed at every checkpoint; a dead worker's slot expires."""
+    once (Binance: one weight budget per IP for every user). Without one, the step joins
+    the scope's wait queue (ordered by when its run started) and gives its thread back,
+    spending no weight; the step that releases a slot wakes the next waiter at once. The
+    slot lasts a lease and is renewed at every checkpoint; a dead worker's slot expires, a
+    dead waiter is dropped. A task execution that runs several steps keeps its slot from
+    one step to the next (`run.keep_slot`) and gives it back when it ends."""
     session = adapter.session
     limiter, holder, ttl = session.limiter, f"run:{run.pk}", settings.SYNC_RUN_LEASE_SECONDS
     if limiter is None:
         yield
         return
-    if not limiter.take_slot(session.broker, session.scope, holder, ttl):
-        raise RateLimited(f"{session.broker}: every step slot of its shared budget is in use",
-                          retry_after=random.uniform(*SLOT_RETRY_SECONDS), local=True)
-    run.renew_slot = lambda: limiter.take_slot(session.broker, session.scope, holder, ttl)
+    if getattr(run, "held_slot", None) is None:
+        member, fallback = f"{holder}|{step}", settings.SYNC_SLOT_WAIT_SECONDS
+        arrival = (run.started_at or timezone.now()).timestamp()
+        claim = limiter.claim_slot(session.broker, session.scope, member, ttl, lease=fallback + SLOT_WAIT_GRACE,
+                                   arrival=arrival)
+        wake_waiters(session.broker, claim.woken)
+        if not claim.taken:
+            raise SlotWait(f"{session.broker}: every step slot of its shared budget is in use; waiting in line",
+                           member=member, retry_after=fallback)
+        run.held_slot = (limiter, session.broker, session.scope, holder)
+        run.renew_slot = lambda: limiter.take_slot(session.broker, session.scope, holder, ttl)
     try:
         yield
     finally:
-        run.renew_slot = None
-        try:
-            limiter.release_slot(session.broker, session.scope, holder)
-        except Exception:  # noqa: BLE001 - Redis away: the slot expires by itself; keep the step's own error
-            log.warning("sync.slot_not_released run=%s scope=%s", run.pk, session.scope)
+        if not getattr(run, "keep_slot", False):
+            release_slot(run)
+
+
+def release_slot(run: SyncRun) -> None:
+    """Give the run's budget slot back (if it holds one) and wake whoever it goes to."""
+    held, run.held_slot, run.renew_slot = getattr(run, "held_slot", None), None, None
+    if held is None:
+        return
+    limiter, broker, scope, holder = held
+    try:
+        wake_waiters(broker, limiter.release_slot_and_wake(broker, scope, holder))
+    except Exception:  # noqa: BLE001 - Redis away: the slot expires by itself; keep the step's own error
+        log.warning("sync.slot_not_released run=%s scope=%s", run.pk, scope)
+
+
+def wake_waiters(broker: str, members: tuple[str, ...]) -> None:
+    """Send each woken waiter's chain again, from the step that waited ("run:<id>|<step>")."""
+    for member in members:
+        holder, _, step = member.partition("|")
+        run_id = int(holder.removeprefix("run:"))
+        services.sync_resume(run_id=run_id, broker=broker, step=step)
+        log.info("sync.slot_woken run=%s step=%s", run_id, step)
 
 
 @contextmanager
@@ -171,8 +239,11 @@ def _committed_or_restored(run: SyncRun):
         raise
 
 
-def _cursor(connection: BrokerConnection, stream: str) -> SyncCursor:
-    cursor, _ = SyncCursor.objects.get_or_create(connection=connection, stream=stream)
+def _cursor(run: SyncRun, stream: str) -> SyncCursor:
+    """The stream's cursor (read with the others as the step began), created at its first sync."""
+    cursor = getattr(run, "cursors", {}).get(stream)
+    if cursor is None:
+        cursor, _ = SyncCursor.objects.get_or_create(connection=run.connection, stream=stream)
     return cursor
 
 
@@ -223,7 +294,7 @@ def _reconcile(run: SyncRun, adapter_factory: Callable[[BrokerConnection], Broke
         cursors = {c.stream: c.cursor for c in SyncCursor.objects.filter(connection=run.connection)}
         adapter.prime(cursors)
         try:
-            with _step_slot(run, adapter):
+            with _step_slot(run, adapter, "reconcile"):
                 pages = adapter.repull_transactions(windows, cursors.get("transactions"))
                 return None if pages is None else _save_repulled(run, pages)
         finally:
@@ -231,8 +302,34 @@ def _reconcile(run: SyncRun, adapter_factory: Callable[[BrokerConnection], Broke
             run.unrecorded_requests = ("reconcile", made)
             run.steps.setdefault("reconcile", {})["requests"] = run.steps.get("reconcile", {}).get("requests", 0) + made
 
-    summary = reconcile_connection(run=run, repull=repull)
+    carried = _carried_reconcile(run)
+    summary = carried if carried is not None else reconcile_connection(run=run, repull=repull)
     run.steps.setdefault("reconcile", {}).update(summary)
+
+
+# What a step's counts say about the two sides reconcile compares: positions whose quantity
+# moved (new, changed or closed), transactions created or changed in what history adds up.
+COMPARED_COUNTS = {"positions": ("moved",), "transactions": ("created", "changed")}
+
+
+def _carried_reconcile(run: SyncRun) -> dict | None:
+    """The previous reconcile's result, when it still holds: this run changed nothing that
+    reconcile compares, and the connection's previous run succeeded with every asset and
+    currency adding up (no open break: a lasting break is compared, and re-pulled when due,
+    at every sync). None: reconcile again."""
+    if any(run.steps.get(step, {}).get(key, 0) for step, keys in COMPARED_COUNTS.items() for key in keys):
+        return None
+    if any(not run.steps.get(step, {}).get("finished_at") for step in COMPARED_COUNTS):
+        return None
+    previous = (SyncRun.objects.filter(connection_id=run.connection_id, pk__lt=run.pk)
+                .exclude(state__in=SyncRun.ACTIVE_STATES).order_by("-pk").values_list("pk", "state", "steps").first())
+    if previous is None or previous[1] != SyncRun.State.SUCCEEDED:
+        return None
+    before = previous[2].get("reconcile") or {}
+    if before.get("skipped") or before.get("breaks", 1) != 0 or "differences" not in before:
+        return None
+    return {"differences": before["differences"], "breaks": 0, "new": 0, "resolved": 0, "types": [],
+            "carried_from": before.get("carried_from", previous[0])}
 
 
 def _save_repulled(run: SyncRun, pages: Iterator[Page]) -> dict:

@@ -55,6 +55,11 @@ def _enqueue(run_id: int, broker: str, first_step: str = STEPS[0], countdown: fl
     sync_chain(run_id, broker, first_step=first_step).apply_async(countdown=countdown or None)
 
 
+def sync_resume(*, run_id: int, broker: str, step: str) -> None:
+    """Send a run's chain again from `step` (a step that waited in line for a budget slot got one)."""
+    _enqueue(run_id, broker, first_step=step)
+
+
 def sync_requeue(*, run: SyncRun) -> None:
     """Send a run's chain again from the step it had reached (after a lost worker or message)."""
     step = run.current_step or STEPS[0]
@@ -62,25 +67,26 @@ def sync_requeue(*, run: SyncRun) -> None:
 
 
 def sync_step_started(*, run: SyncRun, step: str) -> None:
+    """Note the step's start on the run. Written at once only for a run's first step (the
+    run is running from then on); any other step's start is written with its first
+    checkpoint or its end, whichever comes first (one write for a step with nothing to do)."""
     now = timezone.now()
     info = run.steps.get(step, {})
     info.setdefault("started_at", now.isoformat())
     run.steps[step] = info
-    fields = {"current_step": step, "heartbeat_at": now, "steps": run.steps}
+    run.current_step = step
     if run.state == SyncRun.State.QUEUED:
-        fields.update(state=SyncRun.State.RUNNING, started_at=now)
-    SyncRun.objects.filter(pk=run.pk).update(**fields)
-    for key, value in fields.items():
-        setattr(run, key, value)
+        fields = {"current_step": step, "heartbeat_at": now, "steps": run.steps, "state": SyncRun.State.RUNNING,
+                  "started_at": now}
+        SyncRun.objects.filter(pk=run.pk).update(**fields)
+        for key, value in fields.items():
+            setattr(run, key, value)
 
 
 def sync_step_progress(*, run: SyncRun, step: str, counts: dict) -> None:
     """Add a checkpoint's counts to the step and renew the run's lease. Called inside the
     checkpoint's transaction, so counts and rows commit together."""
-    info = run.steps.setdefault(step, {})
-    for key, value in counts.items():
-        if isinstance(value, (int, float)):
-            info[key] = info.get(key, 0) + value
+    sync_step_counted(run=run, step=step, counts=counts)
     earliest = counts.get("earliest_changed")
     if earliest is not None and (run.changed_since is None or earliest < run.changed_since):
         run.changed_since = earliest
@@ -88,16 +94,34 @@ def sync_step_progress(*, run: SyncRun, step: str, counts: dict) -> None:
     run.attempts = 0
     run.heartbeat_at = timezone.now()
     SyncRun.objects.filter(pk=run.pk).update(steps=run.steps, attempts=0, heartbeat_at=run.heartbeat_at,
-                                             changed_since=run.changed_since)
+                                             changed_since=run.changed_since, current_step=step)
+
+
+def sync_step_counted(*, run: SyncRun, step: str, counts: dict) -> None:
+    """Add counts to the step in memory only (a checkpoint that wrote nothing: they are
+    written with the step's end)."""
+    info = run.steps.setdefault(step, {})
+    for key, value in counts.items():
+        if isinstance(value, (int, float)):
+            info[key] = info.get(key, 0) + value
 
 
 def sync_step_finished(*, run: SyncRun, step: str, started: datetime, extra: dict | None = None) -> None:
+    """The step's end, in one write; the run's current step moves on to the next (where a
+    re-queued run starts again)."""
+    now = _note_finished(run, step, started, extra)
+    following = STEPS[STEPS.index(step) + 1] if step in STEPS[:-1] else step
+    SyncRun.objects.filter(pk=run.pk).update(steps=run.steps, heartbeat_at=now, current_step=following)
+    run.current_step, run.heartbeat_at = following, now
+
+
+def _note_finished(run: SyncRun, step: str, started: datetime, extra: dict | None = None) -> datetime:
     now = timezone.now()
     info = run.steps.setdefault(step, {})
     info.update(extra or {})
     info["finished_at"] = now.isoformat()
     info["duration_ms"] = int((now - started).total_seconds() * 1000)
-    SyncRun.objects.filter(pk=run.pk).update(steps=run.steps, heartbeat_at=now)
+    return now
 
 
 def sync_retry_count(*, run: SyncRun, error: Exception) -> int:
@@ -173,11 +197,14 @@ def _retry_interval(connection: BrokerConnection) -> timedelta:
     return min(connection.sync_interval, timedelta(minutes=5) * 2 ** max(0, connection.error_count - 1))
 
 
-def sync_finish(*, run: SyncRun) -> None:
-    now = timezone.now()
+def sync_finish(*, run: SyncRun, started: datetime | None = None) -> None:
+    """The run succeeded: its last step (write log) ends in the same write."""
+    now = _note_finished(run, SyncRun.Step.WRITE_LOG, started or timezone.now())
     with transaction.atomic():
         SyncRun.objects.filter(pk=run.pk).update(state=SyncRun.State.SUCCEEDED, current_step="", finished_at=now,
-                                                 error_kind="", error_message="")
+                                                 error_kind="", error_message="", steps=run.steps,
+                                                 heartbeat_at=now)
+        run.state, run.current_step, run.finished_at = SyncRun.State.SUCCEEDED, "", now
         connection = BrokerConnection.objects.select_for_update().get(pk=run.connection_id)
         connection.error_count = 0
         connection.last_sync_at = now

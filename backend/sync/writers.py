@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection as db
@@ -12,6 +13,7 @@ from django.db.models import Q
 from backend.brokers.dtos import AssetClass, AssetRef, Order, Position, Transaction
 from backend.connections.models import BrokerConnection
 from backend.portfolio.models import Asset
+from backend.core.fields import MONEY_PLACES
 from backend.portfolio.services import assets_resolve
 
 from . import staging
@@ -50,12 +52,6 @@ ORDERS = staging.Target(
 RAW_ENCODER = DjangoJSONEncoder(separators=(",", ":"))
 
 
-def _split_new(model, connection: BrokerConnection, broker_ids: Sequence[str], field="broker_id") -> int:
-    existing = set(model.objects.filter(connection=connection, **{f"{field}__in": broker_ids})
-                   .values_list(field, flat=True))
-    return len(set(broker_ids) - existing)
-
-
 def cash_positions(cash: dict) -> list[Position]:
     """Cash balances as holdings of fiat assets: `cash:USD` beside the securities, so cash is
     stored, listed, valued and reconciled like any other holding (a ticker may be `USD`)."""
@@ -65,24 +61,57 @@ def cash_positions(cash: dict) -> list[Position]:
 
 
 def positions_replace(connection: BrokerConnection, positions: Sequence[Position], now: datetime) -> dict:
-    """Upsert every reported position; close every stored one the broker no longer reports,
-    whatever its quantity (a position the broker does not list is not held)."""
-    assets = assets_resolve(p.asset for p in positions)
-    rows = {}
-    for p in positions:
-        rows[p.broker_symbol] = BrokerPosition(
+    """Upsert every reported position that differs from its stored row; close every stored
+    one the broker no longer reports, whatever its quantity (a position the broker does not
+    list is not held). A sync that finds the account as it was writes nothing.
+
+    Counts: fetched, created, updated (rows written), closed, and moved: positions whose
+    quantity is new, changed or closed (what reconcile compares; a price alone is not)."""
+    reported = {p.broker_symbol: p for p in positions}          # a repeated symbol keeps the last copy
+    stored = {row[0]: row[1:] for row in BrokerPosition.objects.filter(connection=connection).values_list(
+        "broker_symbol", "asset__asset_class", "asset__symbol", "portfolio_id", *POSITION_COMPARED)}
+    changed = {symbol: p for symbol, p in reported.items()
+               if stored.get(symbol) != _position_values(connection, p)}
+    created = sum(1 for symbol in changed if symbol not in stored)
+    moved = sum(1 for symbol, p in changed.items() if _quantity_moved(stored.get(symbol), p))
+    if changed:
+        assets = assets_resolve(p.asset for p in changed.values())
+        rows = [BrokerPosition(
             connection=connection, portfolio_id=connection.portfolio_id,
             asset=assets[(str(p.asset.asset_class), p.asset.symbol)], broker_symbol=p.broker_symbol,
             quantity=p.quantity, avg_entry_price=p.avg_entry_price, cost_basis=p.cost_basis,
             market_value=p.market_value, current_price=p.current_price, is_open=True, closed_at=None,
-            raw=p.raw, updated_at=now)
-    created = _split_new(BrokerPosition, connection, list(rows), field="broker_symbol")
-    BrokerPosition.objects.bulk_create(rows.values(), update_conflicts=True, batch_size=1000,
-                                       unique_fields=["connection", "broker_symbol"], update_fields=POSITION_FIELDS)
-    closed = (BrokerPosition.objects.filter(connection=connection, is_open=True)
-              .exclude(broker_symbol__in=list(rows))
-              .update(is_open=False, closed_at=now, quantity=0, market_value=0, updated_at=now))
-    return {"fetched": len(rows), "created": created, "updated": len(rows) - created, "closed": closed}
+            raw=p.raw, updated_at=now) for p in changed.values()]
+        BrokerPosition.objects.bulk_create(rows, update_conflicts=True, batch_size=1000,
+                                           unique_fields=["connection", "broker_symbol"],
+                                           update_fields=POSITION_FIELDS)
+    gone = [symbol for symbol, values in stored.items() if symbol not in reported and values[-1]]
+    closed = (BrokerPosition.objects.filter(connection=connection, is_open=True, broker_symbol__in=gone)
+              .update(is_open=False, closed_at=now, quantity=0, market_value=0, updated_at=now)) if gone else 0
+    return {"fetched": len(reported), "created": created, "updated": len(changed) - created, "closed": closed,
+            "moved": moved + closed}
+
+
+# What a stored position is compared on, in this order (is_open last), to tell whether the
+# broker's copy changed: the values as the database holds them (18 decimal places, raw as JSON).
+POSITION_COMPARED = ("quantity", "avg_entry_price", "cost_basis", "market_value", "current_price", "raw", "is_open")
+_PLACES = Decimal(1).scaleb(-MONEY_PLACES)
+
+
+def _places(value: Decimal | None) -> Decimal | None:
+    # PostgreSQL rounds numeric half away from zero, as ROUND_HALF_UP does
+    return None if value is None else Decimal(value).quantize(_PLACES, rounding=ROUND_HALF_UP)
+
+
+def _quantity_moved(values: tuple | None, p: Position) -> bool:
+    """New, reopened, or held in another quantity (values[3]: after asset class, symbol, portfolio)."""
+    return values is None or not values[-1] or values[3] != _places(p.quantity)
+
+
+def _position_values(connection: BrokerConnection, p: Position) -> tuple:
+    return (str(p.asset.asset_class), p.asset.symbol, connection.portfolio_id,
+            *(_places(v) for v in (p.quantity, p.avg_entry_price, p.cost_basis, p.market_value, p.current_price)),
+            _as_stored(p.raw), True)
 
 
 def transactions_upsert(connection: BrokerConnection, items: Sequence[Transaction], now: datetime, *,
@@ -234,6 +263,11 @@ def _orders_portable(connection: BrokerConnection, items: Iterable[Order], asset
     created = sum(1 for r in rows if r.broker_id not in stored)
     written = _write_differing(BrokerOrder, stored, rows, ORDER_FIELDS)
     return staging.Written(created=created, rewritten=written - created, changed=0, earliest_changed=None)
+
+
+def _as_stored(raw: dict) -> dict:
+    """A raw record as its JSON column gives it back (Decimals stored as strings)."""
+    return json.loads(json.dumps(raw, cls=DjangoJSONEncoder))
 
 
 def open_order_ids(connection: BrokerConnection) -> list[str]:

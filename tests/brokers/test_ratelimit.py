@@ -115,3 +115,48 @@ def test_step_slots_cap_the_steps_that_share_one_budget(redis_client, clock):
     clock.now += 31                                                    # a dead holder's slot expires
     assert rl.take_slot("binance", "ip", "run:4", ttl=30) and rl.take_slot("binance", "ip", "run:5", ttl=30)
     assert all(rl.take_slot("alpaca", "acct", f"run:{i}", ttl=30) for i in range(10))   # no cap in its rule
+
+
+def test_step_slot_waiters_are_served_in_order_of_arrival(redis_client, clock):
+    """A step that finds every slot held joins the queue; each freed slot goes to the waiter
+    that came first, reserved for it (a newcomer cannot take it), and the release names the
+    waiter to wake."""
+    rl = limiter(redis_client, clock, binance=dict(algorithm="window", limit=6000, period=60, max_active_steps=1))
+    assert rl.claim_slot("binance", "ip", "run:1|positions", ttl=30, lease=100).taken
+    for n in (2, 3, 4):
+        clock.now += 1
+        assert not rl.claim_slot("binance", "ip", f"run:{n}|transactions", ttl=30, lease=100).taken
+    assert rl.waiters("ip") == ["run:2|transactions", "run:3|transactions", "run:4|transactions"]
+    clock.now += 1
+    assert not rl.claim_slot("binance", "ip", "run:3|transactions", ttl=30, lease=100).taken  # asks again: keeps its place
+    assert rl.waiters("ip")[1] == "run:3|transactions"
+
+    assert rl.release_slot_and_wake("binance", "ip", "run:1") == ("run:2|transactions",)
+    assert rl.was_woken("run:2|transactions") and not rl.was_woken("run:2|transactions")   # used up once
+    assert not rl.claim_slot("binance", "ip", "run:9|positions", ttl=30, lease=100).taken   # reserved for run 2
+    assert rl.claim_slot("binance", "ip", "run:2|transactions", ttl=30, lease=100).taken
+    assert rl.release_slot_and_wake("binance", "ip", "run:2") == ("run:3|transactions",)
+    assert rl.waiters("ip") == ["run:4|transactions", "run:9|positions"]
+
+
+def test_a_waiter_whose_lease_ran_out_is_dropped_and_the_next_one_woken(redis_client, clock):
+    rl = limiter(redis_client, clock, binance=dict(algorithm="window", limit=6000, period=60, max_active_steps=1))
+    assert rl.claim_slot("binance", "ip", "run:1|positions", ttl=300, lease=100).taken
+    assert not rl.claim_slot("binance", "ip", "run:2|positions", ttl=300, lease=10).taken     # dies while waiting
+    clock.now += 5
+    assert not rl.claim_slot("binance", "ip", "run:3|positions", ttl=300, lease=100).taken
+    clock.now += 20                                                                          # run 2's lease is over
+    assert rl.release_slot_and_wake("binance", "ip", "run:1") == ("run:3|positions",)
+    assert rl.waiters("ip") == []
+
+
+def test_a_slot_that_expired_goes_to_the_first_waiter_at_the_next_claim(redis_client, clock):
+    """No release comes from a dead holder: the next claim notices the expired slot and
+    hands it to the waiter ahead of it, not to itself."""
+    rl = limiter(redis_client, clock, binance=dict(algorithm="window", limit=6000, period=60, max_active_steps=1))
+    assert rl.claim_slot("binance", "ip", "run:1|positions", ttl=30, lease=100).taken         # its worker dies
+    assert not rl.claim_slot("binance", "ip", "run:2|positions", ttl=30, lease=100).taken
+    clock.now += 31
+    late = rl.claim_slot("binance", "ip", "run:3|positions", ttl=30, lease=100)
+    assert not late.taken and late.woken == ("run:2|positions",)
+    assert rl.claim_slot("alpaca", "acct", "run:5|positions", ttl=30, lease=100).taken       # no cap in its rule

@@ -35,6 +35,7 @@ def build_source(key: str, *, credentials: Credentials | None = None, limiter: R
     a source that `needs_key` (Alpaca's data API)."""
     from django.conf import settings
 
+    from ..egress import broker_http
     from ..registry import default_limiter, session_policy
 
     cls = source_class(key)
@@ -49,6 +50,7 @@ def build_source(key: str, *, credentials: Credentials | None = None, limiter: R
         policy=session_policy(),
         vendor_errors=_vendor_errors(key),
         secrets=credentials.secrets() if credentials else (),
+        http=broker_http(),
     )
     return cls(session=session, credentials=credentials) if cls.needs_key else cls(session=session)
 

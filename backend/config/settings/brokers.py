@@ -69,6 +69,15 @@ BROKER_RATE_LIMITS = {
 # Operators (and the benchmarks) may override rules per broker without a code change:
 # BROKER_RATE_LIMITS_JSON='{"alpaca": {"algorithm": "window", "limit": 1000, "period": 60}}'
 BROKER_RATE_LIMITS.update(env.json("BROKER_RATE_LIMITS_JSON", default={}))
+# The source address this worker process binds its broker connections to, and the scope of
+# every per-IP budget (Binance weight, Kraken public, market data): one per worker gives
+# each its own budgets (backend/brokers/egress.py). BINANCE_EGRESS_IP only names the scope.
+BROKER_EGRESS_IP = env("BROKER_EGRESS_IP", default="")
+BINANCE_EGRESS_IP = env("BINANCE_EGRESS_IP", default="")
+
+# Coinbase: between full passes, a sync reads only the v2 wallets whose v3 balance or
+# updated_at moved; every wallet is read at least this often.
+COINBASE_WALLET_FULL_PASS_HOURS = env.float("COINBASE_WALLET_FULL_PASS_HOURS", default=24.0)
 
 BROKER_SESSION_POLICY = {
     "connect_timeout": env.float("BROKER_CONNECT_TIMEOUT", default=3.05),

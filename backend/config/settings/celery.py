@@ -35,6 +35,14 @@ SYNC_MAX_CONSECUTIVE_FAILURES = 5
 SYNC_STEP_MAX_RETRIES = env.int("SYNC_STEP_MAX_RETRIES", default=8)
 SYNC_STEP_MAX_RATE_LIMITED_RETRIES = env.int("SYNC_STEP_MAX_RATE_LIMITED_RETRIES", default=40)
 SYNC_RETRY_BACKOFF_CAP = env.int("SYNC_RETRY_BACKOFF_CAP", default=600)
+# One task execution runs the run's next steps too while it is younger than this (a small or
+# unchanged sync is one execution; a long backfill still gives its thread back between steps).
+SYNC_EXECUTION_CONTINUE_SECONDS = env.float("SYNC_EXECUTION_CONTINUE_SECONDS", default=10.0)
+# A step waiting in line for a budget slot is woken when one frees; it looks again by itself
+# after this long only if nothing woke it (a safety net, not a poll).
+SYNC_SLOT_WAIT_SECONDS = env.float("SYNC_SLOT_WAIT_SECONDS", default=300.0)
+# Record every sync task execution's CPU time, requests and rows in Redis (benchmarks read them).
+SYNC_TASK_METERING = env.bool("SYNC_TASK_METERING", default=False)
 
 # Value history: requests for the same portfolio within this many seconds fold into one
 # rebuild (a sync, an import and a price backfill often arrive together); beat looks for

@@ -12,9 +12,14 @@ from decimal import Decimal
 from types import SimpleNamespace
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+import requests
+from urllib.parse import parse_qs, urlparse
 
 from backend.brokers.adapters.binance import BinanceAdapter
 from backend.brokers.adapters.binance import parse, transactions
+from backend.brokers.adapters.binance.discovery import Walk
 from backend.brokers.adapters.binance.markets import Market, Markets, balance_totals, changed_assets
 from backend.brokers.dtos import Credentials, TransactionType
 from backend.brokers.errors import AuthError, BadRecord, PermanentError, RateLimited, TransientError
@@ -44,12 +49,13 @@ def account(sim):
     return sim.create_account("live", seed=31, positions=6, activities=300)
 
 
-def build(sandbox, account, policy=SessionPolicy(), limiter=None, credentials=None, **options) -> BinanceAdapter:
+def build(sandbox, account, policy=SessionPolicy(), limiter=None, credentials=None, http=None,
+          **options) -> BinanceAdapter:
     credentials = credentials or Credentials(**account["credentials"])
     session = BrokerSession(broker="binance", base_url=sandbox.urls["binance"],
                             scope=BinanceAdapter.rate_scope(credentials, "live"), limiter=limiter, policy=policy,
                             vendor_errors=BinanceAdapter.vendor_errors, secrets=credentials.secrets(),
-                            sleep=lambda s: None)
+                            sleep=lambda s: None, http=http)
     return BinanceAdapter(credentials=credentials, environment="live", session=session, **options)
 
 
@@ -82,7 +88,8 @@ def test_full_history_matches_the_truth(sandbox, sim, account):
     assert marks == sorted(marks)
     final = pages[-1].coverage
     assert final["complete"] and final["mode"] == "full"
-    assert set(truth["unreachable"]["symbols"]) <= set(final["symbols_failed"])   # delisted: -1121
+    # Delisted: answers -1121, or is not asked at all when its assets reconcile without it.
+    assert set(truth["unreachable"]["symbols"]) <= set(final["symbols_failed"]) | set(final["symbols_skipped"])
     assert not set(final["symbols_failed"]) & set(final["symbols_known"])
 
     orders, _ = drain(build(sandbox, account).fetch_orders(None, ()))     # a fresh adapter, as the pipeline does
@@ -158,6 +165,46 @@ def test_an_interrupted_sync_resumes_without_repeating(sandbox, sim, account, mo
     assert tail[-1].coverage["complete"] and tail[0].requests == 4     # exchangeInfo + 3 symbols: no wallet walk again
 
 
+def test_a_pair_interrupted_mid_walk_is_finished_first(sandbox, sim, account, monkeypatch):
+    monkeypatch.setattr(transactions, "FLUSH_ITEMS", 40)          # a checkpoint inside a pair's pages
+    monkeypatch.setattr(transactions, "TRADES_PAGE", 20)
+    head = []
+    for page in build(sandbox, account).fetch_transactions(None):
+        head.append(page)
+        if page.coverage.get("symbol_partial"):
+            break                                                  # the worker dies inside a pair
+    partial = head[-1].coverage["symbol_partial"]
+    assert head[-1].cursor["pass"]["current"] == partial and partial in head[-1].cursor["pass"]["todo"]
+    rest, tail = drain(build(sandbox, account).fetch_transactions(head[-1].cursor))
+    first_covered = next(p.coverage["symbols_covered"] for p in tail if p.coverage.get("symbols_covered"))
+    assert first_covered[0] == partial
+    done = [t.broker_id for p in head for t in p.items]
+    assert not set(done) & {t.broker_id for t in rest}
+    assert set(done) | {t.broker_id for t in rest} == {t["broker_id"] for t in truth_of(sim, account)["transactions"]}
+    assert tail[-1].coverage["assets_unreconciled"] == {}
+
+
+def test_pairs_walked_before_a_wait_are_handed_over_not_asked_again(sandbox, sim, account, redis_client):
+    """The IP's weight is spent mid-walk: the pairs walked since the last page come out in
+    a page before the wait is raised (the pipeline saves it), so the retry asks none again."""
+    asked = []
+    http = requests.Session()
+    http.hooks["response"].append(lambda r, *a, **k: asked.append(parse_qs(urlparse(r.url).query).get("symbol")))
+    # account 20 + exchangeInfo 20 + 4 myTrades (80): the fifth pair has to wait.
+    limiter = RateLimiter(redis_client, {"binance": RateRule("window", 120, 61)})
+    pages = []
+    with pytest.raises(RateLimited):
+        for page in build(sandbox, account, STRICT, limiter=limiter, http=http).fetch_transactions(None):
+            pages.append(page)
+    first = [s[0] for s in asked if s]
+    assert len(first) == 4 and pages[-1].coverage["symbols_covered"] == first       # fewer than FLUSH_SYMBOLS
+    rest, _ = drain(build(sandbox, account, http=http).fetch_transactions(pages[-1].cursor))
+    walked = [s[0] for s in asked if s]
+    assert len(walked) == len(set(walked)), "no pair asked twice"
+    done = {t.broker_id for p in pages for t in p.items}
+    assert done | {t.broker_id for t in rest} == {t["broker_id"] for t in truth_of(sim, account)["transactions"]}
+
+
 def test_candidate_symbols():
     markets = Markets([Market("ETHUSDT", "ETH", "USDT", "TRADING"), Market("ETHBTC", "ETH", "BTC", "TRADING"),
                        Market("SOLBTC", "SOL", "BTC", "TRADING"), Market("DOGEUSDT", "DOGE", "USDT", "TRADING"),
@@ -172,6 +219,133 @@ def test_candidate_symbols():
     assert balance_totals({"balances": [{"asset": "BTC", "free": "0.5", "locked": "0.25"},
                                         {"asset": "ETH", "free": "0", "locked": "0"}]}) == ({"BTC": "0.75"}, {"BTC"})
     assert changed_assets({"BTC": "0.75", "ETH": "1"}, {"BTC": "0.750", "SOL": "2"}) == {"ETH", "SOL"}
+
+
+# -- reconcile-guided discovery ------------------------------------------------------------------------
+def traded_pairs(truth) -> set[str]:
+    return {t["broker_id"].split(":")[1] for t in truth["transactions"] if t["broker_id"].startswith("trade:")}
+
+
+@pytest.fixture
+def small(sim):
+    """Holds USDT, BTC, BNB; ETH and SOL were deposited, traded and closed; the BUSD episode
+    (ETHBUSD, delisted now) nets to zero on ETH and BUSD."""
+    return sim.create_account("live", seed=40, positions=3, activities=30)
+
+
+def test_a_first_sync_walks_only_the_pairs_reconcile_needs(sandbox, sim, small):
+    truth = truth_of(sim, small)
+    items, pages = drain(build(sandbox, small).fetch_transactions(None))
+    final = pages[-1].coverage
+    walked = set(final["symbols_covered"]) | set(final["symbols_failed"])
+    # Each of these moved an asset that did not reconcile until it was walked: USDT (funded,
+    # then spent), BTC, BNB, ETH and SOL (bought or deposited, sold) ...
+    assert walked == traded_pairs(truth) == {"BNBUSDT", "BTCUSDT", "ETHBTC", "ETHUSDT", "SOLUSDT"}
+    # ... and once they had, every asset reconciled: the other 14 candidates were not asked,
+    # among them the delisted ETHBUSD (its round trip nets to zero) and pairs such as SOLBTC
+    # whose two coins were both explained already.
+    assert final["symbols_skipped"] == {s: "both assets reconcile" for s in [
+        "BNBBTC", "BNBBUSD", "BNBETH", "BTCBUSD", "BTCFDUSD", "BUSDUSDT", "ETHBNB", "ETHBUSD", "EURUSDT",
+        "FDUSDUSDT", "SOLBTC", "SOLBUSD", "SOLETH", "USDCUSDT"]}
+    assert final["candidates"] == len(walked) + len(final["symbols_skipped"]) == 19
+    assert final["assets_unreconciled"] == {}
+    assert pages[-1].cursor["skipped"] == final["symbols_skipped"]          # kept for the next syncs
+    assert {t.broker_id for t in items} == {t["broker_id"] for t in truth["transactions"]}
+
+
+def test_skipped_pairs_cost_no_request(sandbox, sim, small):
+    asked = []
+    http = requests.Session()
+    http.hooks["response"].append(lambda r, *a, **k: asked.append(urlparse(r.url).path))
+    drain(build(sandbox, small, http=http).fetch_transactions(None))
+    assert asked.count("/api/v3/myTrades") == 5 == truth_of(sim, small)["minimum"]["detail"]["my_trades"]
+
+
+def test_an_unreconciled_asset_is_walked_on_every_candidate_pair(sandbox, sim, small):
+    from tests.reconcile.helpers import inject
+
+    deposit = next(d for d in sim.accounts[small["account_id"]].deposits.items if d.coin == "SOL")
+    inject(sandbox, small["account_id"], kind="drop", record=deposit.id)     # the feed leaves it out
+    items, pages = drain(build(sandbox, small).fetch_transactions(None))
+    final = pages[-1].coverage
+    walked = set(final["symbols_covered"]) | set(final["symbols_failed"])
+    # SOL's balance (0) no longer adds up: every candidate pair of SOL is asked, even those
+    # of coins that reconcile (SOLBTC, SOLETH) and the delisted SOLBUSD (-1121).
+    sol_pairs = {"SOLUSDT", "SOLBTC", "SOLETH", "SOLBUSD"}
+    assert walked == traded_pairs(truth_of(sim, small)) | sol_pairs
+    assert "SOLBUSD" in final["symbols_failed"] and not sol_pairs & set(final["symbols_skipped"])
+    # The coverage map names the asset and by how much it is off: the dropped deposit.
+    assert Decimal(final["assets_unreconciled"]["SOL"]) == Decimal(deposit.amount) / 10 ** 8
+    assert set(final["assets_unreconciled"]) == {"SOL"}
+
+
+def test_deep_walks_every_candidate_pair(sandbox, sim, small):
+    sim.weights.limit = 10 ** 9                 # every pair quoted in USDT, BTC or BNB: past a minute's weight
+    adapter = build(sandbox, small, **BinanceAdapter.adapter_options({"deep": True}))
+    assert adapter.deep_scan
+    items, pages = drain(adapter.fetch_transactions(None))
+    final = pages[-1].coverage
+    assert final["deep"] is True and "symbols_skipped" not in final
+    assert len(final["symbols_covered"]) + len(final["symbols_failed"]) == final["candidates"] > 19
+    assert {t.broker_id for t in items} == {t["broker_id"] for t in truth_of(sim, small)["transactions"]}
+    assert BinanceAdapter.adapter_options({}) == BinanceAdapter.adapter_options({"deep": "yes"}) == \
+        {"deep_scan": False}
+
+
+def _leg(asset, change, status="executed", **extra):
+    from datetime import datetime, timezone
+
+    from backend.brokers.symbols import coin_asset
+
+    when = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    if asset in ("EUR", "USD"):
+        return parse.Transaction(broker_id="x", type=TransactionType.DEPOSIT, broker_type="DEPOSIT", occurred_at=when,
+                                 amount=change, currency=asset, status=status, **extra)
+    return parse.Transaction(broker_id="x", type=TransactionType.TRADE, broker_type=extra.pop("broker_type", "TRADE"),
+                             occurred_at=when, asset=coin_asset(asset), quantity=change, status=status, **extra)
+
+
+def test_the_walk_adds_executed_legs_only_and_tells_third_asset_commissions():
+    walk = Walk({"baseline": {"BTC": "0.5", "EUR": "100", "BNB": "0.99"}})
+    walk.add([_leg("BTC", Decimal("0.7")), _leg("BTC", Decimal("-0.2")),      # 0.7 - 0.2 = 0.5: adds up
+              _leg("EUR", Decimal("150")), _leg("EUR", Decimal("50"), status="pending")])   # 150 of 100
+    walk.add([_leg("BNB", Decimal("-0.01"), broker_type="COMMISSION", fee=Decimal("0.01"))], ("BTC", "USDT"))
+    # EUR: 100 - 150 = -50; BNB: 0.99 - (-0.01) = 1 (its deposit not seen yet); BTC adds up.
+    assert walk.unreconciled() == {"BNB": "1", "EUR": "-50"}
+    assert walk.state["fee_assets"] == ["BNB"]                  # paid on BTCUSDT: any pair can move it
+    walk.add([_leg("BTC", Decimal("-0.001"), broker_type="COMMISSION", fee=Decimal("0.001"))], ("BTC", "USDT"))
+    assert walk.state["fee_assets"] == ["BNB"]                  # BTC's own pair: not a third asset
+
+
+@given(st.lists(st.tuples(st.sampled_from(["BTC", "ETH", "EUR"]),
+                          st.decimals(min_value=-1000, max_value=1000, places=8, allow_nan=False),
+                          st.sampled_from(["executed", "executed", "pending", "canceled"])), max_size=30),
+       st.integers(min_value=0, max_value=30))
+@settings(max_examples=60, deadline=None)
+def test_a_resumed_walk_has_the_residuals_of_an_unbroken_one(legs, cut):
+    """The walk's state survives the cursor (JSON) between two executions of a pass."""
+    baseline = {"BTC": "1.5", "ETH": "0", "EUR": "20"}
+    whole = Walk({"baseline": dict(baseline)})
+    whole.add([_leg(a, c, s) for a, c, s in legs])
+    first = Walk({"baseline": dict(baseline)})
+    first.add([_leg(a, c, s) for a, c, s in legs[:cut]])
+    resumed = Walk(json.loads(json.dumps(first.state)))
+    resumed.add([_leg(a, c, s) for a, c, s in legs[cut:]])
+    expected = {a: Decimal(baseline.get(a, "0")) - sum((c for b, c, s in legs if b == a and s == "executed"),
+                                                       Decimal(0)) for a in ("BTC", "ETH", "EUR")}
+    assert resumed.residuals() == whole.residuals() == {a: r for a, r in expected.items() if r}
+
+
+def test_orders_follow_the_pairs_walked_plus_every_open_order(sandbox, sim, small):
+    _, pages = drain(build(sandbox, small).fetch_transactions(None))
+    adapter = build(sandbox, small)
+    adapter.prime({"transactions": pages[-1].cursor})              # what the pipeline hands the orders step
+    orders, order_pages = drain(adapter.fetch_orders(None, ()))
+    truth = truth_of(sim, small)
+    final = order_pages[-1].coverage
+    assert set(final["symbols_covered"]) == traded_pairs(truth)   # allOrders only where trades are
+    assert {o.broker_id: o.status for o in orders} == {o["broker_id"]: o["status"] for o in truth["orders"]}
+    assert final["open_orders"] == sum(1 for o in truth["orders"] if o["status"] in ("open", "partially_filled"))
 
 
 # -- credentials ------------------------------------------------------------------------------------
@@ -285,6 +459,32 @@ def test_withdraw_history_budget_is_the_accounts_not_the_ips(sandbox, sim, accou
 
 def test_the_egress_ip_setting_names_the_scope(settings):
     settings.BINANCE_EGRESS_IP = "203.0.113.7"
+    assert BinanceAdapter.rate_scope(Credentials(api_key="a"), "live") == "binance:ip:203.0.113.7"
+
+
+def test_each_egress_address_has_its_own_budget(sandbox, sim, account, redis_client, settings, one_minute):
+    """Two workers bound to 127.0.0.1 and 127.0.0.2 (BROKER_EGRESS_IP): the sandbox counts
+    weight per client address and so does our limiter, so each address has its own 6,000."""
+    from backend.brokers.marketdata.binance import BinanceSource
+    from backend.brokers.registry import build_adapter
+
+    sim.weights.limit = 50                                        # two account reads (20 each) a minute
+    limiter = RateLimiter(redis_client, {"binance": RateRule("window", 45, 61)})
+    adapters = {}
+    for ip in ("127.0.0.1", "127.0.0.2"):
+        settings.BROKER_EGRESS_IP = ip
+        adapters[ip] = build_adapter("binance", environment="live", credentials=Credentials(**account["credentials"]),
+                                     limiter=limiter, base_url=sandbox.urls["binance"])
+        assert adapters[ip].session.scope == f"binance:ip:{ip}" == BinanceSource.rate_scope()
+    for adapter in adapters.values():
+        adapter.account_body()
+        adapter.account_body()
+    # 40 on each address: one address alone would have been told to wait (429 at Binance).
+    assert [sim.weights.used(ip, one_minute) for ip in adapters] == [40, 40]
+    assert [limiter.used("binance", f"binance:ip:{ip}") for ip in adapters] == [40, 40]
+    assert limiter.acquire("binance", "binance:ip:127.0.0.2", 20) > 0          # that address's budget is spent
+    settings.BROKER_EGRESS_IP = ""
+    settings.BINANCE_EGRESS_IP = "203.0.113.7"                  # names the scope, binds nothing
     assert BinanceAdapter.rate_scope(Credentials(api_key="a"), "live") == "binance:ip:203.0.113.7"
 
 

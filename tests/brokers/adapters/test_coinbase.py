@@ -90,12 +90,14 @@ def test_positions_match_truth(synced):
 
 def test_unchanged_account_costs_few_requests(synced):
     adapter = synced["adapter"]
+    adapter.handoff.clear()                   # no positions fetch just before
     open_ids = [o.broker_id for p in synced["order_pages"] for o in p.items if o.is_open]
     assert open_ids
     tx = list(adapter.fetch_transactions(synced["tx_pages"][-1].cursor))
     orders = list(adapter.fetch_orders(synced["order_pages"][-1].cursor, open_ids))
     assert [len(p.items) for p in tx] == [0] and [len(p.items) for p in orders] == [0]
-    # one fills request + one v2 wallet listing; one orders request + one OPEN listing
+    # one fills request + one v3 accounts listing (no v2 listing: no balance moved); one orders
+    # request + one OPEN listing. In a sync the v3 listing is the positions step's own.
     assert sum(p.requests for p in tx) == 2 and sum(p.requests for p in orders) == 2
     assert tx[-1].cursor["watermark"] == synced["tx_pages"][-1].cursor["watermark"]
 
@@ -123,11 +125,52 @@ def test_incremental_fetch_gets_only_new_records(sandbox):
 def test_every_wallet_is_read_again_after_a_day(synced):
     cursor = json.loads(json.dumps(synced["tx_pages"][-1].cursor))
     cursor["v2"]["swept"] = "2020-01-01T00:00:00.000000Z"
+    synced["adapter"].handoff.clear()         # no positions fetch just before
     pages = list(synced["adapter"].fetch_transactions(cursor))
     wallets = len(cursor["v2"]["after"])
     assert [len(p.items) for p in pages] == [0]
-    assert sum(p.requests for p in pages) == 2 + wallets           # fills, listing, one per wallet
+    assert sum(p.requests for p in pages) == 3 + wallets           # fills, v3 and v2 listings, one per wallet
     assert pages[-1].cursor["v2"]["swept"] > "2020"
+
+
+def test_only_wallets_whose_balance_moved_are_read_between_full_passes(sandbox):
+    sim = sandbox.sims["coinbase"]
+    account = sim.create_account("live", seed=45, positions=8, activities=200)
+    adapter = build(sandbox, account["credentials"])
+    cursor = list(adapter.fetch_transactions(None))[-1].cursor
+    wallets = len(cursor["v2"]["after"])
+    assert wallets >= 5
+
+    quiet = list(adapter.fetch_transactions(cursor))
+    assert [len(p.items) for p in quiet] == [0]
+    assert sum(p.requests for p in quiet) == 2                      # fills, v3 accounts; no v2 request at all
+
+    coin = next(p["symbol"] for p in sim.truth(account["account_id"])["positions"] if p["symbol"] != "BTC")
+    received = sim.receive_in(account["account_id"], coin, Decimal("0.5"))
+    pages = list(adapter.fetch_transactions(quiet[-1].cursor))
+    assert [t.broker_id for p in pages for t in p.items] == [f"v2:{received['record']}"]
+    # fills, v3 accounts, and the moved currency's wallet alone (by its known id, no listing)
+    assert sum(p.requests for p in pages) == 2 + len(cursor["v2"]["ids"][coin]) == 3
+
+    full = json.loads(json.dumps(pages[-1].cursor))
+    full["v2"]["swept"] = "2020-01-01T00:00:00.000000Z"            # the full pass is due
+    swept = list(adapter.fetch_transactions(full))
+    assert [len(p.items) for p in swept] == [0]
+    assert sum(p.requests for p in swept) == 3 + wallets            # fills, v3 and v2 listings, every wallet
+
+
+def test_the_transactions_fetch_reads_balances_from_the_positions_fetch_of_its_execution(sandbox):
+    sim = sandbox.sims["coinbase"]
+    account = sim.create_account("live", seed=46, positions=5, activities=100)
+    adapter = build(sandbox, account["credentials"])
+    cursor = list(adapter.fetch_transactions(None))[-1].cursor
+    coin = next(p["symbol"] for p in sim.truth(account["account_id"])["positions"])
+    received = sim.receive_in(account["account_id"], coin, Decimal("0.25"))
+    adapter.fetch_positions()                                       # lists v3 after the move
+    pages = list(adapter.fetch_transactions(cursor))
+    assert [t.broker_id for p in pages for t in p.items] == [f"v2:{received['record']}"]
+    assert sum(p.requests for p in pages) == 2                      # fills, the moved wallet
+    assert "coinbase_v3_accounts" not in adapter.handoff             # used once: a later fetch lists again
 
 
 def test_a_sync_resumes_from_any_checkpoint(sandbox, monkeypatch):

@@ -78,6 +78,12 @@ class BinanceAdapter(BrokerAdapter):
         self.trades_known = False               # trade_symbols holds every pair with trades
         self.trades_snapshot: dict[str, int] | None = None   # {symbol: next fromId}, from prime()
 
+    @classmethod
+    def adapter_options(cls, options: dict[str, Any]) -> dict[str, Any]:
+        """{"deep": true} walks every candidate pair (and every pair quoted in a held common
+        quote asset) instead of only those reconcile says can hold trades."""
+        return {"deep_scan": options.get("deep") is True}
+
     def prime(self, cursors: dict[str, dict[str, Any]]) -> None:
         """What the transactions step of this run (another adapter, maybe another process)
         stored: the pairs with trades, and which of them have new trades since the orders

@@ -6,6 +6,8 @@ So the candidates are derived, and the choice is recorded as coverage:
   full sync    every pair whose two assets are held, moved (deposit, withdrawal,
                dividend) or common quote assets, with at least one side held or moved.
                Delisted pairs (status not TRADING) only when both sides are held or moved.
+               discovery.py walks only those that can explain a balance that does not
+               add up yet (all of them with deep_scan).
   incremental  trades move both assets of their pair, so only pairs whose two assets
                changed balance since the last completed sync (balances are compared,
                one /account call) can have new trades.
@@ -14,7 +16,8 @@ So the candidates are derived, and the choice is recorded as coverage:
                account, at ~20 weight per pair.
 
 What stays unseen: a coin never deposited, withdrawn or paid out, bought and sold to
-exactly zero between two syncs (or before the first one) without deep_scan.
+exactly zero between two syncs (or before the first one) without deep_scan, and trades
+that net to zero on both assets of a pair (discovery.py).
 """
 from __future__ import annotations
 

@@ -19,7 +19,7 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ...dtos import Order, Page, SkippedRecord
-from ...errors import BadRecord, PermanentError, TransientError
+from ...errors import BadRecord, PermanentError, RateLimited, TransientError
 from . import parse, weights
 from .markets import Markets, balance_totals, changed_assets
 from .transactions import DAY_MS, FLUSH_ITEMS, FLUSH_SYMBOLS, TransactionSync, iso, ms_of
@@ -51,7 +51,13 @@ class OrderSync:
         covered: list[str] = []
         while state["todo"]:
             symbol = state["todo"][0]
-            if self._symbol_orders(symbol):
+            try:
+                walked = self._symbol_orders(symbol)
+            except (RateLimited, TransientError):
+                if covered or self.items:         # what was read since the last page, kept (as trades)
+                    yield self._page({"symbols_covered": covered})
+                raise
+            if walked:
                 covered.append(symbol)
                 state.setdefault("covered", []).append(symbol)
             state["todo"].pop(0)

@@ -10,7 +10,9 @@ limiter) resumes where it stopped instead of starting over:
      cursor time to now. Deposits not credited yet (status "pending") and unfinished
      withdrawals are read again by later syncs until they settle.
   3. myTrades from each symbol's `fromId` (last id + 1), for the candidate symbols of
-     markets.py. A delisted symbol answers -1121: recorded in `failed`, never claimed.
+     markets.py; a first pass walks only those that can explain a balance that does not
+     add up yet (discovery.py), the rest are `skipped` with their reason. A delisted
+     symbol answers -1121: recorded in `failed`, never claimed.
   4. The pass's starting balances become the baseline for the next comparison.
 
 Every page carries `coverage` saying which windows and symbols it covered.
@@ -25,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from ...dtos import Page, SkippedRecord, Transaction
 from ...errors import BadRecord, PermanentError, RateLimited, TransientError
 from . import parse, weights
+from .discovery import Walk
 from .markets import Markets, balance_totals, changed_assets
 
 if TYPE_CHECKING:
@@ -75,6 +78,7 @@ class TransactionSync:
         self.items: list[Transaction] = []
         self.skipped: list[SkippedRecord] = []
         self.mark = adapter.requests_made
+        self.walk: Walk | None = None            # a first pass's reconcile state (discovery.py)
 
     # -- the pass ---------------------------------------------------------------------------
     def run(self) -> Iterator[Page[Transaction]]:
@@ -84,6 +88,8 @@ class TransactionSync:
             yield self._page({"mode": "unchanged", "symbols_covered": [],
                               "reason": "no balance changed and nothing is pending since the last sync"})
             return
+        if state["mode"] == "full" and not self.a.deep_scan:
+            self.walk = Walk(state)
         for stage in STAGES[STAGES.index(state["stage"]):]:
             state["stage"] = stage
             yield from (self._symbols(state) if stage == "symbols" else self._stream(stage))
@@ -93,7 +99,8 @@ class TransactionSync:
         # The pipeline keeps the last value of each coverage key: the pass's totals go last.
         yield self._page({"mode": state["mode"], "complete": True, "candidates": state.get("candidates", 0),
                           "symbols_covered": sorted(state.get("covered", [])),
-                          "symbols_known": sorted(self.cur["trades"]), "symbols_failed": sorted(self.cur["failed"])})
+                          "symbols_known": sorted(self.cur["trades"]), "symbols_failed": sorted(self.cur["failed"]),
+                          **self._skips(state)})
 
     def wallet_assets(self) -> tuple[set[str], bool]:
         """Every asset the wallet history moved (fetch_orders' first sync needs them and
@@ -210,13 +217,25 @@ class TransactionSync:
         covered: list[str] = []
         failed: list[str] = []
         while state["todo"]:
-            symbol = state["todo"][0]
+            symbol = self._next_symbol(state, markets)
+            if symbol is None:
+                self.walk.skip_rest(state["todo"])
+                break
+            state["current"] = symbol
             outcome = None
-            for outcome in self._symbol_trades(symbol, markets):
-                if len(self.items) >= FLUSH_ITEMS:
+            try:
+                for outcome in self._symbol_trades(symbol, markets):
+                    if len(self.items) >= FLUSH_ITEMS:
+                        yield self._page({"symbols_covered": covered, "symbols_failed": failed,
+                                          "symbol_partial": symbol})
+                        covered, failed = [], []
+            except (RateLimited, TransientError):
+                # Told to wait (the IP's weight is shared): hand over what was walked since
+                # the last page, so the retry does not spend the same weight again.
+                if covered or failed or self.items:
                     yield self._page({"symbols_covered": covered, "symbols_failed": failed, "symbol_partial": symbol})
-                    covered, failed = [], []
-            state["todo"].pop(0)
+                raise
+            state["todo"].remove(symbol)
             (failed if outcome == "failed" else covered).append(symbol)
             if outcome != "failed":
                 state.setdefault("covered", []).append(symbol)
@@ -225,6 +244,22 @@ class TransactionSync:
                 covered, failed = [], []
         if covered or failed:
             yield self._page({"symbols_covered": covered, "symbols_failed": failed})
+
+    def _next_symbol(self, state: dict, markets: Markets) -> str | None:
+        """In order, or reconcile-guided on a first pass (None: every asset reconciles). A
+        pair a checkpoint interrupted is finished first, whatever reconcile says now."""
+        todo, current = state["todo"], state.get("current")
+        if current in todo:
+            return current
+        return todo[0] if self.walk is None else self.walk.next_symbol(todo, markets)
+
+    def _skips(self, state: dict) -> dict[str, Any]:
+        """The coverage map's account of what a first pass did not walk, and why."""
+        if self.walk is None:
+            return {"deep": True} if self.a.deep_scan and state["mode"] == "full" else {}
+        self.cur["skipped"] = {**self.cur.get("skipped", {}), **state["skipped"]}
+        return {"symbols_skipped": dict(sorted(state["skipped"].items())),
+                "assets_unreconciled": self.walk.unreconciled()}
 
     def _candidates(self, state: dict, markets: Markets) -> list[str]:
         if state["mode"] == "full":
@@ -256,6 +291,7 @@ class TransactionSync:
             next_id = self._take_trades(rows, market, from_id)
             self.cur["trades"][symbol] = next_id
             self.cur["failed"].pop(symbol, None)
+            self.cur.get("skipped", {}).pop(symbol, None)
             if next_id > from_id:
                 self.a.trade_symbols.add(symbol)
                 self.a.new_trade_symbols.add(symbol)
@@ -282,6 +318,8 @@ class TransactionSync:
     # -- pages ----------------------------------------------------------------------------------
     def _emit(self, legs: list[Transaction], when: int, *assets: str | None) -> None:
         self.items.extend(legs)
+        if self.walk is not None:
+            self.walk.add(legs, assets)
         self.newest = max(self.newest, when)
         self.assets.update(a for a in assets if a)
 

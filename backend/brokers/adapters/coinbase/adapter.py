@@ -85,6 +85,13 @@ class CoinbaseAdapter(BrokerAdapter):
 
     # -- positions --------------------------------------------------------------------------------
     def _v3_accounts(self) -> list[dict]:
+        """Every v3 account, left in `handoff` for the transactions step of the same execution
+        (its wallets' balances tell which v2 wallets moved)."""
+        listing = self._list_v3_accounts()
+        self.handoff["coinbase_v3_accounts"] = listing
+        return listing
+
+    def _list_v3_accounts(self) -> list[dict]:
         found, cursor = [], None
         while True:
             params = [("limit", ACCOUNTS_LIMIT)] + ([("cursor", cursor)] if cursor else [])
@@ -147,7 +154,7 @@ class CoinbaseAdapter(BrokerAdapter):
     def fetch_transactions(self, cursor: dict[str, Any] | None) -> Iterator[Page[Transaction]]:
         cursor = cursor or {}
         fills = NewestFirstWalk(cursor.get("fills"), time_key="sequence_timestamp", id_key="entry_id")
-        wallets = WalletPass(cursor.get("v2"), self._get)
+        wallets = WalletPass(cursor.get("v2"), self._get, full_pass_seconds=_full_pass_seconds())
         watermark = cursor.get("watermark")
         mark = self.session.requests_made
 
@@ -177,8 +184,12 @@ class CoinbaseAdapter(BrokerAdapter):
         return records, str(body.get("cursor") or "") if records else ""
 
     def _wallet_pages(self, wallets: WalletPass, page) -> Iterator[Page[Transaction]]:
-        listed = wallets.wallets()
-        due, sweep = wallets.due(listed)
+        # the positions step's listing when it ran just before in this execution, else our own
+        accounts = self.handoff.pop("coinbase_v3_accounts", None)
+        balances = _balance_marks(accounts if accounts is not None else self._list_v3_accounts())
+        moved = wallets.moved_wallets(balances)
+        listed = wallets.wallets() if moved is None else None
+        due, sweep = wallets.due(listed) if listed is not None else (moved, False)
         items: list[Transaction] = []
         skipped: list[SkippedRecord] = []
         for wallet in due:
@@ -189,7 +200,9 @@ class CoinbaseAdapter(BrokerAdapter):
                 if len(items) + len(skipped) >= CHECKPOINT_ITEMS:
                     yield page(items, skipped)
                     items, skipped = [], []
-        wallets.finish(listed, sweep)
+        if listed is not None:
+            wallets.finish(listed, sweep)
+        wallets.remember(balances, listed)
         yield page(items, skipped)          # always: the final cursor covers everything seen
 
     def repull_transactions(self, windows, cursor) -> Iterator[Page[Transaction]]:
@@ -276,6 +289,35 @@ class CoinbaseAdapter(BrokerAdapter):
         if status >= 500:
             return TransientError(f"coinbase: HTTP {status} {code or ''}".strip(), status=status, code=code)
         return PermanentError(f"coinbase: HTTP {status} {code}: {message}"[:300], status=status, code=code)
+
+
+def _balance_marks(accounts: list[dict]) -> dict[str, str]:
+    """{currency: "total balance@newest updated_at"} from v3 accounts: what moves when a
+    wallet books anything. An account that does not parse marks its currency as unknown,
+    so it always reads as moved."""
+    totals: dict[str, Decimal] = {}
+    times: dict[str, str] = {}
+    for raw in accounts:
+        try:
+            currency, total = parse.account_balance(raw)
+        except PARSE_ERRORS:
+            currency, total = str(raw.get("currency") or "?"), None
+        if total is None or currency in times and times[currency] == "?":
+            times[currency] = "?"
+            continue
+        totals[currency] = totals.get(currency, Decimal(0)) + total
+        times[currency] = max(times.get(currency, ""), str(raw.get("updated_at") or ""))
+    return {c: "?" if t == "?" else f"{totals[c].normalize()}@{t}" for c, t in times.items()}
+
+
+def _full_pass_seconds() -> float:
+    """COINBASE_WALLET_FULL_PASS_HOURS: every v2 wallet is read at least this often."""
+    try:
+        from django.conf import settings
+
+        return float(getattr(settings, "COINBASE_WALLET_FULL_PASS_HOURS", 24)) * 3600
+    except Exception:  # noqa: BLE001 - used without Django settings: the default
+        return 24 * 3600.0
 
 
 def _error_code(body: Any) -> tuple[str, str]:

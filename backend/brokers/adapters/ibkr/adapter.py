@@ -225,17 +225,23 @@ class IbkrAdapter(BrokerAdapter):
         return Window(today - timedelta(days=POSITIONS_DAYS - 1), today)
 
     def _statement(self, window: Window, reference: str | None = None) -> tuple[str, Statement]:
-        """(reference code, statement) of `window`. A known reference code is fetched first; if
-        IBKR no longer knows it (1017, or 1003), a new statement is asked for."""
+        """(reference code, statement) of `window`. One an earlier step of this task execution
+        read is used as it is; otherwise a known reference code is fetched first; if IBKR no
+        longer knows it (1017, or 1003), a new statement is asked for."""
+        read = self.handoff.setdefault("ibkr_statements", {})      # window -> (reference, statement)
+        if window.key() in read:
+            return read[window.key()]              # read by an earlier step of this execution
         if reference:
             try:
-                return reference, read_statement(self.client.poll(reference))
+                read[window.key()] = reference, read_statement(self.client.poll(reference))
+                return read[window.key()]
             except PermanentError as exc:
                 if exc.code not in ("1017", "1003"):
                     raise
                 log.info("ibkr.reference_expired window=%s", window.key())
         reference = self.client.send_request(window)
-        return reference, read_statement(self.client.poll(reference))
+        read[window.key()] = reference, read_statement(self.client.poll(reference))
+        return read[window.key()]
 
     def _pages(self, cursor: dict[str, Any] | None, extract: Callable, *, record_refs: bool) -> Iterator[Page]:
         state = _WalkState(cursor, self._shared_refs, record_refs, self.session.requests_made,
