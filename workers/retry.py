@@ -18,6 +18,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+import psycopg
 import redis
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
@@ -34,7 +35,9 @@ class Decision:
 
 
 # The database went away mid-step (restart, failover): the step rolled back; retry it.
-DATABASE_TRANSIENT = (OperationalError, InterfaceError)
+# psycopg's own classes too: a COPY (backend/sync/staging.py) talks to psycopg below Django's
+# wrapper, so a server that went away mid-COPY raises psycopg.OperationalError as it is.
+DATABASE_TRANSIENT = (OperationalError, InterfaceError, psycopg.OperationalError, psycopg.InterfaceError)
 # Redis went away mid-step (restart, failover): the limiter's or the lock's call failed; retry it.
 REDIS_TRANSIENT = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 

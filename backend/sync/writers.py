@@ -227,14 +227,21 @@ def _transaction_changes(stored: dict[str, dict], rows: Sequence[BrokerTransacti
 
 def orders_upsert(connection: BrokerConnection, items: Sequence[Order], now: datetime, *,
                   portable: bool = False) -> dict:
-    """Store a page of orders: `created`, `updated` and `rewritten` as for transactions."""
+    """Store a page of orders: `created`, `updated` and `rewritten` as for transactions.
+    Orders whose broker record is as stored are left out before anything is written: every
+    sync asks for the open orders again, and they mostly come back as they were."""
     by_id = {o.broker_id: o for o in items}
-    assets = asset_ids(o.asset for o in by_id.values() if o.asset)
+    stored = dict(BrokerOrder.objects.filter(connection=connection, broker_id__in=list(by_id))
+                  .values_list("broker_id", "raw"))
+    moved = [o for o in by_id.values() if stored.get(o.broker_id) != _as_stored(o.raw)]
+    if not moved:
+        return {"fetched": len(items), "created": 0, "updated": len(by_id), "rewritten": 0}
+    assets = asset_ids(o.asset for o in moved if o.asset)
     if portable or db.vendor != "postgresql":
-        written = _orders_portable(connection, by_id.values(), assets, now)
+        written = _orders_portable(connection, moved, assets, now)
     else:
         written = staging.upsert(ORDERS, connection_id=connection.pk, portfolio_id=connection.portfolio_id,
-                                 now=now, rows=_order_rows(by_id.values(), assets))
+                                 now=now, rows=_order_rows(moved, assets))
     return {"fetched": len(items), "created": written.created, "updated": len(by_id) - written.created,
             "rewritten": written.rewritten}
 
