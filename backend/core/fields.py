@@ -4,6 +4,7 @@ from decimal import Decimal
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from rest_framework import serializers
+from rest_framework.utils import html
 
 # Crypto needs 18 places (ETH wei); 38 digits leave 20 for the integer part.
 MONEY_DIGITS = 38
@@ -36,3 +37,23 @@ class StrictBooleanField(serializers.BooleanField):
         if isinstance(data, str) and data in self.WORDS:
             return self.WORDS[data]
         self.fail("invalid", input=data)
+
+
+class FormBlankIsValue:
+    """In a form body DRF reads `field=` (an empty value) of an optional field as if the field
+    were absent, so a blank choice or name would be silently replaced by the default or left
+    unchanged. Here a field that is sent is validated as sent: blank is refused with the
+    field's own message, as it is in JSON."""
+
+    def get_value(self, dictionary):
+        if html.is_html_input(dictionary) and self.field_name in dictionary:
+            return dictionary.get(self.field_name)
+        return super().get_value(dictionary)
+
+
+class StrictChoiceField(FormBlankIsValue, serializers.ChoiceField):
+    pass
+
+
+class StrictCharField(FormBlankIsValue, serializers.CharField):
+    pass

@@ -13,7 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from backend.connections.serializers import ErrorOutputSerializer
-from backend.core.fields import StrictBooleanField
+from backend.core.fields import StrictBooleanField, StrictCharField, StrictChoiceField
 
 from .models import Portfolio
 from .performance import INTERVALS, history_info, history_points, returns_get
@@ -31,11 +31,11 @@ NOT_FOUND = {404: ErrorOutputSerializer}
 
 def _settings_fields(required: bool) -> dict:
     return {
-        "base_currency": serializers.ChoiceField(choices=BASE_CURRENCIES, required=False,
-                                                 help_text="Every value, cost and return is shown in it."),
-        "cost_basis_method": serializers.ChoiceField(choices=Portfolio.CostBasisMethod.choices, required=False),
+        "base_currency": StrictChoiceField(choices=BASE_CURRENCIES, required=False,
+                                           help_text="Every value, cost and return is shown in it."),
+        "cost_basis_method": StrictChoiceField(choices=Portfolio.CostBasisMethod.choices, required=False),
         "wash_sales": StrictBooleanField(required=False, help_text="Apply US wash-sale rules to equities."),
-        "name": serializers.CharField(max_length=128, required=required, allow_blank=False),
+        "name": StrictCharField(max_length=128, required=required, allow_blank=False),
     }
 
 

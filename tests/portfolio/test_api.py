@@ -72,6 +72,18 @@ class TestManagement:
         mine.refresh_from_db()
         assert (other.name, mine.base_currency) == ("Other", "USD")
 
+    def test_a_blank_form_field_is_refused_not_taken_as_absent(self, api, user):
+        # A form body's `cost_basis_method=` was read as "not sent" and the portfolio created
+        # with FIFO; the schema says the value is one of the methods, so it is a 400.
+        for field in ("cost_basis_method", "base_currency", "name"):
+            body = {"name": "Blank", "cost_basis_method": "hifo", "base_currency": "EUR", field: ""}
+            response = api.post(URL, body)                               # multipart, as a browser form
+            assert response.status_code == 400 and field in response.json()["fields"], (field, response.json())
+        assert not Portfolio.objects.filter(owner=user).exists()
+        mine = PortfolioFactory(owner=user, name="Mine")
+        assert api.patch(f"{URL}{mine.pk}/", {"cost_basis_method": ""}).status_code == 400
+        assert api.post(URL, {"name": "Form", "cost_basis_method": "lifo"}).json()["cost_basis_method"] == "lifo"
+
     def test_a_settings_change_is_announced_once_committed(self, api, portfolio, heard,
                                                            django_capture_on_commit_callbacks, published):
         with django_capture_on_commit_callbacks(execute=True):
