@@ -199,7 +199,7 @@ def _differs(old: dict, row, columns: list[str]) -> bool:
         new = getattr(row, column)
         if column == "raw":
             # Compare what would be stored: JSON text read back (Decimals become strings).
-            new = json.loads(RAW_ENCODER.encode(new))
+            new = _as_stored(new)
         if old[column] != new:
             return True
     return False
@@ -274,7 +274,7 @@ def _orders_portable(connection: BrokerConnection, items: Iterable[Order], asset
 
 def _as_stored(raw: dict) -> dict:
     """A raw record as its JSON column gives it back (Decimals stored as strings)."""
-    return json.loads(json.dumps(raw, cls=DjangoJSONEncoder))
+    return json.loads(RAW_ENCODER.encode(raw))
 
 
 def open_order_ids(connection: BrokerConnection) -> list[str]:
