@@ -2,8 +2,10 @@
 (UTC) of the history, saved by every recompute that passes the month start."""
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
 
+from django.db import connection as db
 from django.db import transaction
 
 from .models import LedgerCheckpoint
@@ -41,8 +43,17 @@ def save(*, portfolio_id: int, captured: dict[datetime, dict[int, dict]], assets
     rows += [LedgerCheckpoint(portfolio_id=portfolio_id, asset_id=asset, at=at, state=state)
              for at, states in sorted(captured.items()) for asset, state in sorted(states.items())
              if assets is None or asset in assets]
-    with transaction.atomic():
-        LedgerCheckpoint.objects.bulk_create(rows, batch_size=500)
+    if db.vendor != "postgresql":
+        with transaction.atomic():
+            LedgerCheckpoint.objects.bulk_create(rows, batch_size=500)
+        return
+    # COPY: a whole history's checkpoints are ~1,000 JSON documents of open lots, and
+    # bulk_create's adaptation of them cost a second of the ~8 s full recompute.
+    columns = ("portfolio_id", "asset_id", "at", "state")
+    with db.cursor() as cursor, cursor.cursor.copy(
+            f"COPY {LedgerCheckpoint._meta.db_table} ({', '.join(columns)}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row((row.portfolio_id, row.asset_id, row.at, json.dumps(row.state, separators=(",", ":"))))
 
 
 def before(*, portfolio_id: int, moment: datetime) -> datetime | None:

@@ -21,6 +21,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from backend.connections.models import BrokerConnection
+from backend.core.gcpause import collector_paused
 from backend.portfolio.models import Portfolio
 
 from . import checkpoints, engine, writing
@@ -111,7 +112,7 @@ def _receivers_of(portfolio: Portfolio, before: dict, after: dict) -> list[int]:
 
 def ledger_recompute(*, portfolio_id: int, since: datetime | None = None, full: bool = False) -> dict:
     started = time.perf_counter()
-    with transaction.atomic():
+    with collector_paused(), transaction.atomic():
         portfolio = Portfolio.objects.select_for_update().get(pk=portfolio_id)
         state, _ = LedgerState.objects.select_for_update().get_or_create(portfolio=portfolio)
         settings = portfolio_settings(portfolio)
