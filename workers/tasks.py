@@ -16,6 +16,7 @@ from celery import chain
 from celery.exceptions import Ignore
 from django.db import close_old_connections
 
+from . import delivery  # noqa: F401  (marks step messages sent and received, for the reaper)
 from .celery_app import app
 from .retry import DATABASE_TRANSIENT, REDIS_TRANSIENT, decide
 from .routing import queue_for

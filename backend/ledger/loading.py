@@ -23,6 +23,7 @@ from .events import NOT_COUNTED, SPINOFF_CODE, Row, fiat_as_cash
 from .transfers import MOVEMENT_TYPES, tx_hash_of
 
 UTC = timezone.utc
+# In events.Row's field order: each row is built positionally from these.
 _FIELDS = ("id", "connection_id", "connection__broker", "broker_id", "type", "broker_type", "occurred_at", "asset_id",
            "quantity", "price", "amount", "currency", "description", "status")
 
@@ -68,23 +69,31 @@ def _rows(queryset, *, stream: bool = True) -> list[Row]:
     raws = dict(_fetch(queryset.filter(needs_raw).values_list("id", "raw"), stream))
     fiat = fiat_assets()
     out = []
-    for (pk, conn, broker, broker_id, kind, broker_type, at, asset_id, qty, price, amount, currency, text,
-         status) in _fetch(queryset.values_list(*_FIELDS), stream):
-        raw = raws.get(pk) or {}
-        if isinstance(raw, str):
-            raw = json.loads(raw)
-        row = Row(id=pk, connection_id=conn, broker=broker, broker_id=broker_id, type=kind,
-                  broker_type=broker_type, occurred_at=at, asset_id=asset_id, quantity=qty, price=price,
-                  amount=amount, currency=currency, description=text, status=status,
-                  refid=str(raw.get("refid") or "") if isinstance(raw, dict) else "",
-                  sub_type=str(raw.get("activity_sub_type") or "") if isinstance(raw, dict) else "",
-                  tx_hash=tx_hash_of(broker, raw) if kind in MOVEMENT_TYPES else "",
-                  action_id=str(raw.get("actionID") or "") if broker == "ibkr" and isinstance(raw, dict) else "")
-        out.append(fiat_as_cash(row, fiat[asset_id]) if asset_id in fiat else row)
+    append = out.append
+    for fields in _fetch(queryset.values_list(*_FIELDS), stream):
+        # Positional, in Row's field order (as _FIELDS): most rows have no raw to read.
+        row = Row(*fields)
+        raw = raws.get(row.id)
+        if raw:
+            _from_raw(row, json.loads(raw) if isinstance(raw, str) else raw)
+        append(fiat_as_cash(row, fiat[row.asset_id]) if row.asset_id in fiat else row)
     for row in out:
         if row.broker_type == SPINOFF_CODE:
             row.parent_asset_id = spinoff_parent(row)
     return out
+
+
+def _from_raw(row: Row, raw) -> None:
+    """What the ledger reads of a raw record: Kraken's refid, Alpaca's activity sub-type, a
+    movement's on-chain hash, IBKR's corporate action id."""
+    if not isinstance(raw, dict):
+        return
+    row.refid = str(raw.get("refid") or "")
+    row.sub_type = str(raw.get("activity_sub_type") or "")
+    if row.type in MOVEMENT_TYPES:
+        row.tx_hash = tx_hash_of(row.broker, raw)
+    if row.broker == "ibkr":
+        row.action_id = str(raw.get("actionID") or "")
 
 
 _PARENT = re.compile(r"^\s*([A-Za-z0-9.\-]+)[\s(]")

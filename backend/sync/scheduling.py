@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from backend.connections.models import FEEDLESS_KINDS, BrokerConnection
 
-from . import services
+from . import delivery, services
 from .models import SyncRun
 
 log = logging.getLogger("brokersync.sync")
@@ -51,8 +51,9 @@ def dispatch_due(now=None) -> int:
 
 def reap_stale(now=None) -> int:
     """Runs whose lease ran out (their worker died, or Redis lost their message) are
-    re-queued from the step they reached, or failed after MAX_REQUEUES, with a reason.
-    No run stays queued or running forever."""
+    re-queued from the step they reached, or failed after MAX_REQUEUES, with a reason;
+    runs whose message still waits in a queue are left to it (`delivery`). No run stays
+    queued or running forever."""
     now = now or timezone.now()
     cutoff = now - timedelta(seconds=settings.SYNC_RUN_LEASE_SECONDS)
     stale = (SyncRun.objects.select_related("connection")
@@ -60,8 +61,13 @@ def reap_stale(now=None) -> int:
              .filter(heartbeat_at__lt=cutoff) |
              SyncRun.objects.select_related("connection")
              .filter(state=SyncRun.State.QUEUED, heartbeat_at__isnull=True, queued_at__lt=cutoff))
+    stale = list(stale)
+    # A run whose message waits in its queue (a backlog longer than the lease) is not lost.
+    queued = delivery.waiting(run.pk for run in stale)
     reaped = 0
     for run in stale:
+        if run.pk in queued:
+            continue
         requeues = int(run.steps.get("_requeues", 0))
         if requeues >= MAX_REQUEUES:
             services.sync_fail(run=run, step=run.current_step or "positions",

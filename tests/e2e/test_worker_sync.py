@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from backend.connections.models import BrokerConnection
+from backend.sync import delivery
 from backend.sync.models import BrokerTransaction, SyncRun
 from backend.sync.services import sync_request
 from sandbox.faults import FaultPlan
@@ -29,6 +30,7 @@ def test_chain_runs_every_step_on_the_worker(sandbox, paper):
 
     run = wait_for_run(run.pk)
     assert run.state == SyncRun.State.SUCCEEDED, (run.failed_step, run.error_message)
+    assert delivery.waiting([run.pk]) == set()          # the worker took every message it was sent
     assert set(run.steps) >= {"positions", "transactions", "orders", "reconcile", "write_log"}
     assert all("duration_ms" in run.steps[s] for s in ("positions", "transactions", "orders"))
     assert_matches_truth(connection, sandbox_truth(sandbox, account["account_id"]))
