@@ -141,3 +141,26 @@ def test_waits_in_place_are_capped_in_all_and_per_broker(sandbox, account, redis
     with pytest.raises(RateLimited) as raised:                       # ~61 s in all is more than 30
         short.get_json("/v2/account", headers=headers(account))
     assert raised.value.local and short.requests_made == 0
+
+
+def test_broker_sessions_read_proxies_from_the_environment_only_when_it_has_some(monkeypatch, tmp_path):
+    """Without proxy variables a broker session never looks at the environment (no ~/.netrc
+    credentials sent to a broker, no per-request lookups); with one, requests uses it."""
+    from backend.brokers.egress import broker_http
+
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    netrc = tmp_path / ".netrc"
+    netrc.write_text("machine 127.0.0.1 login someone password leaked\n")
+    monkeypatch.setenv("NETRC", str(netrc))
+    session = broker_http()
+    assert session.trust_env is False
+    prepared = session.prepare_request(requests.Request("GET", "http://127.0.0.1:1/x"))
+    settings = session.merge_environment_settings(prepared.url, {}, None, None, None)
+    assert "Authorization" not in prepared.headers and settings["proxies"] == {}
+
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
+    proxied = broker_http()
+    assert proxied.trust_env is True
+    assert proxied.merge_environment_settings("https://api.binance.com/x", {}, None, None, None)["proxies"][
+        "https"] == "http://proxy.internal:3128"
