@@ -50,6 +50,7 @@ class Ledger:
                  overrides: dict[str, tuple[Decimal, datetime | None]] | None = None, strict_picks: bool = False):
         self.method = method
         self.pricer = pricer
+        self.base = getattr(pricer, "base", None)      # a pricer that names its currency (BookPricer)
         self.wash_assets = frozenset(wash_assets)
         self.picks = picks or {}
         self.overrides = overrides or {}
@@ -296,6 +297,9 @@ class Ledger:
     def cash_value(self, cash: Iterable[tuple[str, Decimal]], at: datetime) -> Decimal | None:
         total = ZERO
         for currency, amount in cash:
+            if currency == self.base:         # most cash is already in the base currency
+                total += amount
+                continue
             rate = self.pricer.fx(currency, at.date())
             if rate is None:
                 return None
