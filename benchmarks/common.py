@@ -191,16 +191,23 @@ class BenchEnv:
         return self.control("GET", "/stats")["endpoints"]
 
     # -- brokersync -----------------------------------------------------------------------
-    def connect(self, broker: str, account: dict):
+    def connect(self, broker: str, account: dict, *, own_user: bool = False):
+        """A connection to the sandbox account, in one shared user's portfolio per broker, or
+        (`own_user`, as a fleet of real people has) in a user and portfolio of its own, so
+        each ledger and value history holds one account."""
         from django.contrib.auth import get_user_model
 
         from backend.brokers.dtos import Credentials
         from backend.connections.models import BrokerConnection
         from backend.portfolio.models import Portfolio
 
-        self.user = self.user or get_user_model().objects.get_or_create(username="bench")[0]
-        portfolio, _ = Portfolio.objects.get_or_create(owner=self.user, name=f"bench {broker}")
-        connection = BrokerConnection(owner=self.user, portfolio=portfolio, broker=broker,
+        if own_user:
+            owner = get_user_model().objects.create(username="bench-" + account["account_id"].replace(":", "-"))
+            portfolio = Portfolio.objects.create(owner=owner, name=account["account_id"])
+        else:
+            self.user = owner = self.user or get_user_model().objects.get_or_create(username="bench")[0]
+            portfolio, _ = Portfolio.objects.get_or_create(owner=owner, name=f"bench {broker}")
+        connection = BrokerConnection(owner=owner, portfolio=portfolio, broker=broker,
                                       environment=account["environment"],
                                       broker_account_id=str(account["broker_account_id"]), status="active")
         connection.set_credentials(Credentials(**account["credentials"]))

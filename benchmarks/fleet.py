@@ -174,7 +174,7 @@ def check_truth(env: common.BenchEnv, pairs: list) -> list[str]:
     nothing), one line per account that differs, saying how."""
     from backend.sync.models import BrokerOrder, BrokerTransaction
 
-    differences = []
+    differences, invisible = [], 0
     for account, connection in pairs:
         truth = env.control("GET", f"/accounts/{account['account_id']}/truth")
         stored = list(BrokerTransaction.objects.filter(connection=connection).values_list("broker_id", flat=True))
@@ -182,7 +182,9 @@ def check_truth(env: common.BenchEnv, pairs: list) -> list[str]:
         truth_tx = {t["broker_id"] for t in truth["transactions"]}
         orders = dict(BrokerOrder.objects.filter(connection=connection).values_list("broker_id", "status"))
         truth_orders = {o["broker_id"]: o["status"] for o in truth["orders"]}
-        wrong = {k: (orders.get(k), v) for k, v in truth_orders.items() if orders.get(k) != v}
+        unseen = _invisible_by_design(account, truth, orders)
+        invisible += len(unseen)
+        wrong = {k: (orders.get(k), v) for k, v in truth_orders.items() if orders.get(k) != v and k not in unseen}
         parts = [f"{len(truth_tx - tx)} transactions missing" if truth_tx - tx else "",
                  f"{len(stored) - len(tx)} transactions doubled" if len(stored) > len(tx) else "",
                  f"{len(tx - truth_tx)} transactions extra" if tx - truth_tx else "",
@@ -191,7 +193,22 @@ def check_truth(env: common.BenchEnv, pairs: list) -> list[str]:
                  if wrong else ""]
         if any(parts):
             differences.append(f"{account['account_id']}: " + "; ".join(p for p in parts if p))
+    if invisible:
+        print(f"   Binance orders cancelled or expired without a fill on a pair with no trade, not stored "
+              f"(invisible by design without the deep option, docs/brokers.md): {invisible}", flush=True)
     return differences
+
+
+def _invisible_by_design(account: dict, truth: dict, stored: dict) -> set[str]:
+    """Binance lists orders only per symbol, and the orders step asks for the pairs with
+    trades plus every open order: an order that ended without a fill on a pair with no trade
+    is not seen (docs/brokers.md, "What stays invisible"). Those missing orders, by id."""
+    if not account["account_id"].startswith("binance:"):
+        return set()
+    traded = {t["broker_id"].split(":")[1] for t in truth["transactions"] if t["broker_id"].startswith("trade:")}
+    return {o["broker_id"] for o in truth["orders"]
+            if o["broker_id"] not in stored and o["status"] in ("canceled", "expired", "rejected")
+            and o["broker_id"].split(":")[0] not in traded}
 
 
 def print_truth_check(differences: list[str]) -> None:
@@ -269,7 +286,7 @@ def main() -> int:
         started = time.monotonic()
         accounts = [env.control("POST", "/accounts", spec) for spec in draw_accounts(args)]
         print(f"created {len(accounts)} sandbox accounts in {time.monotonic() - started:.1f}s", flush=True)
-        pairs = [(a, env.connect(a["account_id"].split(":")[0], a)) for a in accounts]
+        pairs = [(a, env.connect(a["account_id"].split(":")[0], a, own_user=True)) for a in accounts]
         minimums = [(a["account_id"].split(":")[0], minimum_for(a["account_id"].split(":")[0],
                                                                env.control("GET", f"/accounts/{a['account_id']}/truth")))
                     for a in accounts]
