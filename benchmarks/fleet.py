@@ -10,7 +10,10 @@ Prints: wall time of the initial round against the lower bound that the rate bud
 page sizes and latency allow (the headline ratio), requests per broker, 429s and 418s
 received (target zero), rows per second, peak worker memory, CPU seconds per 1,000 rows,
 and the same for an incremental round after a fifth of the accounts changed. Every
-account's rows are checked against the sandbox's truth.
+account has a user and a portfolio of its own (its ledger and value history are rebuilt
+after its syncs, on the same workers), and its rows are checked against the sandbox's truth;
+Binance orders that ended without a fill on a pair with no trade are counted apart, as the
+documented blind spot they are (docs/brokers.md).
 
 `--egress N` spreads the workers over N loopback source addresses (BROKER_EGRESS_IP): the
 sandbox counts Binance weight per client address as Binance does, so N addresses give N
