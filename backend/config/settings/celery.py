@@ -43,8 +43,6 @@ SYNC_EXECUTION_CONTINUE_SECONDS = env.float("SYNC_EXECUTION_CONTINUE_SECONDS", d
 SYNC_SLOT_WAIT_SECONDS = env.float("SYNC_SLOT_WAIT_SECONDS", default=300.0)
 # Record every sync task execution's CPU time, requests and rows in Redis (benchmarks read them).
 SYNC_TASK_METERING = env.bool("SYNC_TASK_METERING", default=False)
-# A ready worker moves what it built to start out of the garbage collector's passes (gc.freeze).
-WORKER_GC_FREEZE = env.bool("WORKER_GC_FREEZE", default=True)
 
 # Value history: requests for the same portfolio within this many seconds fold into one
 # rebuild (a sync, an import and a price backfill often arrive together); beat looks for
