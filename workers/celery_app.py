@@ -16,4 +16,3 @@ app.conf.task_queues = task_queues()
 app.conf.task_routes = (route_task,)
 
 from . import control  # noqa: E402,F401  (the worker's `conf` reply masks URL passwords)
-

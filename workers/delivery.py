@@ -17,7 +17,7 @@ def _run_id(args, kwargs) -> int | None:
 
 
 @before_task_publish.connect
-def _sent(sender=None, body=None, headers=None, **_):
+def _sent(sender=None, body=None, **_):
     if not _is_step(sender) or not isinstance(body, (tuple, list)) or not body:
         return
     run_id = _run_id(body[0], body[1] if len(body) > 1 else None)

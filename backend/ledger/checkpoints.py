@@ -2,11 +2,12 @@
 (UTC) of the history, saved by every recompute that passes the month start."""
 from __future__ import annotations
 
-import json
 from datetime import datetime, timezone
 
 from django.db import connection as db
 from django.db import transaction
+
+from backend.core.pgcopy import copy_rows
 
 from .models import LedgerCheckpoint
 
@@ -49,11 +50,9 @@ def save(*, portfolio_id: int, captured: dict[datetime, dict[int, dict]], assets
         return
     # COPY: a whole history's checkpoints are ~1,000 JSON documents of open lots, and
     # bulk_create's adaptation of them cost a second of the ~8 s full recompute.
-    columns = ("portfolio_id", "asset_id", "at", "state")
-    with db.cursor() as cursor, cursor.cursor.copy(
-            f"COPY {LedgerCheckpoint._meta.db_table} ({', '.join(columns)}) FROM STDIN") as copy:
-        for row in rows:
-            copy.write_row((row.portfolio_id, row.asset_id, row.at, json.dumps(row.state, separators=(",", ":"))))
+    with db.cursor() as cursor:
+        copy_rows(cursor, LedgerCheckpoint._meta.db_table, ("portfolio_id", "asset_id", "at", "state"),
+                  ((row.portfolio_id, row.asset_id, row.at, row.state) for row in rows))
 
 
 def before(*, portfolio_id: int, moment: datetime) -> datetime | None:

@@ -14,6 +14,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from django.db import connection as db
 
 from backend.core.fields import MONEY_PLACES
+from backend.core.pgcopy import copy_rows
 
 from . import engine
 from .models import Disposal, DisposalLot, Income, Lot
@@ -117,7 +118,7 @@ def _insert_links(portfolio_id: int, links: list[tuple]) -> None:
         cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS tmp_{link} AS SELECT d.key AS disposal_key, l.lot_key, "
                        f"{', '.join(f'l.{c}' for c in LINK_COLUMNS[3:])} FROM {link} l, {disposal} d WITH NO DATA")
         cursor.execute(f"TRUNCATE tmp_{link}")
-        _copy(cursor, f"tmp_{link}", staged, links)
+        copy_rows(cursor, f"tmp_{link}", staged, links)
         cursor.execute(f"INSERT INTO {link} ({', '.join(LINK_COLUMNS)}) "
                        f"SELECT d.id, t.lot_key, o.id, {rest} FROM tmp_{link} t "
                        f"JOIN {disposal} d ON d.portfolio_id = %s AND d.key = t.disposal_key "
@@ -163,7 +164,7 @@ def _upsert(model, columns: tuple[str, ...], rows: list[tuple]) -> dict[str, int
     with db.cursor() as cursor:
         cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {temp} AS SELECT {cols} FROM {table} WITH NO DATA")
         cursor.execute(f"TRUNCATE {temp}")
-        _copy(cursor, temp, columns, rows)
+        copy_rows(cursor, temp, columns, rows)
         cursor.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {temp} "
                        f"ON CONFLICT (portfolio_id, key) DO UPDATE SET {updates} RETURNING key, id")
         return dict(cursor.fetchall())
@@ -184,11 +185,11 @@ def _upsert_differing(model, columns: tuple[str, ...], rows: list[tuple], portfo
     with db.cursor() as cursor:
         cursor.execute(f"SELECT EXISTS (SELECT 1 FROM {table} WHERE portfolio_id = %s)", [portfolio_id])
         if not cursor.fetchone()[0]:          # a first build: nothing to compare with
-            _copy(cursor, table, columns, rows)
+            copy_rows(cursor, table, columns, rows)
         else:
             cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {temp} AS SELECT {cols} FROM {table} WITH NO DATA")
             cursor.execute(f"TRUNCATE {temp}")
-            _copy(cursor, temp, columns, rows)
+            copy_rows(cursor, temp, columns, rows)
             cursor.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {temp} "
                            f"ON CONFLICT (portfolio_id, key) DO UPDATE SET {updates} WHERE {differs}")
             cursor.execute(f"DELETE FROM {table} WHERE portfolio_id = %s AND NOT EXISTS "
@@ -203,19 +204,7 @@ def _insert(model, columns: tuple[str, ...], rows: list[tuple]) -> None:
         model.objects.bulk_create([model(**dict(zip(columns, row))) for row in rows], batch_size=BATCH)
         return
     with db.cursor() as cursor:
-        _copy(cursor, model._meta.db_table, columns, rows)
-
-
-def _copy(cursor, table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
-    """Binary COPY, typed by the table's own columns: a third less of our CPU than text and
-    nothing for the server to parse (benchmarks/ledger.py)."""
-    cursor.execute("SELECT attname, atttypid FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0 "
-                   "AND NOT attisdropped", [table])
-    types = dict(cursor.fetchall())
-    with cursor.cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)") as copy:
-        copy.set_types([types[column] for column in columns])
-        for row in rows:
-            copy.write_row(row)
+        copy_rows(cursor, model._meta.db_table, columns, rows)
 
 
 def _delete_links(portfolio_id: int) -> None:

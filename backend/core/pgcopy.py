@@ -1,0 +1,17 @@
+"""Rows into a PostgreSQL table by binary COPY, typed by the table's own columns: a third
+less of our CPU than text COPY and nothing for the server to parse (benchmarks/ledger.py).
+A jsonb column takes the Python value itself (psycopg serializes it)."""
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+def copy_rows(cursor, table: str, columns: tuple[str, ...], rows: Iterable[tuple]) -> None:
+    """`cursor`: a Django cursor. Each row's values in `columns` order."""
+    cursor.execute("SELECT attname, atttypid FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0 "
+                   "AND NOT attisdropped", [table])
+    types = dict(cursor.fetchall())
+    with cursor.cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)") as copy:
+        copy.set_types([types[column] for column in columns])
+        for row in rows:
+            copy.write_row(row)
