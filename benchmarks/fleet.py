@@ -258,13 +258,23 @@ def metering_count() -> int:
     return metering.count()
 
 
-def print_metering(since: int) -> dict:
+def print_metering(since: int, worker_cpu_s: float) -> dict:
     """Where the workers' CPU went in the round, from the task metering (SYNC_TASK_METERING):
-    task executions, those that made no broker request (waits, retries, chain tasks whose step
-    was done), and the CPU per execution, per request and per row, with a fit of the three."""
+    sync step executions, those that made no broker request (waits, retries, chain tasks whose
+    step was done), and their CPU per execution, per request and per row, with a fit of the
+    three; then the other tasks (ledger, value history, prices) and what no task spent (Celery
+    itself: receiving, acknowledging and publishing messages)."""
     from backend.sync import metering
 
     figures = metering.summary(metering.executions(since))
+    others = metering.other_tasks(since)
+    outside = worker_cpu_s - figures["cpu_s"] - sum(cpu for _, cpu in others.values())
+    figures["other_tasks"] = {name: {"executions": n, "cpu_s": cpu} for name, (n, cpu) in sorted(others.items())}
+    figures["outside_tasks_cpu_s"] = outside
+    per_row = 1000 / max(1, figures["rows"])
+    print(f"   worker CPU by kind: sync steps {figures['cpu_s']:.1f}s ({per_row * figures['cpu_s']:.2f}s per 1,000 rows), "
+          + "".join(f"{name} {cpu:.1f}s in {n:,}, " for name, (n, cpu) in sorted(others.items(), key=lambda i: -i[1][1]))
+          + f"outside any task {outside:.1f}s ({per_row * outside:.2f}s per 1,000 rows)")
     print(f"   task executions {figures['executions']:,} ({figures['without_request']:,} without a request, "
           f"{100 * figures['cpu_without_request_s'] / max(figures['cpu_s'], 1e-9):.1f}% of their CPU); "
           f"CPU {figures['cpu_s']:.1f}s: {figures['cpu_per_execution_ms']:.1f} ms per execution, "
@@ -301,7 +311,7 @@ def main() -> int:
         for broker, m in minimums:
             minimum[broker] += m["requests"]
         print_round("initial sync", initial, bound, {**usage, "cpu_s": usage["cpu_s"] - cpu0}, minimum, args.egress)
-        initial["metering"] = print_metering(metered0)
+        initial["metering"] = print_metering(metered0, usage["cpu_s"] - cpu0)
         initial["truth_differences"] = check_truth(env, pairs)
         print_truth_check(initial["truth_differences"])
 
@@ -313,7 +323,7 @@ def main() -> int:
         usage2 = env.worker_usage()
         print_round("incremental round (a fifth of the accounts changed)", incremental, None,
                     {**usage2, "cpu_s": usage2["cpu_s"] - cpu1}, egress=args.egress)
-        incremental["metering"] = print_metering(metered1)
+        incremental["metering"] = print_metering(metered1, usage2["cpu_s"] - cpu1)
         incremental["truth_differences"] = check_truth(env, pairs)
         print_truth_check(incremental["truth_differences"])
         out = ROOT / "var" / "bench-fleet.json"

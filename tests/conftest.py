@@ -97,6 +97,16 @@ def _fresh_cache():
     yield
 
 
+@pytest.fixture(autouse=True)
+def _no_shared_markets():
+    """Binance's exchangeInfo is kept per process for the syncs that follow (SHARED_MARKETS):
+    each test counts its requests from none kept."""
+    from backend.brokers.adapters.binance.adapter import SHARED_MARKETS
+
+    SHARED_MARKETS.clear()
+    yield
+
+
 @pytest.fixture
 def user(db):
     from tests.factories import UserFactory

@@ -17,6 +17,7 @@ from celery.exceptions import Ignore
 from django.db import close_old_connections
 
 from . import delivery  # noqa: F401  (marks step messages sent and received, for the reaper)
+from . import task_metering  # noqa: F401  (the CPU of tasks other than sync steps, when metering is on)
 from .celery_app import app
 from .retry import DATABASE_TRANSIENT, REDIS_TRANSIENT, decide
 from .routing import queue_for

@@ -50,7 +50,8 @@ def foreign_withdrawals(*, portfolio_id: int) -> list[Row]:
     queryset = (BrokerTransaction.objects.filter(connection__owner_id=owner, type__in=MOVEMENT_TYPES,
                                                  asset__isnull=False, quantity__lt=0)
                 .exclude(portfolio_id=portfolio_id).exclude(status__in=NOT_COUNTED).order_by())
-    return _rows(queryset, stream=False)
+    # Most owners have one portfolio: one EXISTS, not the three reads of a row load.
+    return _rows(queryset, stream=False) if queryset.exists() else []
 
 
 def movement_rows(*, portfolio_id: int) -> list[Row]:

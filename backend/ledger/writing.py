@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from decimal import ROUND_HALF_EVEN, Decimal
+from operator import attrgetter
 
 from django.db import connection as db
 
@@ -31,6 +32,14 @@ INCOME_COLUMNS = ("portfolio_id", "key", "kind", "connection_id", "asset_id", "t
                   "currency", "original_amount")
 LINK_COLUMNS = ("disposal_id", "lot_key", "lot_id", "position", "quantity", "cost_basis", "proceeds", "gain",
                 "acquired_at", "holding_from", "term", "wash_disallowed")
+# Engine attributes in column order after the portfolio (lots) or the position (links), and
+# where the amounts are in the rows built from them.
+_LOT_VALUES = attrgetter("key", "asset_id", "connection_id", "tx_id", "origin", "quantity", "remaining", "basis",
+                         "acquired_at", "holding_from", "parent_key", "wash_adjustment", "closed_at", "closed_by")
+_LOT_AMOUNTS = frozenset({6, 7, 8, 12})
+_LINK_VALUES = attrgetter("quantity", "basis", "proceeds", "gain", "acquired_at", "holding_from", "term",
+                          "wash_disallowed")
+_LINK_AMOUNTS = frozenset({3, 4, 5, 6, 10})
 
 
 def q(value: Decimal | None) -> Decimal | None:
@@ -48,10 +57,16 @@ def _rounding():
     return _as_is if db.vendor == "postgresql" else q
 
 
-def _lot(pid: int, lot: engine.Lot, q) -> tuple:
-    return (pid, lot.key, lot.asset_id, lot.connection_id, lot.tx_id, lot.origin, q(lot.quantity), q(lot.remaining),
-            q(lot.basis), lot.acquired_at, lot.holding_from, lot.parent_key, q(lot.wash_adjustment), lot.closed_at,
-            lot.closed_by)
+def _rounded(rows: list[tuple], amounts: frozenset[int], q) -> list[tuple]:
+    """The amount columns (positions `amounts`) of each row rounded by `q`; on PostgreSQL,
+    where the columns round them, the rows as they are (no call per value)."""
+    if q is _as_is:
+        return rows
+    return [tuple(q(v) if i in amounts else v for i, v in enumerate(row)) for row in rows]
+
+
+def _lots(pid: int, lots: Iterable[engine.Lot], q) -> list[tuple]:
+    return _rounded([(pid, *_LOT_VALUES(lot)) for lot in lots], _LOT_AMOUNTS, q)
 
 
 def _disposal(pid: int, d: engine.Disposal, q) -> tuple:
@@ -69,16 +84,15 @@ def _income(pid: int, i: engine.Income, key: str, q) -> tuple:
 def _links(disposals: list[engine.Disposal], q) -> list[tuple]:
     """(disposal key, lot key, position, amounts...) of every link: ids are looked up where
     they are stored."""
-    return [(d.key, link.lot_key, i, q(link.quantity), q(link.basis), q(link.proceeds), q(link.gain),
-             link.acquired_at, link.holding_from, link.term, q(link.wash_disallowed))
-            for d in disposals for i, link in enumerate(d.links)]
+    return _rounded([(d.key, link.lot_key, i, *_LINK_VALUES(link)) for d in disposals for i, link in enumerate(d.links)],
+                    _LINK_AMOUNTS, q)
 
 
 def write(*, portfolio_id: int, lots: Iterable[engine.Lot], disposals: Iterable[engine.Disposal],
           income: Iterable[engine.Income], full: bool) -> None:
     rnd = _rounding()
     disposal_list, income = list(disposals), list(income)
-    lot_rows = [_lot(portfolio_id, lot, rnd) for lot in lots]
+    lot_rows = _lots(portfolio_id, lots, rnd)
     disposal_rows = [_disposal(portfolio_id, d, rnd) for d in disposal_list]
     income_keys = _unique_keys([i.key for i in income])
     if full:

@@ -58,6 +58,20 @@ class Meter:
         return self.record
 
 
+def _append(record: dict) -> None:
+    try:
+        client = _redis()
+        client.rpush(KEY, json.dumps(record))
+        client.ltrim(KEY, -KEPT, -1)
+    except Exception:  # noqa: BLE001 - metering never fails a task
+        pass
+
+
+def record_task(task: str, cpu_s: float, outcome: str) -> None:
+    """One execution of a task that is not a sync step (no run, requests or rows)."""
+    _append({"task": task, "run": None, "steps": [], "outcome": outcome, "cpu_s": cpu_s, "requests": 0, "rows": 0})
+
+
 @contextmanager
 def metered(task: str, run_id: int) -> Iterator[Meter | None]:
     """Meter the block as one task execution (nothing at all when metering is off)."""
@@ -71,16 +85,26 @@ def metered(task: str, run_id: int) -> Iterator[Meter | None]:
         meter.record["outcome"] = type(exc).__name__      # Retry, Ignore, or an error
         raise
     finally:
-        try:
-            client = _redis()
-            client.rpush(KEY, json.dumps(meter.finish()))
-            client.ltrim(KEY, -KEPT, -1)
-        except Exception:  # noqa: BLE001 - metering never fails a sync
-            pass
+        _append(meter.finish())
 
 
 def executions(since: int = 0) -> list[dict]:
-    """Every record from position `since` on (benchmarks note len() before a round)."""
+    """Every sync step execution's record from position `since` on (benchmarks note len()
+    before a round)."""
+    return [r for r in _records(since) if r["run"] is not None]
+
+
+def other_tasks(since: int = 0) -> dict[str, tuple[int, float]]:
+    """Task name -> (executions, CPU seconds) of the tasks that are not sync steps."""
+    out: dict[str, tuple[int, float]] = {}
+    for r in _records(since):
+        if r["run"] is None:
+            n, cpu = out.get(r["task"], (0, 0.0))
+            out[r["task"]] = (n + 1, cpu + r["cpu_s"])
+    return out
+
+
+def _records(since: int) -> list[dict]:
     return [json.loads(r) for r in _redis().lrange(KEY, since, -1)]
 
 

@@ -233,7 +233,7 @@ def orders_upsert(connection: BrokerConnection, items: Sequence[Order], now: dat
     by_id = {o.broker_id: o for o in items}
     stored = dict(BrokerOrder.objects.filter(connection=connection, broker_id__in=list(by_id))
                   .values_list("broker_id", "raw"))
-    moved = [o for o in by_id.values() if stored.get(o.broker_id) != _as_stored(o.raw)]
+    moved = [o for o in by_id.values() if o.broker_id not in stored or stored[o.broker_id] != _as_stored(o.raw)]
     if not moved:
         return {"fetched": len(items), "created": 0, "updated": len(by_id), "rewritten": 0}
     assets = asset_ids(o.asset for o in moved if o.asset)

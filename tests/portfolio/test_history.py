@@ -127,6 +127,18 @@ def test_a_holding_with_no_price_is_left_out_and_the_day_marked(portfolio, conne
     assert returns_get(portfolio=portfolio).unpriced_days == 1
 
 
+def test_unpriced_are_stored_ids_by_number_then_codes_shorter_first_whatever_the_days_repeat():
+    from backend.portfolio.history.rebuild import _unpriced_lists
+    from backend.portfolio.history.walk import DayRow
+
+    sets = [{12, 3, "USDT", "EUR"}, {12, 3, "USDT", "EUR"}, set(), {100, 9}, {100, 9}, {"EUR"}]
+    days = [DayRow(None, D0 + timedelta(i), D(0), D(0), D(0), s) for i, s in enumerate(sets)]
+    # ids as numbers (9 before 100, which a string sort would reverse), then codes: EUR
+    # (3 letters) before USDT (4); a day whose set repeats yesterday's gets the same order.
+    assert list(_unpriced_lists(days)) == [[3, 12, "EUR", "USDT"], [3, 12, "EUR", "USDT"], [], [9, 100], [9, 100],
+                                           ["EUR"]]
+
+
 def test_an_asset_moving_between_two_connections_of_the_portfolio_is_no_flow_of_it(portfolio, connect):
     coinbase, kraken = connect("coinbase", portfolio), connect("kraken", portfolio)
     btc = asset("BTC", "crypto")

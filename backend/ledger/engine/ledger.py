@@ -66,6 +66,8 @@ class Ledger:
         self.applied = 0
         self.touched_lots: set[str] = set()
         self.touched_disposals: set[str] = set()
+        # Open lots as the last checkpoint capture wrote them (state.asset_states reuses them).
+        self.captured_lots: dict[str, tuple] = {}
         self.checkpoints: dict[datetime, dict] = {}
 
     # -- running ---------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import fields
+from operator import attrgetter, is_
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -19,25 +20,61 @@ _DECIMAL = {"quantity", "remaining", "basis", "wash_adjustment", "replaced", "pr
 _TIME = {"acquired_at", "holding_from", "closed_at", "disposed_at", "sale_at"}
 
 
-_FIELDS: dict[type, tuple[str, ...]] = {}
+# How each field of a serialized class is written, from its annotation.
+_PLAIN, _DEC, _INSTANT, _SPAN, _LINKS = range(5)
+_SPECS: dict[type, tuple[attrgetter, tuple[tuple[str, int], ...]]] = {}
+
+
+def _kind(f) -> int:
+    annotation = str(f.type)
+    if annotation.startswith("Decimal"):
+        return _DEC
+    if annotation.startswith("datetime"):
+        return _INSTANT
+    if annotation == "timedelta":
+        return _SPAN
+    return _LINKS if f.name == "links" else _PLAIN
+
+
+def _spec(cls) -> tuple[attrgetter, tuple[tuple[str, int], ...]]:
+    spec = _SPECS.get(cls)
+    if spec is None:
+        names = tuple(f.name for f in fields(cls))
+        spec = _SPECS[cls] = (attrgetter(*names), tuple((f.name, _kind(f)) for f in fields(cls)))
+    return spec
 
 
 def _out(obj) -> dict[str, Any]:
-    names = _FIELDS.get(type(obj))
-    if names is None:
-        names = _FIELDS[type(obj)] = tuple(f.name for f in fields(obj))
+    getter, spec = _spec(type(obj))
+    return _written(getter(obj), spec)
+
+
+def _written(values: tuple, spec: tuple[tuple[str, int], ...]) -> dict[str, Any]:
     data: dict[str, Any] = {}
-    for name in names:
-        value = getattr(obj, name)
-        if isinstance(value, Decimal):
-            value = str(value)
-        elif isinstance(value, datetime):
-            value = value.isoformat()
-        elif isinstance(value, timedelta):
-            value = value.total_seconds()
-        elif name == "links":
-            value = [_out(link) for link in value]
+    for (name, kind), value in zip(spec, values):
+        if kind and value is not None:
+            if kind == _DEC:
+                value = str(value)
+            elif kind == _INSTANT:
+                value = value.isoformat()
+            elif kind == _SPAN:
+                value = value.total_seconds()
+            else:
+                value = [_out(link) for link in value]
         data[name] = value
+    return data
+
+
+def _lot_out(lot: Lot, last_capture: dict[str, tuple[tuple, dict]], capture: dict[str, tuple[tuple, dict]]
+             ) -> dict[str, Any]:
+    """A lot as `_out` writes it, reused from the last capture while none of its fields
+    changed: most open lots are captured unchanged at month start after month start."""
+    getter, spec = _spec(Lot)
+    values = getter(lot)
+    last = last_capture.get(lot.key)
+    # The same objects, not equal ones: Decimal("1.0") == Decimal("1.00") but they are written apart.
+    data = last[1] if last is not None and all(map(is_, last[0], values)) else _written(values, spec)
+    capture[lot.key] = (values, data)
     return data
 
 
@@ -115,10 +152,12 @@ def asset_states(ledger: Ledger) -> dict[int, dict[str, Any]]:
             found = out[asset_id] = {"seq": ledger.seq, "lots": [], "parked": {}, "pending": [], "disposals": {}}
         return found
 
+    last_capture, capture = ledger.captured_lots, {}
     for (asset_id, _), book in sorted(ledger.books.items()):
-        lots = [_out(lot) for lot in book.lots.values() if lot.remaining]
+        lots = [_lot_out(lot, last_capture, capture) for lot in book.lots.values() if lot.remaining]
         if lots:
             of(asset_id)["lots"].extend(lots)
+    ledger.captured_lots = capture
     for key, pieces in sorted(ledger.parked.items()):
         if pieces:
             of(pieces[0].asset_id)["parked"][key] = [_out(piece) for piece in pieces]

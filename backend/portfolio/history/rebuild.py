@@ -13,9 +13,11 @@ import time
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+from django.db import connection as db
 from django.db import transaction
 from django.utils import timezone
 
+from backend.core.pgcopy import copy_rows
 from backend.market.valuation import CloseTable, Pricer, book_load
 from backend.portfolio.models import Asset, DailyValue, HistoryState, Portfolio
 
@@ -25,6 +27,7 @@ from .walk import DayRow, Walk
 
 log = logging.getLogger("brokersync.portfolio")
 WRITE_BATCH = 2_000
+DAY_COLUMNS = ("portfolio_id", "connection_id", "day", "currency", "value", "cash", "flow", "unpriced")
 
 
 @dataclass(frozen=True)
@@ -101,10 +104,7 @@ def _store(portfolio: Portfolio, state: HistoryState, *, start: date | None, fir
         else:
             stored.filter(day__gte=start).delete()
             stored.filter(day__lt=first).delete()
-        DailyValue.objects.bulk_create(
-            [DailyValue(portfolio=portfolio, connection_id=r.connection_id, day=r.day, currency=portfolio.base_currency,
-                        value=r.value, cash=r.cash, flow=r.flow, unpriced=_sorted(r.unpriced)) for r in rows],
-            batch_size=WRITE_BATCH)
+        _insert(portfolio, rows)
         locked.through = end
         locked.currency = portfolio.base_currency if end else ""
         locked.checkpoint = {str(c): h.to_json() for c, h in checkpoint.items()}
@@ -118,11 +118,37 @@ def _store(portfolio: Portfolio, state: HistoryState, *, start: date | None, fir
     return RebuildResult(portfolio.pk, start, end, len(rows), resumed)
 
 
+def _insert(portfolio: Portfolio, rows: list[DayRow]) -> None:
+    """PostgreSQL takes the rows by COPY: a model per row and bulk_create's quoting were more
+    than half of a small account's rebuild (5,776 rows of 1,100 activities: 0.79 of 1.45 s)."""
+    values = ((portfolio.pk, r.connection_id, r.day, portfolio.base_currency, r.value, r.cash, r.flow, unpriced)
+              for r, unpriced in zip(rows, _unpriced_lists(rows)))
+    if db.vendor == "postgresql":
+        with db.cursor() as cursor:
+            copy_rows(cursor, DailyValue._meta.db_table, DAY_COLUMNS, values)
+        return
+    DailyValue.objects.bulk_create([DailyValue(**dict(zip(DAY_COLUMNS, row))) for row in values],
+                                   batch_size=WRITE_BATCH)
+
+
 def _settle(state: HistoryState, requests_seen: int | None) -> None:
     if requests_seen is not None:
         HistoryState.objects.filter(pk=state.pk, requests=requests_seen).update(dirty_since=None)
 
 
 def _sorted(unpriced: set) -> list:
-    """Asset ids first (as numbers), then currency codes."""
-    return sorted(unpriced, key=lambda u: (isinstance(u, str), str(u).zfill(20)))
+    """Asset ids first (as numbers), then currency codes (shorter first, then by letter)."""
+    if not unpriced:
+        return []
+    ids = sorted(u for u in unpriced if not isinstance(u, str))
+    return ids + sorted((u for u in unpriced if isinstance(u, str)), key=lambda code: code.zfill(20))
+
+
+def _unpriced_lists(rows: list[DayRow]):
+    """Each row's `_sorted(unpriced)`: consecutive days mostly miss the same assets, so the
+    list is sorted again only when the set changed."""
+    last, listed = None, []
+    for r in rows:
+        if r.unpriced != last:
+            last, listed = r.unpriced, _sorted(r.unpriced)
+        yield listed

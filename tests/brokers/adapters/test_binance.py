@@ -18,6 +18,7 @@ import requests
 from urllib.parse import parse_qs, urlparse
 
 from backend.brokers.adapters.binance import BinanceAdapter
+from backend.brokers.adapters.binance import adapter as adapter_module
 from backend.brokers.adapters.binance import parse, transactions
 from backend.brokers.adapters.binance.discovery import Walk
 from backend.brokers.adapters.binance.markets import Market, Markets, balance_totals, changed_assets
@@ -162,7 +163,21 @@ def test_an_interrupted_sync_resumes_without_repeating(sandbox, sim, account, mo
     done = [t.broker_id for p in head for t in p.items]
     assert not set(done) & {t.broker_id for t in rest}
     assert set(done) | {t.broker_id for t in rest} == {t["broker_id"] for t in truth_of(sim, account)["transactions"]}
-    assert tail[-1].coverage["complete"] and tail[0].requests == 4     # exchangeInfo + 3 symbols: no wallet walk again
+    # 3 symbols: no wallet walk again, and exchangeInfo is the first adapter's (kept per process)
+    assert tail[-1].coverage["complete"] and tail[0].requests == 3
+
+
+def test_the_syncs_of_a_process_share_exchange_info_for_a_while(sandbox, account, monkeypatch):
+    asked = []
+    http = requests.Session()
+    http.hooks["response"].append(lambda r, *a, **k: asked.append(urlparse(r.url).path))
+    first = build(sandbox, account, http=http).markets()
+    second = build(sandbox, account, http=http).markets()
+    assert asked.count("/api/v3/exchangeInfo") == 1 and second is first     # the second sync took the first's copy
+    monkeypatch.setattr(adapter_module, "SHARED_MARKETS_TTL", 0.0)
+    third = build(sandbox, account, http=http).markets()
+    assert asked.count("/api/v3/exchangeInfo") == 2 and third is not first  # past its time it is asked again
+    assert set(third.by_symbol) == set(first.by_symbol)
 
 
 def test_a_pair_interrupted_mid_walk_is_finished_first(sandbox, sim, account, monkeypatch):

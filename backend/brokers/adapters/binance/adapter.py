@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
@@ -39,6 +40,7 @@ UID_BUDGET = "binance-uid"               # settings.BROKER_RATE_LIMITS key for U
 VERIFY_BUDGET = "binance-verify"         # ... for key checks: a reserved slice of the IP's weight
 RECV_WINDOW_MS = 5000                   # Binance's default; its docs advise 5,000 or less
 MARKETS_TTL = 3600.0                    # exchangeInfo changes on listings/delistings only
+SHARED_MARKETS_TTL = 300.0              # how long another sync's exchangeInfo is reused (a new listing waits this long)
 USD_QUOTES = ("USDT", "USDC", "FDUSD", "BUSD")     # pairs that price a coin in (near) dollars
 USD_STABLECOINS = frozenset(USD_QUOTES)
 _BANNED_UNTIL = re.compile(r"banned until (\d{13})")
@@ -154,9 +156,12 @@ class BinanceAdapter(BrokerAdapter):
         return body
 
     def markets(self) -> Markets:
+        if self._markets is None:
+            self._markets = SHARED_MARKETS.get(self.session.base_url)
         if self._markets is None or time.monotonic() - self._markets[0] > MARKETS_TTL:
             body = self.call("/api/v3/exchangeInfo", cost=weights.EXCHANGE_INFO, signed=False)
             self._markets = (time.monotonic(), Markets.from_exchange_info(body))
+            SHARED_MARKETS.put(self.session.base_url, self._markets)
             self._learn_weight_limit(body)
         return self._markets[1]
 
@@ -288,3 +293,29 @@ def _ban_wait(response, msg: str) -> float:
     wait = _header_seconds(response)
     return wait if wait > 0 else 120.0          # a ban is at least 2 minutes
 
+
+class _SharedMarkets:
+    """exchangeInfo is public and the same for every user: the syncs of one process share
+    one parsed copy per base URL for SHARED_MARKETS_TTL. Fetched by every sync, its ~1 MB
+    was a tenth of a fleet worker's CPU, and 20 of the IP's weight each time. Markets is
+    not changed once built, so threads read it freely."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._by_url: dict[str, tuple[float, Markets]] = {}
+
+    def get(self, base_url: str) -> tuple[float, Markets] | None:
+        with self._lock:
+            found = self._by_url.get(base_url)
+        return found if found is not None and time.monotonic() - found[0] <= SHARED_MARKETS_TTL else None
+
+    def put(self, base_url: str, entry: tuple[float, Markets]) -> None:
+        with self._lock:
+            self._by_url[base_url] = entry
+
+    def clear(self) -> None:
+        with self._lock:
+            self._by_url.clear()
+
+
+SHARED_MARKETS = _SharedMarkets()
