@@ -16,3 +16,4 @@ app.conf.task_queues = task_queues()
 app.conf.task_routes = (route_task,)
 
 from . import control  # noqa: E402,F401  (the worker's `conf` reply masks URL passwords)
+from . import egress_queues  # noqa: E402,F401  (a worker bound to an egress address also reads its own queues)

@@ -15,6 +15,21 @@ def queue_for(broker: str) -> str:
     return f"sync.{broker}"
 
 
+def egress_queue(broker: str, source_ip: str) -> str:
+    """The queue of the workers whose broker requests leave from `source_ip`: a step woken
+    in a budget scope of that address (Binance's step slots) must run there, not on a worker
+    of another address, whose budget and slots are not the ones that woke it."""
+    return f"{queue_for(broker)}@{source_ip}"
+
+
+def wake_queue(broker: str) -> str:
+    """Where this process sends a step woken in its own budget scope."""
+    from backend.brokers.egress import bound_ip
+
+    ip = bound_ip()
+    return egress_queue(broker, ip) if ip else queue_for(broker)
+
+
 def task_queues() -> tuple[Queue, ...]:
     return ((Queue(DEFAULT_QUEUE),) + tuple(Queue(queue_for(b)) for b in BROKER_QUEUES)
             + tuple(Queue(name) for name in WORK_QUEUES))

@@ -20,7 +20,7 @@ from . import delivery  # noqa: F401  (marks step messages sent and received, fo
 from . import task_metering  # noqa: F401  (the CPU of tasks other than sync steps, when metering is on)
 from .celery_app import app
 from .retry import DATABASE_TRANSIENT, REDIS_TRANSIENT, decide
-from .routing import queue_for
+from .routing import queue_for, wake_queue
 
 log = logging.getLogger("brokersync.tasks")
 CHAIN_STEPS = ("positions", "transactions", "orders", "reconcile", "write_log")
@@ -90,8 +90,10 @@ def _execute(task, run_id: int, step: str, slot_wait: str, meter) -> int:
             _note_retry(run, exc, decision.countdown)
             log.info("sync.step_retry run=%s step=%s kind=%s countdown=%.1f",
                      run_id, failed, getattr(exc, "kind", "?"), decision.countdown)
-            raise task.retry(countdown=decision.countdown, max_retries=None,
-                             kwargs={"slot_wait": getattr(exc, "member", "")})
+            waiting = getattr(exc, "member", "")
+            # A step waiting in this egress address's line comes back to a worker of it.
+            raise task.retry(countdown=decision.countdown, max_retries=None, kwargs={"slot_wait": waiting},
+                             **({"queue": wake_queue(run.connection.broker)} if waiting else {}))
         if not hasattr(exc, "kind"):
             log.exception("sync.step_crashed run=%s step=%s", run_id, failed)
         services.sync_fail(run=run, step=failed, error=exc)
@@ -168,9 +170,10 @@ STEP_TASKS = {"positions": fetch_positions, "transactions": fetch_transactions, 
               "reconcile": reconcile, "write_log": write_log}
 
 
-def sync_chain(run_id: int, broker: str, *, first_step: str = CHAIN_STEPS[0]):
+def sync_chain(run_id: int, broker: str, *, first_step: str = CHAIN_STEPS[0], queue: str = ""):
+    """`queue`: another queue than the broker's (a step woken by a slot of this worker's egress)."""
     steps = CHAIN_STEPS[CHAIN_STEPS.index(first_step):]
-    return chain(*(STEP_TASKS[s].si(run_id).set(queue=queue_for(broker)) for s in steps))
+    return chain(*(STEP_TASKS[s].si(run_id).set(queue=queue or queue_for(broker)) for s in steps))
 
 
 @app.task(name="sync.dispatch_due", ignore_result=True)

@@ -49,15 +49,18 @@ def _active_run(connection: BrokerConnection) -> SyncRun | None:
     return SyncRun.objects.filter(connection=connection, state__in=SyncRun.ACTIVE_STATES).first()
 
 
-def _enqueue(run_id: int, broker: str, first_step: str = STEPS[0], countdown: float = 0) -> None:
+def _enqueue(run_id: int, broker: str, first_step: str = STEPS[0], countdown: float = 0, queue: str = "") -> None:
     from workers.tasks import sync_chain
 
-    sync_chain(run_id, broker, first_step=first_step).apply_async(countdown=countdown or None)
+    sync_chain(run_id, broker, first_step=first_step, queue=queue).apply_async(countdown=countdown or None)
 
 
 def sync_resume(*, run_id: int, broker: str, step: str) -> None:
-    """Send a run's chain again from `step` (a step that waited in line for a budget slot got one)."""
-    _enqueue(run_id, broker, first_step=step)
+    """Send a run's chain again from `step` (a step that waited in line for a budget slot got
+    one): to the workers of this process's egress address, whose slot it was given."""
+    from workers.routing import wake_queue
+
+    _enqueue(run_id, broker, first_step=step, queue=wake_queue(broker))
 
 
 def sync_requeue(*, run: SyncRun) -> None:
