@@ -327,12 +327,10 @@ def test_control_api_creates_and_advances(sandbox):
     check_invariant(truth)
 
 
-def test_largest_account_generates_in_seconds():
-    started = time.perf_counter()
+def test_the_largest_account_is_generated_whole():
+    # how long it takes: benchmarks/sandbox_generation.py
     ledger, _, _, _ = generate(1, 2000, 200_000)
-    elapsed = time.perf_counter() - started
     assert len(ledger.acts) == 200_000 and len(ledger.holdings) == 2000
-    assert elapsed < 15, f"generating 200k activities took {elapsed:.1f}s"
 
 
 # -- the minimum a first sync needs ---------------------------------------------------------------

@@ -339,15 +339,13 @@ def test_advance_with_chosen_changes_only(sim, account):
     assert set(added) == {"trades", "new_symbol"} and len(added["trades"]) >= 2
 
 
-def test_generation_of_the_largest_account_is_fast(sim):
-    started = time.perf_counter()
+def test_the_largest_account_is_generated_whole(sim):
+    # how long it takes: benchmarks/sandbox_generation.py
     created = sim.create_account("live", seed=1, positions=2000, activities=200_000)
-    elapsed = time.perf_counter() - started
     acct = sim.accounts[created["account_id"]]
     records = (sum(len(b.trades) for b in acct.books.values()) + len(acct.deposits.items)
                + len(acct.withdrawals.items) + len(acct.dividends.items))
     assert 190_000 <= records <= 200_001 and sum(1 for v in acct.totals.values() if v) == 2000
-    assert elapsed < 10, f"generation took {elapsed:.1f}s"
 
 
 # -- over real HTTP ----------------------------------------------------------------------------------

@@ -340,14 +340,12 @@ def test_advance_adds_a_bit_of_everything_and_keeps_the_invariant():
     assert_invariant(sim, acct["account_id"])
 
 
-def test_largest_account_generates_in_seconds():
+def test_the_largest_account_is_generated_whole():
+    # how long it takes: benchmarks/sandbox_generation.py
     sim = CoinbaseSim(SimClock())
-    started = time.perf_counter()
     acct = sim.create_account("live", seed=1, positions=2000, activities=200_000)
-    elapsed = time.perf_counter() - started
     truth = sim.truth(acct["account_id"])
     assert len(truth["positions"]) == 2000 and len(truth["transactions"]) >= 200_000
-    assert elapsed < 10, f"generation took {elapsed:.1f}s"        # ~2.5 s measured; slack for busy CI
 
 
 # -- the minimum a first sync needs ---------------------------------------------------------------

@@ -269,19 +269,15 @@ def test_error_shapes_for_fault_injection(sandbox):
     assert sim.server_error_response(520).headers["Content-Type"] == "text/html"
 
 
-def test_generating_the_largest_account_is_fast():
+def test_the_largest_account_is_generated_whole_and_paged_deep_in_its_history():
+    # how long generating and a deep page take: benchmarks/sandbox_generation.py
     sim = KrakenSim(SimClock())
-    started = time.perf_counter()
     account = sim.create_account("live", seed=1, positions=2000, activities=200_000)
-    generated = time.perf_counter() - started
-    assert generated < 15, f"took {generated:.1f}s"
     a = sim.accounts[account["account_id"]]
     assert len(a.ledger) >= 200_000
-    started = time.perf_counter()
     from sandbox.brokers.kraken.api import ledgers
     page = ledgers(a, {"ofs": "150000", "end": a.ledger.items[-1].id})
     assert len(page["ledger"]) == 50 and page["count"] == len(a.ledger)
-    assert time.perf_counter() - started < 0.05, "a page must not scan the history"
 
 
 # -- the minimum a first sync needs ---------------------------------------------------------------
