@@ -266,8 +266,9 @@ def print_metering(since: int, worker_cpu_s: float) -> dict:
     itself: receiving, acknowledging and publishing messages)."""
     from backend.sync import metering
 
-    figures = metering.summary(metering.executions(since))
-    others = metering.other_tasks(since)
+    found = metering.records(since)
+    figures = metering.summary(metering.step_records(found))
+    others = metering.other_tasks(found)
     outside = worker_cpu_s - figures["cpu_s"] - sum(cpu for _, cpu in others.values())
     figures["other_tasks"] = {name: {"executions": n, "cpu_s": cpu} for name, (n, cpu) in sorted(others.items())}
     figures["outside_tasks_cpu_s"] = outside

@@ -32,14 +32,24 @@ INCOME_COLUMNS = ("portfolio_id", "key", "kind", "connection_id", "asset_id", "t
                   "currency", "original_amount")
 LINK_COLUMNS = ("disposal_id", "lot_key", "lot_id", "position", "quantity", "cost_basis", "proceeds", "gain",
                 "acquired_at", "holding_from", "term", "wash_disallowed")
-# Engine attributes in column order after the portfolio (lots) or the position (links), and
-# where the amounts are in the rows built from them.
+# Links are staged with their disposal's and lot's keys; ids are joined where they are stored.
+LINK_STAGED_COLUMNS = ("disposal_key",) + LINK_COLUMNS[1:2] + LINK_COLUMNS[3:]
+AMOUNT_COLUMNS = frozenset({"quantity", "remaining", "cost_basis", "wash_adjustment", "proceeds", "gain",
+                            "wash_disallowed"})
+
+
+def _amounts(columns: tuple[str, ...]) -> frozenset[int]:
+    """Where the amounts are in rows of these columns."""
+    return frozenset(i for i, column in enumerate(columns) if column in AMOUNT_COLUMNS)
+
+
+# Engine attributes in column order after the portfolio (lots) or the position (links).
 _LOT_VALUES = attrgetter("key", "asset_id", "connection_id", "tx_id", "origin", "quantity", "remaining", "basis",
                          "acquired_at", "holding_from", "parent_key", "wash_adjustment", "closed_at", "closed_by")
-_LOT_AMOUNTS = frozenset({6, 7, 8, 12})
+_LOT_AMOUNTS = _amounts(LOT_COLUMNS)
 _LINK_VALUES = attrgetter("quantity", "basis", "proceeds", "gain", "acquired_at", "holding_from", "term",
                           "wash_disallowed")
-_LINK_AMOUNTS = frozenset({3, 4, 5, 6, 10})
+_LINK_AMOUNTS = _amounts(LINK_STAGED_COLUMNS)
 
 
 def q(value: Decimal | None) -> Decimal | None:
@@ -126,13 +136,12 @@ def _insert_links(portfolio_id: int, links: list[tuple]) -> None:
     if not links:
         return
     link, disposal, lot = DisposalLot._meta.db_table, Disposal._meta.db_table, Lot._meta.db_table
-    staged = ("disposal_key",) + LINK_COLUMNS[1:2] + LINK_COLUMNS[3:]
     rest = ", ".join(f"t.{c}" for c in LINK_COLUMNS[3:])
     with db.cursor() as cursor:
         cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS tmp_{link} AS SELECT d.key AS disposal_key, l.lot_key, "
                        f"{', '.join(f'l.{c}' for c in LINK_COLUMNS[3:])} FROM {link} l, {disposal} d WITH NO DATA")
         cursor.execute(f"TRUNCATE tmp_{link}")
-        copy_rows(cursor, f"tmp_{link}", staged, links)
+        copy_rows(cursor, f"tmp_{link}", LINK_STAGED_COLUMNS, links)
         cursor.execute(f"INSERT INTO {link} ({', '.join(LINK_COLUMNS)}) "
                        f"SELECT d.id, t.lot_key, o.id, {rest} FROM tmp_{link} t "
                        f"JOIN {disposal} d ON d.portfolio_id = %s AND d.key = t.disposal_key "

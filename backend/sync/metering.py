@@ -88,24 +88,29 @@ def metered(task: str, run_id: int) -> Iterator[Meter | None]:
         _append(meter.finish())
 
 
+def records(since: int = 0) -> list[dict]:
+    """Every record, of sync steps and of other tasks, from position `since` on (benchmarks
+    note len() before a round)."""
+    return [json.loads(r) for r in _redis().lrange(KEY, since, -1)]
+
+
+def step_records(found: list[dict]) -> list[dict]:
+    return [r for r in found if r["run"] is not None]
+
+
 def executions(since: int = 0) -> list[dict]:
-    """Every sync step execution's record from position `since` on (benchmarks note len()
-    before a round)."""
-    return [r for r in _records(since) if r["run"] is not None]
+    """Every sync step execution's record from position `since` on."""
+    return step_records(records(since))
 
 
-def other_tasks(since: int = 0) -> dict[str, tuple[int, float]]:
-    """Task name -> (executions, CPU seconds) of the tasks that are not sync steps."""
+def other_tasks(found: list[dict]) -> dict[str, tuple[int, float]]:
+    """Task name -> (executions, CPU seconds) of the records of tasks that are not sync steps."""
     out: dict[str, tuple[int, float]] = {}
-    for r in _records(since):
+    for r in found:
         if r["run"] is None:
             n, cpu = out.get(r["task"], (0, 0.0))
             out[r["task"]] = (n + 1, cpu + r["cpu_s"])
     return out
-
-
-def _records(since: int) -> list[dict]:
-    return [json.loads(r) for r in _redis().lrange(KEY, since, -1)]
 
 
 def count() -> int:

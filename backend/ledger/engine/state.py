@@ -39,8 +39,8 @@ def _kind(f) -> int:
 def _spec(cls) -> tuple[attrgetter, tuple[tuple[str, int], ...]]:
     spec = _SPECS.get(cls)
     if spec is None:
-        names = tuple(f.name for f in fields(cls))
-        spec = _SPECS[cls] = (attrgetter(*names), tuple((f.name, _kind(f)) for f in fields(cls)))
+        kinds = tuple((f.name, _kind(f)) for f in fields(cls))
+        spec = _SPECS[cls] = (attrgetter(*(name for name, _ in kinds)), kinds)
     return spec
 
 
