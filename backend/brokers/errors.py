@@ -40,13 +40,15 @@ class RateLimited(BrokerError):
     kind = "rate_limited"
     retryable = True
 
-    def __init__(self, message: str, *, retry_after: float, banned: bool = False, local: bool = False, **kw):
+    def __init__(self, message: str, *, retry_after: float, banned: bool = False, local: bool = False,
+                 scope: str = "", **kw):
         super().__init__(message, **kw)
         self.retry_after = max(0.0, float(retry_after))
         self.banned = banned
         # local: our own pacing said wait (the shared budget is spent, or enough threads are
         # already waiting on it), not the broker. Such a wait always ends: it never fails a run.
         self.local = local
+        self.scope = scope              # local: the budget scope that said wait
 
     def as_dict(self) -> dict:
         return {**super().as_dict(), "retry_after": self.retry_after, "banned": self.banned, "local": self.local}

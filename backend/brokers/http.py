@@ -170,9 +170,9 @@ class BrokerSession:
             # no more than max_inplace_waiters threads per broker: a spent budget must not
             # hold the threads every other broker's syncs need. Otherwise the task retries
             # when the budget is due, and the thread goes back to the pool meanwhile.
-            if waited + wait > self.policy.max_inplace_wait or not _INPLACE.enter(broker,
-                                                                                  self.policy.max_inplace_waiters):
-                raise RateLimited(f"{self.broker}: shared rate budget spent", retry_after=wait, local=True)
+            if waited + wait > self.policy.max_inplace_wait or not _INPLACE.enter(broker, self._inplace_most(broker)):
+                raise RateLimited(f"{self.broker}: shared rate budget spent", retry_after=wait, local=True,
+                                  scope=scope)
             try:
                 self.sleep(wait)
             finally:
@@ -180,6 +180,14 @@ class BrokerSession:
             waited += wait
             self.rate_wait_seconds += wait
             wait = self.limiter.acquire(broker, scope, cost)
+
+    def _inplace_most(self, broker: str) -> int:
+        """How many threads of this process may sleep on `broker`'s budget. A budget whose
+        steps hold slots (Binance: max_active_steps) already caps how many threads spend it,
+        so each slot holder may sleep a short wait: handing its thread back for half a second
+        only cost a task execution that made no request."""
+        rule = self.limiter.rule_for(broker)
+        return max(self.policy.max_inplace_waiters, rule.max_active_steps if rule is not None else 0)
 
     def _send(self, method, path, params, data, headers, sign) -> requests.Response:
         if sign is not None:

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from django.conf import settings
 
 from backend.brokers.base import BrokerAdapter
-from backend.brokers.errors import TransientError
+from backend.brokers.errors import RateLimited, TransientError
 from backend.connections.models import BrokerConnection
 
 from . import pipeline
@@ -124,6 +124,9 @@ class Execution:
                 if self.clock() - self.started >= self.continue_seconds:
                     break
                 step = first_unfinished(self.run, step)
+        except RateLimited as exc:
+            pipeline.hold_slot_through_wait(self.run, exc)      # ... or kept for the retry of a budget wait,
+            raise
         finally:
-            pipeline.release_slot(self.run)     # ... and given back when the execution ends
+            pipeline.release_slot(self.run)     # ... and otherwise given back when the execution ends
         return self.steps_run

@@ -36,6 +36,7 @@ CHECKPOINT_SECONDS = 5.0
 MAX_SKIPPED_KEPT = 200
 ZERO_COUNTS = ("fetched", "created", "updated", "skipped")
 SLOT_WAIT_GRACE = 60.0               # a waiter's lease outlasts its fallback retry by this much
+SLOT_HOLD_GRACE = 30.0               # a slot kept through a budget wait outlasts the step's retry by this much
 
 
 def adapter_for(connection: BrokerConnection) -> BrokerAdapter:
@@ -215,6 +216,26 @@ def release_slot(run: SyncRun) -> None:
         wake_waiters(broker, limiter.release_slot_and_wake(broker, scope, holder))
     except Exception:  # noqa: BLE001 - Redis away: the slot expires by itself; keep the step's own error
         log.warning("sync.slot_not_released run=%s scope=%s", run.pk, scope)
+
+
+def hold_slot_through_wait(run: SyncRun, error: BaseException) -> bool:
+    """The budget the run's slot shares out is spent (our own pacing said wait): keep the
+    slot until the step's retry comes back, instead of handing it to a waiter. The waiter
+    would find the same budget spent, make a request or none, and hand the slot on again:
+    at a saturated budget that churn was most of the fleet's task executions. A retry that
+    is lost lets the slot expire `SLOT_HOLD_GRACE` seconds after it was due. True when held
+    (`release_slot` is then a no-op)."""
+    held = getattr(run, "held_slot", None)
+    if (held is None or not isinstance(error, RateLimited) or isinstance(error, SlotWait) or not error.local
+            or error.scope != held[2]):
+        return False
+    limiter, broker, scope, holder = held
+    run.held_slot, run.renew_slot = None, None
+    try:
+        return limiter.take_slot(broker, scope, holder, error.retry_after + SLOT_HOLD_GRACE)
+    except Exception:  # noqa: BLE001 - Redis away: the slot expires by itself; keep the step's own error
+        log.warning("sync.slot_not_held run=%s scope=%s", run.pk, scope)
+        return False
 
 
 def wake_waiters(broker: str, members: tuple[str, ...]) -> None:

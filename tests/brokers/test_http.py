@@ -143,6 +143,41 @@ def test_waits_in_place_are_capped_in_all_and_per_broker(sandbox, account, redis
     assert raised.value.local and short.requests_made == 0
 
 
+def test_a_budget_whose_steps_hold_slots_lets_each_slot_holder_wait_in_place(sandbox, account, redis_client):
+    """A rule that caps its steps by slots (Binance: max_active_steps) already caps how many
+    threads spend the budget: as many may sleep a short wait as there are slots, then the
+    per-broker cap applies again."""
+    import threading
+
+    limiter = RateLimiter(redis_client, {"alpaca": RateRule("window", 1, 61, max_active_steps=2)})
+    policy = SessionPolicy(max_inplace_wait=100.0, max_inplace_waiters=1)
+    session(sandbox, account, limiter=limiter, policy=policy).get_json("/v2/account", headers=headers(account))
+    asleep, release = threading.Semaphore(0), threading.Event()
+
+    def sleeper(seconds):
+        asleep.release()
+        release.wait(5)
+        raise RuntimeError("stop waiting")
+
+    threads = []
+    for _ in range(2):                                               # two slot holders sleep in place
+        waiting = BrokerSession(broker="alpaca", base_url=sandbox.urls["alpaca-live"], scope="alpaca:test:acct",
+                                limiter=limiter, policy=policy, vendor_errors=AlpacaAdapter.vendor_errors,
+                                sleep=sleeper)
+        threads.append(threading.Thread(target=lambda w=waiting: pytest.raises(
+            RuntimeError, w.get_json, "/v2/account", headers=headers(account))))
+        threads[-1].start()
+        assert asleep.acquire(timeout=5)
+    slept: list[float] = []
+    third = session(sandbox, account, limiter=limiter, policy=policy, sleeps=slept)
+    with pytest.raises(RateLimited) as raised:                       # a third is handed to its task at once
+        third.get_json("/v2/account", headers=headers(account))
+    assert raised.value.local and raised.value.scope == "alpaca:test:acct" and slept == []
+    release.set()
+    for thread in threads:
+        thread.join(5)
+
+
 def test_broker_sessions_read_proxies_from_the_environment_only_when_it_has_some(monkeypatch, tmp_path):
     """Without proxy variables a broker session never looks at the environment (no ~/.netrc
     credentials sent to a broker, no per-request lookups); with one, requests uses it."""

@@ -245,3 +245,79 @@ def test_an_execution_keeps_its_budget_slot_across_steps_and_gives_it_back_at_it
     assert limiter.claim_slot("binance", scope, "run:late|positions", ttl=60, lease=600).taken
     for holder in [*others, "run:late"]:
         limiter.release_slot("binance", scope, holder)
+
+
+def test_a_step_whose_budget_is_spent_keeps_its_slot_for_its_retry(sandbox, redis_client):
+    """Binance: the step holding the last slot finds the IP's weight spent. It gives its thread
+    back but keeps the slot until its retry is due (a waiter would find the same budget spent
+    and hand the slot on after one request, or none): the waiter is not woken, and the retry
+    finds the slot still its own."""
+    from django.conf import settings
+
+    from backend.brokers.errors import RateLimited
+    from backend.brokers.http import SessionPolicy
+    from backend.brokers.registry import default_limiter
+
+    sandbox.sims["binance"].reset_limits()
+    account = sandbox_account(sandbox, broker="binance", environment="live", seed=37, positions=4, activities=80)
+    connection = make_connection(account, broker="binance")
+    limiter = default_limiter()
+    scope = pipeline.adapter_for(connection).session.scope
+    others = [f"run:other-{i}" for i in range(settings.BROKER_RATE_LIMITS["binance"]["max_active_steps"] - 1)]
+    assert all(limiter.take_slot("binance", scope, holder, ttl=120) for holder in others)
+    run = SyncRun.objects.create(connection=connection, trigger="test")
+    holder, slots = f"run:{run.pk}", f"{limiter.prefix}:slots:{scope}"
+    lock = execution.ConnectionLock(connection.pk)
+    assert lock.acquire()
+    assert limiter.acquire("binance", scope, settings.BROKER_RATE_LIMITS["binance"]["limit"]) == 0   # all spent
+    try:
+        with pytest.raises(RateLimited) as raised:
+            execution.Execution(execution.load_run(run.pk), lock).run_from("positions")
+    finally:
+        lock.release()
+    wait = raised.value.retry_after
+    assert raised.value.local and raised.value.scope == scope and wait > SessionPolicy().max_inplace_wait
+    # Held until the retry is due, plus the grace: 61 s of window + 30 s, not the step's 300 s lease.
+    expires = float(redis_client.zscore(slots, holder))
+    assert expires - time.time() == pytest.approx(wait + pipeline.SLOT_HOLD_GRACE, abs=5)
+    late = limiter.claim_slot("binance", scope, "run:late|positions", ttl=60, lease=600)
+    assert not late.taken and late.woken == ()
+    assert limiter.waiters(scope) == ["run:late|positions"]
+    retry = limiter.claim_slot("binance", scope, f"{holder}|positions", ttl=60, lease=600)
+    assert retry.taken                                          # the retry's claim finds the slot its own
+    assert limiter.waiters(scope) == ["run:late|positions"]     # and passes nobody
+    for name in [*others, holder]:
+        limiter.release_slot("binance", scope, name)
+
+
+def test_only_a_wait_on_the_slots_own_budget_keeps_the_slot(redis_client):
+    """A broker's own 429, a wait in line, or a spent budget of another scope (Binance's
+    per-account UID weight) says nothing about the slot's budget: the slot goes back."""
+    from backend.brokers.errors import RateLimited
+    from backend.brokers.registry import default_limiter
+
+    limiter, scope = default_limiter(), "binance:ip:test-hold"
+
+    class Run:
+        pk = 0
+
+    def holding(name: str) -> Run:
+        run = Run()
+        assert limiter.take_slot("binance", scope, name, ttl=120)
+        run.held_slot, run.renew_slot = (limiter, "binance", scope, name), None
+        return run
+
+    kept = holding("run:kept")
+    assert pipeline.hold_slot_through_wait(kept, RateLimited("spent", retry_after=20, local=True, scope=scope))
+    assert kept.held_slot is None                       # release_slot has nothing to give back now
+    assert float(redis_client.zscore(f"{limiter.prefix}:slots:{scope}", "run:kept")) - time.time() == \
+        pytest.approx(20 + pipeline.SLOT_HOLD_GRACE, abs=5)
+    for error in (RateLimited("HTTP 429", retry_after=20),
+                  RateLimited("uid weight spent", retry_after=20, local=True, scope="binance-uid:acct"),
+                  pipeline.SlotWait("in line", member="run:x|positions", retry_after=300)):
+        run = holding("run:other")
+        assert not pipeline.hold_slot_through_wait(run, error)
+        assert run.held_slot is not None                # the execution's end gives it back as before
+        pipeline.release_slot(run)
+        assert redis_client.zscore(f"{limiter.prefix}:slots:{scope}", "run:other") is None
+    limiter.release_slot("binance", scope, "run:kept")
