@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections import Counter
 from decimal import Decimal
 from pathlib import Path
 
@@ -143,6 +144,48 @@ def test_full_fetch_matches_the_truth_and_joins_trades(sandbox, redis_client):
     legs = [t for t in trades if t.asset and t.price is not None]
     assert legs and all(t.currency in ("USD", "EUR", "BTC") for t in legs)
     assert [t.occurred_at for t in items] == sorted(t.occurred_at for t in items)
+
+
+@pytest.mark.parametrize("activities", [120, 900, 3000])
+def test_trades_are_read_in_the_fewest_pages_kraken_allows(sandbox, redis_client, activities):
+    """TradesHistory is walked oldest first alongside the ledger: ceil(trades / 50) requests
+    (the sandbox's own minimum), where reading a time window around each ledger page took
+    about twice as many; every trade row still gets its trade."""
+    account = make_account(sandbox, activities=activities)
+    adapter = build(sandbox, account, redis_client)
+    real, calls = adapter.client.private, Counter()
+
+    def counted(method, params=None):
+        calls[method] += 1
+        return real(method, params)
+
+    adapter.client.private = counted
+    items, _, _, _ = drain(adapter.fetch_transactions(None))
+    minimum = sandbox.sims["kraken"].truth(account["account_id"])["minimum"]["detail"]
+    assert calls["TradesHistory"] == minimum["trades_history"]
+    assert calls["Ledgers"] <= minimum["ledgers"] + 1                 # + the last look for rows that came meanwhile
+    trades = [t for t in items if t.type is TransactionType.TRADE]
+    assert trades and all(t.order_id.startswith("O") for t in trades)
+
+
+def test_a_key_that_may_not_read_trades_still_syncs_its_ledger(sandbox, redis_client):
+    """TradesHistory refused (the key lost "Query Closed Orders & Trades" after it was
+    checked): the ledger rows are all stored, without the trades' prices, and the refusal is
+    asked once, not once per ledger page."""
+    account = make_account(sandbox, activities=400, permissions=["query_funds", "query_open", "query_ledger"])
+    adapter = build(sandbox, account, redis_client)
+    real, calls = adapter.client.private, Counter()
+
+    def counted(method, params=None):
+        calls[method] += 1
+        return real(method, params)
+
+    adapter.client.private = counted
+    items, _, skipped, _ = drain(adapter.fetch_transactions(None))
+    truth = sandbox.sims["kraken"].truth(account["account_id"])
+    assert not skipped and {t.broker_id for t in items} == {t["broker_id"] for t in truth["transactions"]}
+    assert calls["TradesHistory"] == 1
+    assert all(t.order_id in ("", None) for t in items if t.type is TransactionType.TRADE)
 
 
 def test_incremental_sync_of_an_unchanged_account_is_one_request(sandbox, redis_client):

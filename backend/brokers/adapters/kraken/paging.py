@@ -44,6 +44,7 @@ class Source:
 
 
 Record = tuple[str, Any, Decimal | None]      # (id, record, time)
+TRADES_SOURCE = Source("TradesHistory", "trades", "time")
 
 
 def _time(record: Any, field: str) -> Decimal | None:
@@ -145,43 +146,79 @@ class TradeLookup:
     """Trades for the ledger's trade rows, joined by refid (= trade txid).
 
     The ledger already holds every balance change; TradesHistory only adds the price,
-    side and order id. It is read in time windows around the ledger pages, widened so
-    one request brings ~40 trades (the page is 50), and cached for the next pages.
+    side and order id. The transactions step reads it oldest first by the ledger's own
+    frozen-range walk (`OffsetWalk`), from just before the first ledger row that wants a
+    trade, and only as far as the ledger pages read so far need: ceil(trades / 50)
+    requests for a whole history, the fewest Kraken's pages of 50 allow (reading by time
+    windows around each ledger page brought about 20 trades a request). What the walk
+    read ahead is kept for the next ledger pages. A trade the walk cannot give (it came
+    after the walk froze its range) and the re-pull's sparse windows (`walk=False`) are
+    read by time window, widened so one request brings ~40 trades.
     """
 
     TARGET = 40
     MAX_LOOKAHEAD = 30 * 86_400
 
-    def __init__(self, client: KrakenClient):
+    def __init__(self, client: KrakenClient, *, walk: bool = True):
         self.client = client
         self.cache: dict[str, dict] = {}
         self.span: tuple[int, int] | None = None
         self.lookahead = 0
         self.enabled = True
         self.denied = False
+        self.walking = walk
+        self._pages: Iterator[tuple[list[Record], dict[str, Any]]] | None = None
+        self.walked: Decimal | None = None        # every trade up to this time is read (within the range)
 
     def find(self, wanted: dict[str, Decimal]) -> dict[str, dict]:
         """refid -> trade for the wanted refids (with their ledger times) that exist."""
-        found = {ref: self.cache[ref] for ref in wanted if ref in self.cache}
-        missing = [t for ref, t in wanted.items() if ref not in found and t is not None]
+        missing = {ref: t for ref, t in wanted.items() if ref not in self.cache and t is not None}
         if missing and self.enabled:
-            lo, hi = math.floor(min(missing)) - 1, math.ceil(max(missing))
-            if not (self.span and self.span[0] <= lo and hi <= self.span[1]):
-                self._load(lo, hi)
-                found.update((ref, self.cache[ref]) for ref in wanted if ref in self.cache)
-        return found
+            # Trades older than every wanted row are done with (ledger pages come oldest first).
+            oldest = min(t for t in wanted.values() if t is not None) - 1
+            self.cache = {k: v for k, v in self.cache.items() if (_time(v, "time") or 0) >= oldest}
+            if self.walking:
+                self._walk(missing)
+            later = {ref: t for ref, t in missing.items() if ref not in self.cache
+                     and (self.walked is None or t > self.walked)}
+            if later and self.enabled:
+                lo, hi = math.floor(min(later.values())) - 1, math.ceil(max(later.values()))
+                if not (self.span and self.span[0] <= lo and hi <= self.span[1]):
+                    self._load(lo, hi)
+        return {ref: self.cache[ref] for ref in wanted if ref in self.cache}
+
+    def _walk(self, missing: dict[str, Decimal]) -> None:
+        """Read pages until every missing trade is read or the walk is past their second."""
+        if self._pages is None:
+            start = math.floor(min(missing.values())) - 1
+            self._pages = OffsetWalk(self.client, TRADES_SOURCE, {"time": str(start)}).pages()
+        need = math.ceil(max(missing.values()))
+        while any(ref not in self.cache for ref in missing) and (self.walked is None or self.walked < need):
+            try:
+                records, state = next(self._pages)
+            except StopIteration:
+                self.walking = False                   # the range is read: later trades by window
+                return
+            except AuthError as exc:
+                self._refused(exc)
+                return
+            self.cache.update((rid, record) for rid, record, _ in records)
+            if state["time"] is not None:
+                self.walked = Decimal(state["time"])
+
+    def _refused(self, exc: AuthError) -> None:
+        if exc.code != "EGeneral:Permission denied":
+            raise exc
+        self.enabled, self.denied = False, True        # sync goes on without prices from trades
 
     def _load(self, lo: int, hi: int) -> None:
         end = hi + self.lookahead
-        self.cache = {k: v for k, v in self.cache.items() if (_time(v, "time") or 0) >= lo}
         ofs = 0
         while True:
             try:
                 result = self.client.private("TradesHistory", {"start": lo, "end": end, "ofs": ofs})
             except AuthError as exc:
-                if exc.code != "EGeneral:Permission denied":
-                    raise
-                self.enabled, self.denied = False, True       # sync goes on without prices from trades
+                self._refused(exc)
                 return
             trades = result.get("trades")
             if not isinstance(trades, dict):
