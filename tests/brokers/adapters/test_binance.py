@@ -220,6 +220,34 @@ def test_pairs_walked_before_a_wait_are_handed_over_not_asked_again(sandbox, sim
     assert done | {t.broker_id for t in rest} == {t["broker_id"] for t in truth_of(sim, account)["transactions"]}
 
 
+def test_an_orders_pass_that_must_wait_before_its_first_pair_keeps_its_start(sandbox, sim, account, redis_client):
+    """The weight runs out right after the orders pass read the account (20): the pass
+    comes out in a page before the wait is raised, so its retry goes on with the pairs and
+    does not read the account again (a step retried on a spent budget used to spend 20 each
+    time and never reach a pair)."""
+    _, tx_pages = drain(build(sandbox, account).fetch_transactions(None))
+    asked = []
+    http = requests.Session()
+    http.hooks["response"].append(lambda r, *a, **k: asked.append(urlparse(r.url).path))
+    limiter = RateLimiter(redis_client, {"binance": RateRule("window", 20, 61)})     # the account read, no more
+    adapter = build(sandbox, account, STRICT, limiter=limiter, http=http)
+    adapter.prime({"transactions": tx_pages[-1].cursor})
+    pages = []
+    with pytest.raises(RateLimited):
+        for page in adapter.fetch_orders(None, ()):
+            pages.append(page)
+    assert asked == ["/api/v3/account"] and len(pages) == 1 and pages[0].items == []
+    assert pages[0].cursor["pass"]["todo"]                            # the pass, with every pair still to walk
+    again = build(sandbox, account, http=http)
+    again.prime({"transactions": tx_pages[-1].cursor})
+    orders, _ = drain(again.fetch_orders(pages[0].cursor, ()))
+    assert asked.count("/api/v3/account") == 1 and "/api/v3/allOrders" in asked
+    whole = build(sandbox, account)                                   # the same pass without a wait
+    whole.prime({"transactions": tx_pages[-1].cursor})
+    expected, _ = drain(whole.fetch_orders(None, ()))
+    assert expected and sorted(o.broker_id for o in orders) == sorted(o.broker_id for o in expected)
+
+
 def test_candidate_symbols():
     markets = Markets([Market("ETHUSDT", "ETH", "USDT", "TRADING"), Market("ETHBTC", "ETH", "BTC", "TRADING"),
                        Market("SOLBTC", "SOL", "BTC", "TRADING"), Market("DOGEUSDT", "DOGE", "USDT", "TRADING"),

@@ -47,6 +47,7 @@ class OrderSync:
         self.mark = adapter.requests_made
 
     def run(self) -> Iterator[Page[Order]]:
+        fresh = "pass" not in self.cur
         state = self.cur.get("pass") or self._start_pass()
         covered: list[str] = []
         while state["todo"]:
@@ -54,9 +55,13 @@ class OrderSync:
             try:
                 walked = self._symbol_orders(symbol)
             except (RateLimited, TransientError):
-                if covered or self.items:         # what was read since the last page, kept (as trades)
+                # What was read since the last page is kept (as trades), and so is a pass
+                # just started: its account read (20) is not spent again by every retry of
+                # a step that waits on a spent budget before its first pair.
+                if covered or self.items or fresh:
                     yield self._page({"symbols_covered": covered})
                 raise
+            fresh = False
             if walked:
                 covered.append(symbol)
                 state.setdefault("covered", []).append(symbol)
