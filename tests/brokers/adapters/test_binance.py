@@ -226,10 +226,13 @@ def test_an_orders_pass_that_must_wait_before_its_first_pair_keeps_its_start(san
     does not read the account again (a step retried on a spent budget used to spend 20 each
     time and never reach a pair)."""
     _, tx_pages = drain(build(sandbox, account).fetch_transactions(None))
+    sim.reset_limits()              # the weight the sandbox reports used (and our limiter learns) is ours alone
     asked = []
     http = requests.Session()
     http.hooks["response"].append(lambda r, *a, **k: asked.append(urlparse(r.url).path))
-    limiter = RateLimiter(redis_client, {"binance": RateRule("window", 20, 61)})     # the account read, no more
+    limiter = RateLimiter(redis_client, {"binance": RateRule("window", 20, 61)},     # the account read, no more
+                          prefix="test:orders-pass-wait")
+    redis_client.delete(*redis_client.keys("test:orders-pass-wait:*") or ["-"])          # a budget of its own, full
     adapter = build(sandbox, account, STRICT, limiter=limiter, http=http)
     adapter.prime({"transactions": tx_pages[-1].cursor})
     pages = []
@@ -246,6 +249,40 @@ def test_an_orders_pass_that_must_wait_before_its_first_pair_keeps_its_start(san
     whole.prime({"transactions": tx_pages[-1].cursor})
     expected, _ = drain(whole.fetch_orders(None, ()))
     assert expected and sorted(o.broker_id for o in orders) == sorted(o.broker_id for o in expected)
+
+
+def test_pairs_walked_before_a_wait_on_open_orders_are_kept(sandbox, sim, account, redis_client):
+    """Every pair's allOrders fits the budget but the open orders do not: the pairs' orders
+    come out in a page before the wait is raised, so the retry reads only the open orders
+    (it used to walk every pair again, 20 each, on every retry)."""
+    _, tx_pages = drain(build(sandbox, account).fetch_transactions(None))
+    whole = build(sandbox, account)
+    whole.prime({"transactions": tx_pages[-1].cursor})
+    expected, _ = drain(whole.fetch_orders(None, ()))
+    assert any(o.is_open for o in expected)                           # so open orders are asked for
+    pairs = len(whole.trade_symbols)
+    sim.reset_limits()              # the weight the sandbox reports used (and our limiter learns) is ours alone
+    asked = []
+    http = requests.Session()
+    http.hooks["response"].append(lambda r, *a, **k: asked.append(urlparse(r.url).path))
+    limiter = RateLimiter(redis_client, {"binance": RateRule("window", 20 + 20 * pairs, 61)},   # account + pairs
+                          prefix="test:open-orders-wait")
+    redis_client.delete(*redis_client.keys("test:open-orders-wait:*") or ["-"])          # a budget of its own, full
+    adapter = build(sandbox, account, STRICT, limiter=limiter, http=http)
+    adapter.prime({"transactions": tx_pages[-1].cursor})
+    pages = []
+    with pytest.raises(RateLimited):
+        for page in adapter.fetch_orders(None, ()):
+            pages.append(page)
+    assert asked.count("/api/v3/allOrders") == pairs and "/api/v3/openOrders" not in asked
+    assert pages and pages[-1].cursor["pass"]["todo"] == []
+    asked.clear()
+    again = build(sandbox, account, http=http)
+    again.prime({"transactions": tx_pages[-1].cursor})
+    rest, _ = drain(again.fetch_orders(pages[-1].cursor, ()))
+    assert "/api/v3/allOrders" not in asked and "/api/v3/openOrders" in asked
+    got = {o.broker_id for p in pages for o in p.items} | {o.broker_id for o in rest}
+    assert got == {o.broker_id for o in expected}
 
 
 def test_candidate_symbols():

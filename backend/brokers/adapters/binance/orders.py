@@ -69,8 +69,15 @@ class OrderSync:
             if len(covered) >= FLUSH_SYMBOLS or len(self.items) >= FLUSH_ITEMS:
                 yield self._page({"symbols_covered": covered})
                 covered = []
-        opened = self._open_orders(set(state["locked"]))
-        refreshed = self._refresh(opened)
+        try:
+            opened = self._open_orders(set(state["locked"]))
+            refreshed = self._refresh(opened)
+        except (RateLimited, TransientError):
+            # The pairs walked since the last page are kept before the wait is raised: a
+            # retry on a spent budget otherwise walked them again (20 each) every time.
+            if covered or self.items:
+                yield self._page({"symbols_covered": covered})
+            raise
         self.cur["balances"] = state["baseline"]
         if self.a.trades_snapshot is not None:
             self.cur["trades_seen"] = self.a.trades_snapshot   # what prime() compares against next time
