@@ -205,22 +205,29 @@ def test_the_metering_fit_recovers_the_fixed_costs():
     assert metering.fit(records[:2]) is None                     # too few to tell three costs apart
 
 
-def test_an_execution_keeps_its_budget_slot_across_steps_and_gives_it_back_at_its_end(sandbox, redis_client,
-                                                                                    monkeypatch):
-    """Binance: with one slot left, the execution takes it at its first step, runs every step
-    on it (a waiter that came meanwhile is not handed it between steps), and its end hands
-    it to that waiter."""
+def _binance_with_one_slot_left(sandbox, seed: int):
+    """A Binance connection whose IP scope has every step slot but one held by other runs;
+    returns the connection, the limiter, the scope and those holders."""
     from django.conf import settings
 
     from backend.brokers.registry import default_limiter
 
     sandbox.sims["binance"].reset_limits()
-    account = sandbox_account(sandbox, broker="binance", environment="live", seed=31, positions=4, activities=80)
+    account = sandbox_account(sandbox, broker="binance", environment="live", seed=seed, positions=4, activities=80)
     connection = make_connection(account, broker="binance")
     limiter = default_limiter()
     scope = pipeline.adapter_for(connection).session.scope
     others = [f"run:other-{i}" for i in range(settings.BROKER_RATE_LIMITS["binance"]["max_active_steps"] - 1)]
     assert all(limiter.take_slot("binance", scope, holder, ttl=120) for holder in others)
+    return connection, limiter, scope, others
+
+
+def test_an_execution_keeps_its_budget_slot_across_steps_and_gives_it_back_at_its_end(sandbox, redis_client,
+                                                                                    monkeypatch):
+    """Binance: with one slot left, the execution takes it at its first step, runs every step
+    on it (a waiter that came meanwhile is not handed it between steps), and its end hands
+    it to that waiter."""
+    connection, limiter, scope, others = _binance_with_one_slot_left(sandbox, seed=31)
     run = SyncRun.objects.create(connection=connection, trigger="test")
     lock = execution.ConnectionLock(connection.pk)
     assert lock.acquire()
@@ -256,15 +263,8 @@ def test_a_step_whose_budget_is_spent_keeps_its_slot_for_its_retry(sandbox, redi
 
     from backend.brokers.errors import RateLimited
     from backend.brokers.http import SessionPolicy
-    from backend.brokers.registry import default_limiter
 
-    sandbox.sims["binance"].reset_limits()
-    account = sandbox_account(sandbox, broker="binance", environment="live", seed=37, positions=4, activities=80)
-    connection = make_connection(account, broker="binance")
-    limiter = default_limiter()
-    scope = pipeline.adapter_for(connection).session.scope
-    others = [f"run:other-{i}" for i in range(settings.BROKER_RATE_LIMITS["binance"]["max_active_steps"] - 1)]
-    assert all(limiter.take_slot("binance", scope, holder, ttl=120) for holder in others)
+    connection, limiter, scope, others = _binance_with_one_slot_left(sandbox, seed=37)
     run = SyncRun.objects.create(connection=connection, trigger="test")
     holder, slots = f"run:{run.pk}", f"{limiter.prefix}:slots:{scope}"
     lock = execution.ConnectionLock(connection.pk)

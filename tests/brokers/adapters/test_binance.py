@@ -220,28 +220,36 @@ def test_pairs_walked_before_a_wait_are_handed_over_not_asked_again(sandbox, sim
     assert done | {t.broker_id for t in rest} == {t["broker_id"] for t in truth_of(sim, account)["transactions"]}
 
 
+def limited_orders_adapter(sandbox, sim, account, redis_client, tx_cursor: dict, weight: float, name: str):
+    """An adapter primed with the transactions step's cursor, on a fresh budget of `weight`
+    a minute (its own limiter prefix) and with the sandbox's weight count reset, so what the
+    budget holds is exactly what the test says; returns it and the paths it asks."""
+    sim.reset_limits()
+    asked: list[str] = []
+    http = requests.Session()
+    http.hooks["response"].append(lambda r, *a, **k: asked.append(urlparse(r.url).path))
+    redis_client.delete(*redis_client.keys(f"test:{name}:*") or ["-"])
+    limiter = RateLimiter(redis_client, {"binance": RateRule("window", weight, 61)}, prefix=f"test:{name}")
+    adapter = build(sandbox, account, STRICT, limiter=limiter, http=http)
+    adapter.prime({"transactions": tx_cursor})
+    return adapter, asked
+
+
 def test_an_orders_pass_that_must_wait_before_its_first_pair_keeps_its_start(sandbox, sim, account, redis_client):
     """The weight runs out right after the orders pass read the account (20): the pass
     comes out in a page before the wait is raised, so its retry goes on with the pairs and
     does not read the account again (a step retried on a spent budget used to spend 20 each
     time and never reach a pair)."""
     _, tx_pages = drain(build(sandbox, account).fetch_transactions(None))
-    sim.reset_limits()              # the weight the sandbox reports used (and our limiter learns) is ours alone
-    asked = []
-    http = requests.Session()
-    http.hooks["response"].append(lambda r, *a, **k: asked.append(urlparse(r.url).path))
-    limiter = RateLimiter(redis_client, {"binance": RateRule("window", 20, 61)},     # the account read, no more
-                          prefix="test:orders-pass-wait")
-    redis_client.delete(*redis_client.keys("test:orders-pass-wait:*") or ["-"])          # a budget of its own, full
-    adapter = build(sandbox, account, STRICT, limiter=limiter, http=http)
-    adapter.prime({"transactions": tx_pages[-1].cursor})
+    adapter, asked = limited_orders_adapter(sandbox, sim, account, redis_client, tx_pages[-1].cursor,
+                                            20, "orders-pass-wait")           # the account read, no more
     pages = []
     with pytest.raises(RateLimited):
         for page in adapter.fetch_orders(None, ()):
             pages.append(page)
     assert asked == ["/api/v3/account"] and len(pages) == 1 and pages[0].items == []
     assert pages[0].cursor["pass"]["todo"]                            # the pass, with every pair still to walk
-    again = build(sandbox, account, http=http)
+    again = build(sandbox, account, http=adapter.session.http)
     again.prime({"transactions": tx_pages[-1].cursor})
     orders, _ = drain(again.fetch_orders(pages[0].cursor, ()))
     assert asked.count("/api/v3/account") == 1 and "/api/v3/allOrders" in asked
@@ -261,15 +269,8 @@ def test_pairs_walked_before_a_wait_on_open_orders_are_kept(sandbox, sim, accoun
     expected, _ = drain(whole.fetch_orders(None, ()))
     assert any(o.is_open for o in expected)                           # so open orders are asked for
     pairs = len(whole.trade_symbols)
-    sim.reset_limits()              # the weight the sandbox reports used (and our limiter learns) is ours alone
-    asked = []
-    http = requests.Session()
-    http.hooks["response"].append(lambda r, *a, **k: asked.append(urlparse(r.url).path))
-    limiter = RateLimiter(redis_client, {"binance": RateRule("window", 20 + 20 * pairs, 61)},   # account + pairs
-                          prefix="test:open-orders-wait")
-    redis_client.delete(*redis_client.keys("test:open-orders-wait:*") or ["-"])          # a budget of its own, full
-    adapter = build(sandbox, account, STRICT, limiter=limiter, http=http)
-    adapter.prime({"transactions": tx_pages[-1].cursor})
+    adapter, asked = limited_orders_adapter(sandbox, sim, account, redis_client, tx_pages[-1].cursor,
+                                            20 + 20 * pairs, "open-orders-wait")      # account + pairs
     pages = []
     with pytest.raises(RateLimited):
         for page in adapter.fetch_orders(None, ()):
@@ -277,7 +278,7 @@ def test_pairs_walked_before_a_wait_on_open_orders_are_kept(sandbox, sim, accoun
     assert asked.count("/api/v3/allOrders") == pairs and "/api/v3/openOrders" not in asked
     assert pages and pages[-1].cursor["pass"]["todo"] == []
     asked.clear()
-    again = build(sandbox, account, http=http)
+    again = build(sandbox, account, http=adapter.session.http)
     again.prime({"transactions": tx_pages[-1].cursor})
     rest, _ = drain(again.fetch_orders(pages[-1].cursor, ()))
     assert "/api/v3/allOrders" not in asked and "/api/v3/openOrders" in asked

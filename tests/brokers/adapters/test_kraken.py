@@ -146,13 +146,8 @@ def test_full_fetch_matches_the_truth_and_joins_trades(sandbox, redis_client):
     assert [t.occurred_at for t in items] == sorted(t.occurred_at for t in items)
 
 
-@pytest.mark.parametrize("activities", [120, 900, 3000])
-def test_trades_are_read_in_the_fewest_pages_kraken_allows(sandbox, redis_client, activities):
-    """TradesHistory is walked oldest first alongside the ledger: ceil(trades / 50) requests
-    (the sandbox's own minimum), where reading a time window around each ledger page took
-    about twice as many; every trade row still gets its trade."""
-    account = make_account(sandbox, activities=activities)
-    adapter = build(sandbox, account, redis_client)
+def count_private_calls(adapter: KrakenAdapter) -> Counter:
+    """Private calls the adapter makes from now on, by method."""
     real, calls = adapter.client.private, Counter()
 
     def counted(method, params=None):
@@ -160,6 +155,17 @@ def test_trades_are_read_in_the_fewest_pages_kraken_allows(sandbox, redis_client
         return real(method, params)
 
     adapter.client.private = counted
+    return calls
+
+
+@pytest.mark.parametrize("activities", [120, 900, 3000])
+def test_trades_are_read_in_the_fewest_pages_kraken_allows(sandbox, redis_client, activities):
+    """TradesHistory is walked oldest first alongside the ledger: ceil(trades / 50) requests
+    (the sandbox's own minimum), where reading a time window around each ledger page took
+    about twice as many; every trade row still gets its trade."""
+    account = make_account(sandbox, activities=activities)
+    adapter = build(sandbox, account, redis_client)
+    calls = count_private_calls(adapter)
     items, _, _, _ = drain(adapter.fetch_transactions(None))
     minimum = sandbox.sims["kraken"].truth(account["account_id"])["minimum"]["detail"]
     assert calls["TradesHistory"] == minimum["trades_history"]
@@ -174,13 +180,7 @@ def test_a_key_that_may_not_read_trades_still_syncs_its_ledger(sandbox, redis_cl
     asked once, not once per ledger page."""
     account = make_account(sandbox, activities=400, permissions=["query_funds", "query_open", "query_ledger"])
     adapter = build(sandbox, account, redis_client)
-    real, calls = adapter.client.private, Counter()
-
-    def counted(method, params=None):
-        calls[method] += 1
-        return real(method, params)
-
-    adapter.client.private = counted
+    calls = count_private_calls(adapter)
     items, _, skipped, _ = drain(adapter.fetch_transactions(None))
     truth = sandbox.sims["kraken"].truth(account["account_id"])
     assert not skipped and {t.broker_id for t in items} == {t["broker_id"] for t in truth["transactions"]}
