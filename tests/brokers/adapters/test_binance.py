@@ -286,6 +286,35 @@ def test_pairs_walked_before_a_wait_on_open_orders_are_kept(sandbox, sim, accoun
     assert got == {o.broker_id for o in expected}
 
 
+def test_the_steps_of_one_execution_share_one_account_read(sandbox, sim, account):
+    """Positions, then the transactions and orders passes, each need the balances: one
+    execution's adapters (sharing its handoff, as the pipeline wires them) read the account
+    once while the read is under a minute old, and again once it is older."""
+    from backend.brokers.adapters.binance import adapter as binance_adapter
+
+    asked = []
+    http = requests.Session()
+    http.hooks["response"].append(lambda r, *a, **k: asked.append(urlparse(r.url).path))
+    handoff: dict = {}
+    steps = []
+    for _ in range(3):
+        step = build(sandbox, account, http=http)
+        step.handoff = handoff
+        steps.append(step)
+    steps[0].fetch_positions()
+    _, tx_pages = drain(steps[1].fetch_transactions(None))
+    steps[2].prime({"transactions": tx_pages[-1].cursor})
+    orders, _ = drain(steps[2].fetch_orders(None, ()))
+    assert asked.count("/api/v3/account") == 1 and orders
+    at, body = handoff["binance_account"]
+    handoff["binance_account"] = (at - binance_adapter.ACCOUNT_REUSE_SECONDS, body)     # a minute later
+    build(sandbox, account, http=http).fetch_positions()                          # its own handoff
+    later = build(sandbox, account, http=http)
+    later.handoff = handoff
+    later.fetch_positions()
+    assert asked.count("/api/v3/account") == 3
+
+
 def test_candidate_symbols():
     markets = Markets([Market("ETHUSDT", "ETH", "USDT", "TRADING"), Market("ETHBTC", "ETH", "BTC", "TRADING"),
                        Market("SOLBTC", "SOL", "BTC", "TRADING"), Market("DOGEUSDT", "DOGE", "USDT", "TRADING"),
@@ -475,14 +504,13 @@ def one_minute(sim, monkeypatch):
 
 def test_weight_limit_gives_429_then_418(sandbox, sim, account, one_minute):
     sim.weights.limit, sim.weights.ban_seconds = 50, 7
-    adapter = build(sandbox, account, STRICT)
-    adapter.fetch_positions()
-    adapter.fetch_positions()
+    build(sandbox, account, STRICT).fetch_positions()       # one sync each: a fresh adapter reads the account
+    build(sandbox, account, STRICT).fetch_positions()
     with pytest.raises(RateLimited) as first:
-        adapter.fetch_positions()
+        build(sandbox, account, STRICT).fetch_positions()
     assert not first.value.banned and 1 <= first.value.retry_after <= 60
     with pytest.raises(RateLimited) as second:           # kept sending after the 429
-        adapter.fetch_positions()
+        build(sandbox, account, STRICT).fetch_positions()
     assert second.value.banned and second.value.status == 418
     # "IP banned until <ms>": the wait runs to that time (7 s after the pinned clock).
     assert abs(second.value.retry_after - ((one_minute + 7_000) / 1000 - time.time())) < 2
@@ -559,6 +587,7 @@ def test_each_egress_address_has_its_own_budget(sandbox, sim, account, redis_cli
         assert adapters[ip].session.scope == f"binance:ip:{ip}" == BinanceSource.rate_scope()
     for adapter in adapters.values():
         adapter.account_body()
+        adapter.handoff.clear()                                   # another sync's read, not this one's again
         adapter.account_body()
     # 40 on each address: one address alone would have been told to wait (429 at Binance).
     assert [sim.weights.used(ip, one_minute) for ip in adapters] == [40, 40]

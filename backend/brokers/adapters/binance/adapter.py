@@ -41,6 +41,7 @@ VERIFY_BUDGET = "binance-verify"         # ... for key checks: a reserved slice 
 RECV_WINDOW_MS = 5000                   # Binance's default; its docs advise 5,000 or less
 MARKETS_TTL = 3600.0                    # exchangeInfo changes on listings/delistings only
 SHARED_MARKETS_TTL = 300.0              # how long another sync's exchangeInfo is reused (a new listing waits this long)
+ACCOUNT_REUSE_SECONDS = 60.0            # how long one execution's steps share an account read
 USD_QUOTES = ("USDT", "USDC", "FDUSD", "BUSD")     # pairs that price a coin in (near) dollars
 USD_STABLECOINS = frozenset(USD_QUOTES)
 _BANNED_UNTIL = re.compile(r"banned until (\d{13})")
@@ -150,9 +151,17 @@ class BinanceAdapter(BrokerAdapter):
         return int(time.time() * 1000) + self._clock_offset_ms
 
     def account_body(self) -> dict:
+        """/api/v3/account (20). The steps of one task execution share a read while it is
+        under ACCOUNT_REUSE_SECONDS old: positions, then the transactions and the orders
+        passes each read it, 40 weight a sync more than needed. A balance that moved since
+        is seen by the next sync, which compares with the older read (it walks more, never less)."""
+        kept = self.handoff.get("binance_account")
+        if kept is not None and time.monotonic() - kept[0] < ACCOUNT_REUSE_SECONDS:
+            return kept[1]
         body = self.call("/api/v3/account", [("omitZeroBalances", "true")], cost=weights.ACCOUNT)
         if not isinstance(body, dict) or not isinstance(body.get("balances"), list):
             raise TransientError("binance: account answer without balances")
+        self.handoff["binance_account"] = (time.monotonic(), body)
         return body
 
     def markets(self) -> Markets:
