@@ -50,32 +50,26 @@ class OrderSync:
         fresh = "pass" not in self.cur
         state = self.cur.get("pass") or self._start_pass()
         covered: list[str] = []
-        while state["todo"]:
-            symbol = state["todo"][0]
-            try:
-                walked = self._symbol_orders(symbol)
-            except (RateLimited, TransientError):
-                # What was read since the last page is kept (as trades), and so is a pass
-                # just started: its account read (20) is not spent again by every retry of
-                # a step that waits on a spent budget before its first pair.
-                if covered or self.items or fresh:
-                    yield self._page({"symbols_covered": covered})
-                raise
-            fresh = False
-            if walked:
-                covered.append(symbol)
-                state.setdefault("covered", []).append(symbol)
-            state["todo"].pop(0)
-            if len(covered) >= FLUSH_SYMBOLS or len(self.items) >= FLUSH_ITEMS:
-                yield self._page({"symbols_covered": covered})
-                covered = []
         try:
+            while state["todo"]:
+                symbol = state["todo"][0]
+                walked = self._symbol_orders(symbol)
+                fresh = False
+                if walked:
+                    covered.append(symbol)
+                    state.setdefault("covered", []).append(symbol)
+                state["todo"].pop(0)
+                if len(covered) >= FLUSH_SYMBOLS or len(self.items) >= FLUSH_ITEMS:
+                    yield self._page({"symbols_covered": covered})
+                    covered = []
             opened = self._open_orders(set(state["locked"]))
             refreshed = self._refresh(opened)
         except (RateLimited, TransientError):
-            # The pairs walked since the last page are kept before the wait is raised: a
-            # retry on a spent budget otherwise walked them again (20 each) every time.
-            if covered or self.items:
+            # Told to wait (the IP's weight is shared): what was read since the last page is
+            # kept (as trades), and so is a pass just started, so the retry spends neither
+            # again (20 a pair, 20 the account read). A step retried on a spent budget used to
+            # repeat them every time, and small accounts never got past their open orders.
+            if covered or self.items or fresh:
                 yield self._page({"symbols_covered": covered})
             raise
         self.cur["balances"] = state["baseline"]
