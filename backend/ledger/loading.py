@@ -5,6 +5,7 @@ import json
 import re
 from collections.abc import Iterable
 from datetime import date, datetime
+from typing import NamedTuple
 from datetime import timezone
 from decimal import Decimal
 
@@ -54,13 +55,28 @@ def foreign_withdrawals(*, portfolio_id: int) -> list[Row]:
     return _rows(queryset, stream=False) if queryset.exists() else []
 
 
-def movement_rows(*, portfolio_id: int) -> list[Row]:
-    return _rows(_transactions(portfolio_id).filter(type__in=MOVEMENT_TYPES, asset__isnull=False,
-                                                    quantity__isnull=False))
+class RowsSince(NamedTuple):
+    rows: list[Row]           # every row from the instant on
+    moves: list[Row]          # the coin and share movements before it
+    fiat: frozenset[str]      # fiat_codes()
 
 
-def _rows(queryset, *, stream: bool = True) -> list[Row]:
-    """`stream` (a whole history): on SQLite, read in chunks."""
+def rows_since(*, portfolio_id: int, since: datetime) -> RowsSince:
+    """What a recompute from `since` reads: the rows from then on, and the movements before
+    then (a new deposit may pair with an older withdrawal). The connections and the fiat
+    assets are read once for both (an incremental recompute is a few dozen statements: each
+    one counts)."""
+    queryset = _transactions(portfolio_id)
+    fiat = fiat_assets()
+    rows = _rows(queryset.filter(occurred_at__gte=since), stream=False, fiat=fiat)
+    moves = _rows(queryset.filter(type__in=MOVEMENT_TYPES, asset__isnull=False, quantity__isnull=False,
+                                  occurred_at__lt=since), stream=False, fiat=fiat)
+    return RowsSince(rows, moves, frozenset(FIAT) | frozenset(fiat.values()))
+
+
+def _rows(queryset, *, stream: bool = True, fiat: dict[int, str] | None = None) -> list[Row]:
+    """`stream` (a whole history): on SQLite, read in chunks. `fiat`: fiat_assets(), when
+    the caller has read it."""
     # Only Kraken trades (their `refid` joins a trade's two legs), coin movements (hashes pair
     # transfers) and Alpaca dividends (a DIV / ROC sub-type is a return of capital) need the
     # raw record: reading it for every row would double the load.
@@ -68,7 +84,7 @@ def _rows(queryset, *, stream: bool = True) -> list[Row]:
                  | Q(connection__broker="alpaca", type="dividend")
                  | Q(connection__broker="ibkr", broker_type__startswith="CorporateAction"))
     raws = dict(_fetch(queryset.filter(needs_raw).values_list("id", "raw"), stream))
-    fiat = fiat_assets()
+    fiat = fiat_assets() if fiat is None else fiat
     out = []
     append = out.append
     for fields in _fetch(queryset.values_list(*_FIELDS), stream):

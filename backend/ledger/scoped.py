@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 
 from . import checkpoints, engine, writing
 from .events import build_events, group_key
-from .loading import BookPricer, fiat_codes, foreign_withdrawals, movement_rows, rows_for_portfolio
+from .loading import BookPricer, foreign_withdrawals, rows_since
 from .models import Disposal, Income, LedgerCheckpoint, LedgerState, Lot
 from .transfers import MOVEMENT_TYPES
 
@@ -125,9 +125,8 @@ def _assets_of_rows(portfolio_id: int, tx_ids: set[int]) -> set[int]:
 def _events_from(portfolio_id: int, start: datetime):
     """The events at or after `start` (transfers paired against the whole history, as a
     whole replay pairs them) and each row's event group: row id -> group key."""
-    rows = rows_for_portfolio(portfolio_id=portfolio_id, since=start)
-    moves = [m for m in movement_rows(portfolio_id=portfolio_id) if m.occurred_at < start]
-    events = [e for e in build_events(rows + moves, fiat=fiat_codes()) if e.at >= start]
+    rows, moves, fiat = rows_since(portfolio_id=portfolio_id, since=start)
+    events = [e for e in build_events(rows + moves, fiat=fiat) if e.at >= start]
     return events, {r.id: group_key(r) for r in rows}
 
 

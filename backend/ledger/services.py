@@ -26,7 +26,7 @@ from backend.portfolio.models import Portfolio
 
 from . import checkpoints, engine, writing
 from .events import SPINOFF_CODE, build_events
-from .loading import BookPricer, fiat_codes, foreign_withdrawals, movement_rows, rows_for_portfolio
+from .loading import BookPricer, fiat_codes, foreign_withdrawals, rows_for_portfolio, rows_since
 from .models import BasisOverride, LedgerState, LotPick
 from .scoped import recompute_assets
 
@@ -165,9 +165,8 @@ def _carry_on(portfolio: Portfolio, state: LedgerState, since: datetime | None):
     before the last event applied (then only a replay is right)."""
     if since is None or (state.as_of is not None and since <= state.as_of):
         return None
-    rows = rows_for_portfolio(portfolio_id=portfolio.pk, since=since)
-    moves = [m for m in movement_rows(portfolio_id=portfolio.pk) if m.occurred_at < since]
-    events = build_events(rows + moves, fiat=fiat_codes())
+    rows, moves, fiat = rows_since(portfolio_id=portfolio.pk, since=since)
+    events = build_events(rows + moves, fiat=fiat)
     old_keys, new_keys = {m.key for m in moves}, {r.key for r in rows}
     new = [e for e in events if e.key not in old_keys]
     # An old deposit now paired with a new withdrawal, or a new move found internal, changes the past.

@@ -4,7 +4,9 @@ places (the engine keeps full Decimal precision until here).
 
 On PostgreSQL rows go through COPY into a temporary table and one INSERT .. ON CONFLICT per
 table: building a Django model per row and adapting each value costs ~10x more (measured by
-benchmarks/ledger.py); SQLite (the zero-setup local database) uses bulk_create.
+benchmarks/ledger.py). The few rows of an incremental recompute go in one INSERT .. SELECT FROM
+unnest(arrays) .. ON CONFLICT per table instead: the staging table's create and truncate cost more than they
+save there. SQLite (the zero-setup local database) uses bulk_create.
 """
 from __future__ import annotations
 
@@ -15,13 +17,16 @@ from operator import attrgetter
 from django.db import connection as db
 
 from backend.core.fields import MONEY_PLACES
-from backend.core.pgcopy import copy_rows
+from backend.core.pgcopy import column_types, copy_rows, execute_bound, unnest
 
 from . import engine
 from .models import Disposal, DisposalLot, Income, Lot
 
 _Q = Decimal(1).scaleb(-MONEY_PLACES)
 BATCH = 2000
+# Up to this many rows, a PostgreSQL upsert sends them as arrays in one statement
+# rather than through a staging table (four): a day's fills, not a history.
+FEW_ROWS = 500
 
 LOT_COLUMNS = ("portfolio_id", "key", "asset_id", "connection_id", "transaction_id", "origin", "quantity", "remaining",
                "cost_basis", "acquired_at", "holding_from", "parent_key", "wash_adjustment", "closed_at", "closed_by")
@@ -131,19 +136,33 @@ def write(*, portfolio_id: int, lots: Iterable[engine.Lot], disposals: Iterable[
 
 
 def _insert_links(portfolio_id: int, links: list[tuple]) -> None:
-    """PostgreSQL: the links by COPY into a staging table, their disposal and lot ids joined
-    on the (portfolio, key) indexes there: reading 150k keys and ids back to Python cost more."""
+    """PostgreSQL: the links with their disposal and lot ids found on the server by the
+    (portfolio, key) indexes: reading 150k keys and ids back to Python cost more, and so did
+    a separate read of the ids of the few lots an incremental write did not touch. A whole
+    history goes in by COPY into a staging table and a join; a few links as arrays with a
+    lookup per link (the join's plan would rest on the tables' statistics, which after
+    a first build are still those of empty tables: it hashed every disposal of the portfolio
+    to link a day's sales)."""
     if not links:
         return
     link, disposal, lot = DisposalLot._meta.db_table, Disposal._meta.db_table, Lot._meta.db_table
-    rest = ", ".join(f"t.{c}" for c in LINK_COLUMNS[3:])
+    temp = f"tmp_{link}"
+    columns, rest = ", ".join(LINK_COLUMNS), ", ".join(f"t.{c}" for c in LINK_COLUMNS[3:])
     with db.cursor() as cursor:
-        cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS tmp_{link} AS SELECT d.key AS disposal_key, l.lot_key, "
+        if len(links) <= FEW_ROWS:
+            types = column_types(cursor, disposal, ("key",)) + column_types(cursor, link, LINK_STAGED_COLUMNS[1:])
+            arrays, params = unnest(types, links)
+            execute_bound(cursor, f"INSERT INTO {link} ({columns}) "
+                          f"SELECT (SELECT d.id FROM {disposal} d WHERE d.portfolio_id = %s AND d.key = t.disposal_key), "
+                          f"t.lot_key, (SELECT o.id FROM {lot} o WHERE o.portfolio_id = %s AND o.key = t.lot_key), "
+                          f"{rest} FROM {arrays} AS t ({', '.join(LINK_STAGED_COLUMNS)})",
+                          [portfolio_id, portfolio_id] + params)
+            return
+        cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {temp} AS SELECT d.key AS disposal_key, l.lot_key, "
                        f"{', '.join(f'l.{c}' for c in LINK_COLUMNS[3:])} FROM {link} l, {disposal} d WITH NO DATA")
-        cursor.execute(f"TRUNCATE tmp_{link}")
-        copy_rows(cursor, f"tmp_{link}", LINK_STAGED_COLUMNS, links)
-        cursor.execute(f"INSERT INTO {link} ({', '.join(LINK_COLUMNS)}) "
-                       f"SELECT d.id, t.lot_key, o.id, {rest} FROM tmp_{link} t "
+        cursor.execute(f"TRUNCATE {temp}")
+        copy_rows(cursor, temp, LINK_STAGED_COLUMNS, links)
+        cursor.execute(f"INSERT INTO {link} ({columns}) SELECT d.id, t.lot_key, o.id, {rest} FROM {temp} t "
                        f"JOIN {disposal} d ON d.portfolio_id = %s AND d.key = t.disposal_key "
                        f"LEFT JOIN {lot} o ON o.portfolio_id = %s AND o.key = t.lot_key",
                        [portfolio_id, portfolio_id])
@@ -184,12 +203,16 @@ def _upsert(model, columns: tuple[str, ...], rows: list[tuple]) -> dict[str, int
     table, temp = model._meta.db_table, f"tmp_{model._meta.db_table}"
     cols = ", ".join(columns)
     updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns[2:])
+    conflict = f"ON CONFLICT (portfolio_id, key) DO UPDATE SET {updates} RETURNING key, id"
     with db.cursor() as cursor:
+        if len(rows) <= FEW_ROWS:
+            arrays, params = unnest(column_types(cursor, table, columns), rows)
+            return dict(execute_bound(cursor, f"INSERT INTO {table} ({cols}) SELECT * FROM {arrays} {conflict}",
+                                      params))
         cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {temp} AS SELECT {cols} FROM {table} WITH NO DATA")
         cursor.execute(f"TRUNCATE {temp}")
         copy_rows(cursor, temp, columns, rows)
-        cursor.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {temp} "
-                       f"ON CONFLICT (portfolio_id, key) DO UPDATE SET {updates} RETURNING key, id")
+        cursor.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {temp} {conflict}")
         return dict(cursor.fetchall())
 
 

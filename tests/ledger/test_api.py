@@ -8,7 +8,8 @@ from decimal import Decimal
 
 import pytest
 
-from backend.ledger.models import BasisOverride, Disposal, LedgerState, Lot, LotPick
+from backend.ledger import writing
+from backend.ledger.models import BasisOverride, Disposal, DisposalLot, LedgerState, Lot, LotPick
 from backend.ledger.services import ledger_recompute
 from backend.market.models import Price
 
@@ -135,7 +136,11 @@ def test_another_users_portfolio_is_a_404_everywhere(other_api, ledger):
                            format="json").status_code == 404
 
 
-def test_incremental_recompute_equals_a_full_one(book):
+@pytest.mark.parametrize("few_rows", [writing.FEW_ROWS, 0], ids=["arrays", "staging-table"])
+def test_incremental_recompute_equals_a_full_one(book, monkeypatch, few_rows):
+    # An incremental write sends a few rows as arrays in one statement and more through a
+    # staging table: both must store what a full recompute stores, links to their lots included.
+    monkeypatch.setattr(writing, "FEW_ROWS", few_rows)
     fills(book)
     ledger_recompute(portfolio_id=book.portfolio.pk)
     # A day of new fills after the last event: carried on from the saved state.
@@ -156,7 +161,11 @@ def _rows(book):
                 .values_list("key", "remaining", "cost_basis", "acquired_at", "closed_at"))
     disposals = list(Disposal.objects.filter(portfolio=book.portfolio).order_by("key")
                      .values_list("key", "quantity", "proceeds", "cost_basis", "gain", "term"))
-    return lots, disposals
+    links = list(DisposalLot.objects.filter(disposal__portfolio=book.portfolio)
+                 .order_by("disposal__key", "position")
+                 .values_list("disposal__key", "position", "lot_key", "lot__key", "quantity", "cost_basis"))
+    assert links and all(lot_key == linked for _, _, lot_key, linked, _, _ in links)     # every link found its lot
+    return lots, disposals, links
 
 
 def test_signals_record_what_to_recompute(book):
