@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import date, datetime
 from typing import NamedTuple
 from datetime import timezone
@@ -160,21 +160,39 @@ def fiat_codes() -> frozenset[str]:
 
 class BookPricer:
     """The engine's `Pricer` over a PriceBook, in the portfolio's base currency. An option's
-    price is per share: its value is quantity x price x multiplier."""
+    price is per share: its value is quantity x price x multiplier. The prices are read when
+    first asked for: a day of fills for cash in the base currency asks for none, and its
+    recompute then spends no statement on them."""
 
-    def __init__(self, book: PriceBook, base: str, multipliers: dict[int, Decimal]):
-        self.book, self.base, self.multipliers = book, base, multipliers
+    def __init__(self, base: str, read: Callable[[], tuple[PriceBook, dict[int, Decimal]]]):
+        self.base = base
+        self._read, self._read_once = read, None
 
     @classmethod
     def load(cls, *, asset_ids: Iterable[int], base: str, start: date | None = None,
              latest: bool = False, currencies: Iterable[str] = ()) -> "BookPricer":
         """Prices in the base currency only (and the `currencies` of cash to convert): the
         other quotes of each asset are never asked for."""
-        ids = set(asset_ids)
-        multipliers = {pk: m for pk, m in Asset.objects.filter(id__in=ids).exclude(multiplier=1)
-                       .values_list("id", "multiplier")}
-        book = PriceBook.load(asset_ids=ids, start=start, latest=latest, currencies={base, *currencies})
-        return cls(book, base, multipliers)
+        ids, quotes = set(asset_ids), {base, *currencies}
+
+        def read() -> tuple[PriceBook, dict[int, Decimal]]:
+            multipliers = {pk: m for pk, m in Asset.objects.filter(id__in=ids).exclude(multiplier=1)
+                           .values_list("id", "multiplier")}
+            return PriceBook.load(asset_ids=ids, start=start, latest=latest, currencies=quotes), multipliers
+        return cls(base, read)
+
+    def _prices(self) -> tuple[PriceBook, dict[int, Decimal]]:
+        if self._read_once is None:
+            self._read_once = self._read()
+        return self._read_once
+
+    @property
+    def book(self) -> PriceBook:
+        return self._prices()[0]
+
+    @property
+    def multipliers(self) -> dict[int, Decimal]:
+        return self._prices()[1]
 
     def value(self, asset_id: int, quantity: Decimal, day: date | None) -> Decimal | None:
         found = self.book.value(asset_id, quantity * self.multipliers.get(asset_id, 1), self.base, day)

@@ -156,6 +156,21 @@ def test_incremental_recompute_equals_a_full_one(book, monkeypatch, few_rows):
     assert ledger_recompute(portfolio_id=book.portfolio.pk, since=at(2018, 1, 2))["incremental"] is False
 
 
+def test_a_day_of_fills_for_dollars_reads_no_price(book):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    fills(book)
+    ledger_recompute(portfolio_id=book.portfolio.pk)
+    book.tx("alpaca", "b2024", "trade", at(2024, 2, 1), "XYZ", 10, -150, side="buy")
+    with CaptureQueriesContext(connection) as queries:
+        result = ledger_recompute(portfolio_id=book.portfolio.pk, since=at(2024, 2, 1))
+    assert result["incremental"] is True
+    # A buy for the base currency carries its own price: the price store is never asked.
+    assert not [q["sql"] for q in queries if "market_price" in q["sql"]]
+    assert Lot.objects.get(portfolio=book.portfolio, transaction__broker_id="b2024").cost_basis == D(150)
+
+
 def _rows(book):
     lots = list(Lot.objects.filter(portfolio=book.portfolio).order_by("key")
                 .values_list("key", "remaining", "cost_basis", "acquired_at", "closed_at"))
