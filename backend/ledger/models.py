@@ -6,13 +6,14 @@ transactions. Derived rows carry a `key` built from the transactions' stable ide
 (connection + broker id), so a recompute updates rows in place (their ids, used in URLs,
 stay) and the same transactions always give the same rows.
 
-Foreign keys of derived rows to assets, connections, transactions and to each other have no
-database constraint: a recompute writes them from rows it read in the same transaction while
-holding the portfolio's lock, and checking ~900,000 references at commit took longer than
-the engine on a 200,000-activity account (benchmarks/ledger.py). Deletes still cascade,
-null out or are protected as declared (Django applies on_delete itself). The portfolio keys
-keep their constraint: whose rows these are is what the API filters on, and the user's own
-entries (picks, basis) keep every constraint. Derived rows have no index of their own on
+Foreign keys of derived rows (to their portfolio, assets, connections, transactions and to
+each other) have no database constraint: a recompute writes them from rows it read in the
+same transaction while holding the portfolio's lock, and checking ~900,000 references at
+commit took longer than the engine on a 200,000-activity account; the last 200,000 of them,
+to the portfolio (each a key-share lock of the same row), were 1.5 s of a first build's
+commit (benchmarks/ledger.py). Deletes still cascade, null out or are protected as declared
+(Django applies on_delete itself). The user's own entries (picks, basis) and the state row
+keep every constraint. Derived rows have no index of their own on
 the portfolio (the unique (portfolio, key) index serves it) nor on the asset (only deleting
 an asset looks rows up by it alone): every index is maintained for every row a build writes.
 """
@@ -33,7 +34,7 @@ class Term(models.TextChoices):
 
 class Lot(models.Model):
     portfolio = models.ForeignKey(Portfolio, on_delete=models.CASCADE, related_name="lots",
-                                  db_index=False)
+                                  db_index=False, db_constraint=False)
     key = models.CharField(max_length=255)
     asset = models.ForeignKey(Asset, on_delete=models.PROTECT, related_name="+", db_constraint=False,
                               db_index=False)
@@ -67,7 +68,7 @@ class Lot(models.Model):
 
 class Disposal(models.Model):
     portfolio = models.ForeignKey(Portfolio, on_delete=models.CASCADE, related_name="disposals",
-                                  db_index=False)
+                                  db_index=False, db_constraint=False)
     key = models.CharField(max_length=255)
     source_key = models.CharField(max_length=255, help_text="connection:broker_id of the transaction.")
     asset = models.ForeignKey(Asset, on_delete=models.PROTECT, related_name="+", db_constraint=False,
@@ -117,7 +118,7 @@ class DisposalLot(models.Model):
 
 class Income(models.Model):
     portfolio = models.ForeignKey(Portfolio, on_delete=models.CASCADE, related_name="income",
-                                  db_index=False)
+                                  db_index=False, db_constraint=False)
     key = models.CharField(max_length=255)
     kind = models.CharField(max_length=32)
     connection = models.ForeignKey(BrokerConnection, on_delete=models.CASCADE, related_name="+",

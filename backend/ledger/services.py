@@ -17,7 +17,7 @@ from collections import defaultdict
 from datetime import datetime
 from decimal import Decimal
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from backend.connections.models import BrokerConnection
@@ -113,6 +113,7 @@ def _receivers_of(portfolio: Portfolio, before: dict, after: dict) -> list[int]:
 def ledger_recompute(*, portfolio_id: int, since: datetime | None = None, full: bool = False) -> dict:
     started = time.perf_counter()
     with collector_paused(), transaction.atomic():
+        _commit_without_waiting_for_disk()
         portfolio = Portfolio.objects.select_for_update().get(pk=portfolio_id)
         state, _ = LedgerState.objects.select_for_update().get_or_create(portfolio=portfolio)
         settings = portfolio_settings(portfolio)
@@ -154,6 +155,17 @@ def ledger_recompute(*, portfolio_id: int, since: datetime | None = None, full: 
         ledger_request(portfolio_id=receiver, full=True)
     log.info("ledger.recomputed portfolio=%s incremental=%s ms=%s", portfolio_id, incremental, duration)
     return {"incremental": incremental, "assets": sorted(scoped.assets) if scoped else None, "duration_ms": duration}
+
+
+def _commit_without_waiting_for_disk() -> None:
+    """The ledger is derived from the stored transactions: its commit need not wait for the
+    write-ahead log to reach the disk (a first build's commit waited 1.2 s for it). It stays
+    atomic; a server crash in the next fraction of a second loses the recompute and its state
+    together, and the change it covered is still recorded as to be recomputed (`dirty_since`,
+    committed by the sync that made it)."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL synchronous_commit TO OFF")
 
 
 def _earliest(a: datetime | None, b: datetime | None) -> datetime | None:
