@@ -12,7 +12,7 @@ from decimal import Decimal
 from django.core.exceptions import EmptyResultSet
 from django.db import connection as db
 from psycopg.types.datetime import TimestamptzLoader
-from django.db.models import Q
+from django.db.models import Case, F, JSONField, Q, When
 
 from backend.brokers.symbols import FIAT
 from backend.connections.models import BrokerConnection
@@ -79,18 +79,19 @@ def _rows(queryset, *, stream: bool = True, fiat: dict[int, str] | None = None) 
     the caller has read it."""
     # Only Kraken trades (their `refid` joins a trade's two legs), coin movements (hashes pair
     # transfers) and Alpaca dividends (a DIV / ROC sub-type is a return of capital) need the
-    # raw record: reading it for every row would double the load.
+    # raw record: reading it for every row would double the load. It comes in the same read,
+    # null for the other rows (a second read by id was two more statements per recompute).
     needs_raw = (Q(connection__broker="kraken", type="trade") | Q(type__in=MOVEMENT_TYPES, asset__isnull=False)
                  | Q(connection__broker="alpaca", type="dividend")
                  | Q(connection__broker="ibkr", broker_type__startswith="CorporateAction"))
-    raws = dict(_fetch(queryset.filter(needs_raw).values_list("id", "raw"), stream))
+    values = queryset.annotate(needed_raw=Case(When(needs_raw, then=F("raw")), default=None,
+                                               output_field=JSONField())).values_list(*_FIELDS, "needed_raw")
     fiat = fiat_assets() if fiat is None else fiat
     out = []
     append = out.append
-    for fields in _fetch(queryset.values_list(*_FIELDS), stream):
+    for *fields, raw in _fetch(values, stream):
         # Positional, in Row's field order (as _FIELDS): most rows have no raw to read.
         row = Row(*fields)
-        raw = raws.get(row.id)
         if raw:
             _from_raw(row, json.loads(raw) if isinstance(raw, str) else raw)
         append(fiat_as_cash(row, fiat[row.asset_id]) if row.asset_id in fiat else row)
