@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import psycopg
+
 __all__ = ["column_types", "copy_rows", "execute_bound", "unnest"]
 
 # table -> column -> (type oid, SQL type). A table's types change only by a migration, which
@@ -36,8 +38,6 @@ def execute_bound(cursor, sql: str, params: list) -> list[tuple]:
     """Run `sql` with its parameters bound on the server, and return the rows it returns.
     Django's psycopg cursor binds on the client: it would quote every element of the arrays
     of `unnest` into the statement's text, for the server to parse again."""
-    import psycopg
-
     with psycopg.Cursor(cursor.connection) as bound:
         bound.execute(sql, params)
         return bound.fetchall() if bound.description else []
@@ -48,6 +48,7 @@ def unnest(types: list[tuple[int, str]], rows: list[tuple]) -> tuple[str, list[l
     parameters, one array per column: a statement of the same text whatever the number of
     rows, which psycopg parses once per process (a VALUES list of the same rows is a new
     statement each time, whose parse cost more of our CPU than the server spent running it).
-    For a few rows one statement is cheaper than a staging table's create, truncate and COPY."""
+    For a few rows one statement is cheaper than a staging table's create, truncate and COPY.
+    `rows` is not empty (a write of nothing sends no statement)."""
     arrays = ", ".join(f"%s::{sql}[]" for _, sql in types)
-    return f"unnest({arrays})", [list(column) for column in zip(*rows)] if rows else [[] for _ in types]
+    return f"unnest({arrays})", [list(column) for column in zip(*rows)]

@@ -5,9 +5,9 @@ import json
 import re
 from collections.abc import Callable, Iterable
 from datetime import date, datetime
-from typing import NamedTuple
 from datetime import timezone
 from decimal import Decimal
+from typing import NamedTuple
 
 from django.core.exceptions import EmptyResultSet
 from django.db import connection as db
@@ -71,7 +71,7 @@ def rows_since(*, portfolio_id: int, since: datetime) -> RowsSince:
     rows = _rows(queryset.filter(occurred_at__gte=since), stream=False, fiat=fiat)
     moves = _rows(queryset.filter(type__in=MOVEMENT_TYPES, asset__isnull=False, quantity__isnull=False,
                                   occurred_at__lt=since), stream=False, fiat=fiat)
-    return RowsSince(rows, moves, frozenset(FIAT) | frozenset(fiat.values()))
+    return RowsSince(rows, moves, fiat_codes(fiat))
 
 
 def _rows(queryset, *, stream: bool = True, fiat: dict[int, str] | None = None) -> list[Row]:
@@ -155,8 +155,9 @@ def fiat_assets() -> dict[int, str]:
     return dict(Asset.objects.filter(asset_class="fiat").values_list("id", "symbol"))
 
 
-def fiat_codes() -> frozenset[str]:
-    return frozenset(FIAT) | frozenset(Asset.objects.filter(asset_class="fiat").values_list("symbol", flat=True))
+def fiat_codes(fiat: dict[int, str] | None = None) -> frozenset[str]:
+    """Every fiat currency code; `fiat`: fiat_assets(), when the caller has read it."""
+    return frozenset(FIAT) | frozenset((fiat_assets() if fiat is None else fiat).values())
 
 
 class BookPricer:

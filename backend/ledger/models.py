@@ -10,8 +10,8 @@ Foreign keys of derived rows (to their portfolio, assets, connections, transacti
 each other) have no database constraint: a recompute writes them from rows it read in the
 same transaction while holding the portfolio's lock, and checking ~900,000 references at
 commit took longer than the engine on a 200,000-activity account; the last 200,000 of them,
-to the portfolio (each a key-share lock of the same row), were 1.5 s of a first build's
-commit (benchmarks/ledger.py). Deletes still cascade, null out or are protected as declared
+to the portfolio (each a key-share lock of the same row), made most of a first build's
+1.6 s commit (benchmarks/ledger.py). Deletes still cascade, null out or are protected as declared
 (Django applies on_delete itself). The user's own entries (picks, basis) and the state row
 keep every constraint. Derived rows have no index of their own on
 the portfolio (the unique (portfolio, key) index serves it) nor on the asset (only deleting

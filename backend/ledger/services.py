@@ -159,7 +159,7 @@ def ledger_recompute(*, portfolio_id: int, since: datetime | None = None, full: 
 
 def _commit_without_waiting_for_disk() -> None:
     """The ledger is derived from the stored transactions: its commit need not wait for the
-    write-ahead log to reach the disk (a first build's commit waited 1.2 s for it). It stays
+    write-ahead log to reach the disk (a flush per recompute, of every sync). It stays
     atomic; a server crash in the next fraction of a second loses the recompute and its state
     together, and the change it covered is still recorded as to be recomputed (`dirty_since`,
     committed by the sync that made it)."""

@@ -4,9 +4,9 @@ places (the engine keeps full Decimal precision until here).
 
 On PostgreSQL rows go through COPY into a temporary table and one INSERT .. ON CONFLICT per
 table: building a Django model per row and adapting each value costs ~10x more (measured by
-benchmarks/ledger.py). The few rows of an incremental recompute go in one INSERT .. SELECT FROM
-unnest(arrays) .. ON CONFLICT per table instead: the staging table's create and truncate cost more than they
-save there. SQLite (the zero-setup local database) uses bulk_create.
+benchmarks/ledger.py). The few rows of an incremental recompute go in one INSERT .. SELECT
+FROM unnest(arrays) .. ON CONFLICT per table instead: the staging table's create and
+truncate cost more than they save there. SQLite (the zero-setup local database) uses bulk_create.
 """
 from __future__ import annotations
 
@@ -146,7 +146,6 @@ def _insert_links(portfolio_id: int, links: list[tuple]) -> None:
     if not links:
         return
     link, disposal, lot = DisposalLot._meta.db_table, Disposal._meta.db_table, Lot._meta.db_table
-    temp = f"tmp_{link}"
     columns, rest = ", ".join(LINK_COLUMNS), ", ".join(f"t.{c}" for c in LINK_COLUMNS[3:])
     with db.cursor() as cursor:
         if len(links) <= FEW_ROWS:
@@ -158,6 +157,7 @@ def _insert_links(portfolio_id: int, links: list[tuple]) -> None:
                           f"{rest} FROM {arrays} AS t ({', '.join(LINK_STAGED_COLUMNS)})",
                           [portfolio_id, portfolio_id] + params)
             return
+        temp = f"tmp_{link}"
         cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {temp} AS SELECT d.key AS disposal_key, l.lot_key, "
                        f"{', '.join(f'l.{c}' for c in LINK_COLUMNS[3:])} FROM {link} l, {disposal} d WITH NO DATA")
         cursor.execute(f"TRUNCATE {temp}")
